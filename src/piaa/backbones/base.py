@@ -1,0 +1,174 @@
+"""What every backbone shares: its preprocessing, its metadata and the feature maps it returns.
+
+A backbone carries its own preprocessing (timm's ``pretrained_cfg`` idea), so a reference corpus, a
+profile and a scoring run that name the same backbone always see pixels prepared the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from piaa.images import load_image
+
+_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+class BackboneError(RuntimeError):
+    """A backbone cannot be built as asked (unknown name, missing or mismatched weights)."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How raw pixels become network input.
+
+    ``resize="squash"`` scales the whole photo to ``size`` x ``size`` without cropping: aesthetics
+    depend on composition, and a centre crop would cut away exactly what a person judges.
+    """
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: str = "squash"
+    interpolation: str = "bicubic"
+
+    def load(self, path: str | Path) -> np.ndarray:
+        """Decode ``path`` to a ``size`` x ``size`` x 3 uint8 array (raises ``ImageError``)."""
+        img = load_image(path, draft_size=(self.size, self.size))
+        return self.from_pil(img)
+
+    def from_pil(self, img: Image.Image) -> np.ndarray:
+        img = img.convert("RGB") if img.mode != "RGB" else img
+        if img.size != (self.size, self.size):
+            img = img.resize((self.size, self.size), _RESAMPLE[self.interpolation], reducing_gap=3.0)
+        return np.asarray(img, dtype=np.uint8)
+
+    def to_array(self, batch: np.ndarray) -> np.ndarray:
+        """N x H x W x 3 uint8 -> normalised N x 3 x H x W float32, in numpy: torch's worker threads
+        would otherwise spin and steal the cores ONNX Runtime is about to use."""
+        x = np.asarray(batch)
+        if x.ndim == 3:
+            x = x[None]
+        scale = np.float32(255.0) * np.asarray(self.std, np.float32)
+        x = (x.astype(np.float32) - np.float32(255.0) * np.asarray(self.mean, np.float32)) / scale
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.to_array(batch))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FeatureMaps(NamedTuple):
+    """The paper's Z1 (mid-level map), Z2 (last map), Z3 (pooled last map) and a retrieval embedding."""
+
+    z1: torch.Tensor
+    z2: torch.Tensor
+    z3: torch.Tensor
+    embedding: torch.Tensor
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """Metadata that travels with a backbone into every store and profile made with it."""
+
+    name: str
+    preprocess: Preprocess
+    channels: tuple[int, int, int]  # channels of z1, z2, z3
+    embed_dim: int
+    weights: str  # "imagenet", "random" or a file path
+    weights_hash: str
+    description: str = ""
+    license: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["preprocess"] = self.preprocess.to_dict()
+        return d
+
+
+class Backbone(nn.Module):
+    """An ImageNet network cut so that it yields :class:`FeatureMaps`; always frozen and in eval mode
+    unless a caller asks otherwise (full fine-tuning)."""
+
+    info: BackboneInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.info.preprocess
+
+    def forward(self, x: torch.Tensor) -> FeatureMaps:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_hash(path: str | Path) -> str:
+    """Short sha256 of a weights file, cached per (path, size, mtime): stores compare it to refuse a
+    backbone whose weights differ from the ones they were built with."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _HASH_CACHE[key] = h.hexdigest()[:16]
+    return _HASH_CACHE[key]
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``.pth``/``.pt`` or ``.safetensors`` state dict, with a one-line error on failure."""
+    p = Path(path)
+    if not p.is_file():
+        raise BackboneError(f"{p}: weights file not found")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(p))
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any decoding failure is the same problem for a user
+        raise BackboneError(f"{p}: not a readable PyTorch state dict ({type(e).__name__})") from None
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict):
+        raise BackboneError(f"{p}: not a state dict")
+    return sd
+
+
+def cache_dir() -> Path:
+    """Where piaa keeps derived files (exported ONNX graphs); ``PIAA_CACHE`` overrides."""
+    root = os.environ.get("PIAA_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "piaa"
+    )
+    return Path(root)
+
+
+@contextlib.contextmanager
+def seeded(active: bool, seed: int = 0) -> Iterator[None]:
+    """Random weights are reproducible, so a ``random`` weights hash names one network."""
+    if not active:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

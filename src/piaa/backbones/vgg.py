@@ -1,0 +1,106 @@
+"""VGG16 (Simonyan & Zisserman), the paper's backbone.
+
+Built here layer for layer like torchvision's ``vgg16`` so that torchvision's ImageNet state dict
+(``features.N.weight``...) loads as is, without needing torchvision itself. Taps, as in the paper's
+Fig. 4: Z1 = conv4_3 (after ReLU), Z2 = conv5_3 (after ReLU), Z3 = pool5; the embedding is pool5
+averaged over space (512-d).
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from piaa.backbones.base import (
+    Backbone,
+    BackboneError,
+    BackboneInfo,
+    FeatureMaps,
+    Preprocess,
+    file_hash,
+    load_state_dict_file,
+    seeded,
+)
+
+WEIGHTS_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+_Z1, _Z2, _Z3 = 22, 29, 30  # indices in ``features`` after which conv4_3, conv5_3 and pool5 come out
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _features() -> nn.Sequential:
+    layers: list[nn.Module] = []
+    c = 3
+    for v in _CFG:
+        if v == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(c, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            c = int(v)
+    return nn.Sequential(*layers)
+
+
+def hub_cache_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(WEIGHTS_URL).name
+
+
+def fetch_imagenet_weights() -> Path:
+    """torchvision's file from torch's hub cache, downloading it there if it is not there yet."""
+    path = hub_cache_path()
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # downloads to a temporary name and renames when complete
+        torch.hub.download_url_to_file(WEIGHTS_URL, str(path), progress=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        raise BackboneError(
+            f"vgg16: ImageNet weights are not on this machine and could not be downloaded ({e}). "
+            f"Download {WEIGHTS_URL} and pass it with --weights PATH (or weights=PATH), "
+            f"or put it at {path}."
+        ) from None
+    return path
+
+
+class VGG16(Backbone):
+    def __init__(self, weights: str | None = "imagenet") -> None:
+        super().__init__()
+        with seeded(weights is None):
+            self.features = _features()
+        if weights is None:
+            w_label, w_hash = "random", "random"
+        else:
+            path = fetch_imagenet_weights() if weights == "imagenet" else Path(weights)
+            sd = load_state_dict_file(path)
+            feats = {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
+            try:
+                self.features.load_state_dict(feats)
+            except RuntimeError as e:
+                first = str(e).strip().splitlines()[0]
+                raise BackboneError(f"{path}: not a torchvision vgg16 state dict ({first})") from None
+            w_label, w_hash = weights, file_hash(path)
+        self.info = BackboneInfo(
+            name="vgg16",
+            preprocess=Preprocess(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            channels=(512, 512, 512),
+            embed_dim=512,
+            weights=str(w_label),
+            weights_hash=w_hash,
+            description="VGG16, ImageNet-1k (torchvision weights), taps: conv4_3 / conv5_3 / pool5",
+            license="BSD-3-Clause (torchvision weights)",
+        )
+        self.eval().requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> FeatureMaps:
+        z1 = z2 = x
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i == _Z1:
+                z1 = x
+            elif i == _Z2:
+                z2 = x
+        return FeatureMaps(z1, z2, x, x.mean(dim=(2, 3)))

@@ -1,0 +1,207 @@
+"""The ``piaa`` command line. Every user-facing failure is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Personalized image aesthetic assessment.", no_args_is_help=True, add_completion=False)
+reference_app = typer.Typer(
+    help="Build and query a reference corpus (crowd-rated images).", no_args_is_help=True
+)
+app.add_typer(reference_app, name="reference")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from piaa.backbones import BackboneError
+    from piaa.images import ImageError
+    from piaa.labels import LabelFormatError
+    from piaa.reference import ReferenceError
+
+    return (BackboneError, ImageError, LabelFormatError, ReferenceError, FileNotFoundError, ValueError)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can cause into one line instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _user_errors() as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def say(msg: str) -> None:
+    console.print(msg, soft_wrap=True, highlight=False)
+
+
+def report_failures(failures: Any, noun: str = "image") -> None:
+    if len(failures):
+        err_console.print(f"[yellow]{failures.summary(noun)}[/]", highlight=False, soft_wrap=True)
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """CSV or JSON by suffix, written atomically."""
+    from piaa.io import atomic_write_text
+
+    if path.suffix.lower() == ".json":
+        atomic_write_text(path, json.dumps(rows, indent=2) + "\n")
+    elif path.suffix.lower() == ".csv":
+        import io
+
+        buf = io.StringIO()
+        flat = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in rows]
+        fields = list(flat[0]) if flat else ["path"]
+        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(flat)
+        atomic_write_text(path, buf.getvalue())
+    else:
+        raise ValueError(f"{path}: output must end in .csv or .json")
+
+
+@app.command("backbones")
+def backbones_cmd() -> None:
+    """List the registered backbones."""
+    from piaa.backbones import DEFAULT_BACKBONE, describe_backbones
+
+    table = Table("name", "description")
+    for name, text in describe_backbones().items():
+        table.add_row(name + (" *" if name == DEFAULT_BACKBONE else ""), text)
+    console.print(table)
+
+
+@reference_app.command("build")
+@friendly
+def reference_build(
+    labels: Annotated[Path, typer.Option(help="AVA.txt-style file or a CSV of labels.")],
+    images: Annotated[Path, typer.Option(help="Folder holding the labelled images.")],
+    out: Annotated[Path, typer.Option(help="Reference folder to create (or resume).")],
+    backbone: Annotated[
+        str, typer.Option(help="Backbone name (see `piaa backbones`).")
+    ] = "efficientnet-lite0",
+    weights: Annotated[str, typer.Option(help="'imagenet' or a state-dict file.")] = "imagenet",
+    maps: Annotated[bool, typer.Option(help="Store feature maps (fast personalization).")] = True,
+    engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    workers: Annotated[int | None, typer.Option(help="Decode processes (default: cores, at most 2).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N labelled images.")] = None,
+) -> None:
+    """Embed every labelled image; a killed build resumes where it stopped."""
+    from piaa.reference import build_reference
+
+    rep = build_reference(
+        labels,
+        images,
+        out,
+        backbone=backbone,
+        weights=weights,
+        store_maps=maps,
+        engine=engine,
+        batch_size=batch_size,
+        workers=workers,
+        limit=limit,
+    )
+    report_failures(rep.failures)
+    resumed = f" (resumed after {rep.resumed_from})" if rep.resumed_from else ""
+    say(
+        f"{out}: {rep.embedded} of {rep.total} images embedded{resumed}, "
+        f"{rep.newly_embedded} now at {rep.images_per_second:.1f} images/s"
+    )
+
+
+@reference_app.command("info")
+@friendly
+def reference_info(ref: Path) -> None:
+    """Show what a reference holds."""
+    from piaa.reference import Reference
+
+    r = Reference.open(ref)
+    m = r.meta
+    say(
+        f"{ref}: {len(r)} images, backbone {m['backbone']} (weights {m['weights_hash']}), "
+        f"labels {m['labels_format']} from {m['labels']}, maps {'stored' if r.has_maps else 'not stored'}"
+    )
+
+
+@reference_app.command("neighbors")
+@friendly
+def reference_neighbors(
+    ref: Path,
+    images: Annotated[list[Path], typer.Argument(help="Query images or folders.")],
+    k: Annotated[int, typer.Option(min=1)] = 50,
+    output: Annotated[
+        Path | None, typer.Option(help="Write all neighbours to FILE.csv or FILE.json.")
+    ] = None,
+    show: Annotated[int, typer.Option(help="Neighbours shown per image in the terminal.")] = 5,
+) -> None:
+    """The K nearest reference images (cosine similarity) of each query image."""
+    from piaa.features import FeatureExtractor
+    from piaa.images import FailureLog, iter_image_files
+    from piaa.reference import Reference
+
+    r = Reference.open(ref)
+    paths = list(iter_image_files(images))
+    failures = FailureLog()
+    extractor = FeatureExtractor(r.create_backbone())
+    rows: list[dict[str, Any]] = []
+    for batch in extractor.files(paths, failures=failures, progress=len(paths) > 8):
+        sims, nn_rows = r.neighbors(batch.features.embedding.numpy(), k)
+        means = r.mean_scores()
+        for j, i in enumerate(batch.indices):
+            for rank, (s, row) in enumerate(zip(sims[j], nn_rows[j], strict=True), 1):
+                rows.append(
+                    {
+                        "query": str(paths[i]),
+                        "rank": rank,
+                        "image_id": r.ids[row],
+                        "similarity": round(float(s), 5),
+                        "mean_score": round(float(means[row]), 4),
+                        "path": str(r.paths[row]),
+                    }
+                )
+    for q in dict.fromkeys(x["query"] for x in rows):
+        table = Table("rank", "image id", "similarity", "mean score", title=q, title_justify="left")
+        for x in [x for x in rows if x["query"] == q][:show]:
+            table.add_row(str(x["rank"]), x["image_id"], f"{x['similarity']:.3f}", f"{x['mean_score']:.2f}")
+        console.print(table)
+    if output:
+        write_rows(output, rows)
+        say(f"wrote {len(rows)} rows to {output}")
+    report_failures(failures)
+    if failures and not rows:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+@friendly
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the example and its results.")] = Path("piaa-demo"),
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Run every stage end to end on a small embedded example."""
+    from piaa import demo
+
+    demo.run(out, seed)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Images -> feature maps, fast on a CPU.
+
+Two engines compute the same function: ``torch`` (the reference: eager PyTorch) and ``onnx`` (the fast
+path: the backbone exported once to ONNX and run by ONNX Runtime, about 1.4-3x faster on a laptop
+CPU). Decoding runs in worker processes so that JPEG decoding overlaps the network. Bad files never stop
+a batch: they are recorded in a :class:`~piaa.images.FailureLog` and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from piaa.backbones import Backbone, FeatureMaps, Preprocess, cache_dir
+from piaa.images import FailureLog, ImageError
+from piaa.io import atomic_open
+
+log = logging.getLogger(__name__)
+ENGINES = ("auto", "onnx", "torch")
+# ONNX Runtime and eager PyTorch agree to this (max abs difference, feature values up to ~25).
+ONNX_ATOL = 1e-3
+
+
+class _Decode(Dataset):
+    def __init__(self, paths: Sequence[str | Path], preprocess: Preprocess) -> None:
+        self.paths = list(paths)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
+        try:
+            return i, self.preprocess.load(self.paths[i]), ""
+        except ImageError as e:
+            return i, None, e.reason
+        except Exception as e:  # noqa: BLE001 - a batch must go on past any one bad file
+            return i, None, f"unreadable ({type(e).__name__}: {e})"
+
+
+def _collate(items: list) -> list:
+    return items
+
+
+class OnnxEngine:
+    """The backbone as an ONNX graph, exported once per (backbone, weights, size) into piaa's cache."""
+
+    def __init__(self, backbone: Backbone, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        info = backbone.info
+        path = cache_dir() / "onnx" / f"{info.name}-{info.weights_hash}-{info.preprocess.size}.onnx"
+        if not path.is_file():
+            export_onnx(backbone, path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.path = path
+
+    def __call__(self, x: np.ndarray) -> FeatureMaps:
+        outs = self.session.run(None, {"x": x})
+        return FeatureMaps(*(torch.from_numpy(o) for o in outs))
+
+
+def export_onnx(backbone: Backbone, path: Path) -> None:
+    """Export atomically: a killed export never leaves a half-written graph in the cache."""
+    size = backbone.preprocess.size
+    names = list(FeatureMaps._fields)
+    with atomic_open(path) as f, warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about Python-side shape arithmetic
+        torch.onnx.export(
+            backbone.eval(),
+            (torch.zeros(2, 3, size, size),),
+            f,
+            input_names=["x"],
+            output_names=names,
+            dynamic_axes={n: {0: "n"} for n in ["x", *names]},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+@dataclass
+class Batch:
+    """Feature maps of the images at ``indices`` (positions in the input list) that decoded."""
+
+    indices: list[int]
+    features: FeatureMaps
+
+
+class FeatureExtractor:
+    """Runs a backbone over files or in-memory images, batched, with decode workers and a progress bar."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        engine: str = "auto",
+        batch_size: int = 8,
+        workers: int | None = None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.backbone = backbone.eval()
+        self.batch_size = batch_size
+        self.workers = 1 if workers is None else workers
+        self.engine_name = "torch"
+        self._onnx: OnnxEngine | None = None
+        if engine in ("auto", "onnx"):
+            try:
+                self._onnx = OnnxEngine(backbone)
+                self.engine_name = "onnx"
+            except Exception as e:  # noqa: BLE001
+                if engine == "onnx":
+                    raise
+                log.warning("ONNX Runtime unavailable (%s); using PyTorch", e)
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.backbone.preprocess
+
+    def forward(self, pixels: np.ndarray) -> FeatureMaps:
+        """N x H x W x 3 uint8 (already resized) -> feature maps."""
+        x = self.preprocess.to_array(pixels)
+        if self._onnx is not None:
+            return self._onnx(x)
+        with torch.inference_mode():
+            return self.backbone(torch.from_numpy(x))
+
+    def images(self, images: Sequence[Image.Image | np.ndarray]) -> FeatureMaps:
+        """Features of in-memory images (PIL images or H x W x 3 uint8 arrays of any size)."""
+        out: list[FeatureMaps] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = [
+                self.preprocess.from_pil(im if isinstance(im, Image.Image) else Image.fromarray(im))
+                for im in images[start : start + self.batch_size]
+            ]
+            out.append(self.forward(np.stack(chunk)))
+        return concat(out)
+
+    def files(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        failures: FailureLog | None = None,
+        progress: bool | str = True,
+    ) -> Iterator[Batch]:
+        """Yield batches of features in input order; files that fail to decode go to ``failures``."""
+        if not paths:
+            return
+        loader = DataLoader(
+            _Decode(paths, self.preprocess),
+            batch_size=self.batch_size,
+            num_workers=self.workers if len(paths) > self.batch_size else 0,
+            collate_fn=_collate,
+            prefetch_factor=4 if self.workers and len(paths) > self.batch_size else None,
+        )
+        desc = progress if isinstance(progress, str) else "embedding"
+        with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, smoothing=0.1) as bar:
+            for items in loader:
+                good = [(i, a) for i, a, _ in items if a is not None]
+                if failures is not None:
+                    for i, _, reason in items:
+                        if reason:
+                            failures.add(paths[i], reason)
+                if good:
+                    feats = self.forward(np.stack([a for _, a in good]))
+                    yield Batch([i for i, _ in good], feats)
+                bar.update(len(items))
+
+
+def concat(parts: Sequence[FeatureMaps]) -> FeatureMaps:
+    if not parts:
+        raise ValueError("no features to concatenate")
+    return FeatureMaps(*(torch.cat(t) for t in zip(*parts, strict=True)))
+
+
+def normalize(embeddings: np.ndarray) -> np.ndarray:
+    """L2-normalise rows (cosine similarity becomes an inner product); zero rows stay zero."""
+    e = np.asarray(embeddings, dtype=np.float32)
+    n = np.linalg.norm(e, axis=1, keepdims=True)
+    return e / np.maximum(n, 1e-12)
