@@ -29,7 +29,9 @@ def embed_throughput(name: str, paths: list[Path], engine: str, batch_size: int,
     return n / (time.perf_counter() - t)
 
 
-def knn_query_time(rows: int = 255_000, dim: int = 1280, queries: int = 100, k: int = 50) -> tuple[float, float]:
+def knn_query_time(
+    rows: int = 255_000, dim: int = 1280, queries: int = 100, k: int = 50
+) -> tuple[float, float]:
     import faiss
 
     rng = np.random.default_rng(0)
@@ -63,11 +65,15 @@ def main() -> None:
     for name in args.backbones:
         for engine in args.engines:
             ips = embed_throughput(name, paths, engine, args.batch_size, args.workers)
-            print(f"embed  {name:20s} {engine:5s} batch {args.batch_size:3d} workers {args.workers}: "
-                  f"{ips:6.1f} images/s")
+            print(
+                f"embed  {name:20s} {engine:5s} batch {args.batch_size:3d} workers {args.workers}: "
+                f"{ips:6.1f} images/s"
+            )
     single, batched = knn_query_time()
-    print(f"knn    255,000 x 1280 exact cosine (faiss IndexFlatIP), k=50: {single * 1000:.1f} ms/query alone, "
-          f"{batched * 1000:.2f} ms/query in a batch of 100")
+    print(
+        f"knn    255,000 x 1280 exact cosine (faiss IndexFlatIP), k=50: {single * 1000:.1f} ms/query alone, "
+        f"{batched * 1000:.2f} ms/query in a batch of 100"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,19 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from piaa.backbones import create_backbone, list_backbones  # noqa: E402
+from piaa.personalize import personalize  # noqa: E402
+from piaa.profile import Profile, load_profile  # noqa: E402
 from piaa.reference import Reference, build_reference  # noqa: E402
+from piaa.train import TrainConfig  # noqa: E402
 
-__all__ = ["Reference", "__version__", "build_reference", "create_backbone", "list_backbones"]
+__all__ = [
+    "Profile",
+    "Reference",
+    "TrainConfig",
+    "__version__",
+    "build_reference",
+    "create_backbone",
+    "list_backbones",
+    "load_profile",
+    "personalize",
+]

@@ -18,6 +18,8 @@ reference_app = typer.Typer(
     help="Build and query a reference corpus (crowd-rated images).", no_args_is_help=True
 )
 app.add_typer(reference_app, name="reference")
+prefs_app = typer.Typer(help="A person's preference store: import, export, inspect.", no_args_is_help=True)
+app.add_typer(prefs_app, name="prefs")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -26,9 +28,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from piaa.backbones import BackboneError
     from piaa.images import ImageError
     from piaa.labels import LabelFormatError
+    from piaa.preferences import PreferenceError
+    from piaa.profile import ProfileError
     from piaa.reference import ReferenceError
 
-    return (BackboneError, ImageError, LabelFormatError, ReferenceError, FileNotFoundError, ValueError)
+    return (
+        BackboneError, ImageError, LabelFormatError, PreferenceError, ProfileError, ReferenceError,
+        FileNotFoundError, ValueError,
+    )  # fmt: skip
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -184,6 +191,143 @@ def reference_neighbors(
         say(f"wrote {len(rows)} rows to {output}")
     report_failures(failures)
     if failures and not rows:
+        raise typer.Exit(1)
+
+
+@prefs_app.command("import")
+@friendly
+def prefs_import(
+    store: Annotated[Path, typer.Argument(help="Preference store (SQLite; created if missing).")],
+    csv_file: Annotated[Path, typer.Argument(help="CSV with header preferred,other.")],
+    album: Annotated[Path | None, typer.Option(help="Album folder the names are relative to.")] = None,
+) -> None:
+    """Append the pairs of a CSV to a store (all of them or none)."""
+    from piaa.preferences import PreferenceStore
+
+    with PreferenceStore(store) as s:
+        n = s.import_csv(csv_file, album)
+        say(f"{store}: imported {n} judgements ({len(s)} in all, {len(s.pairs())} effective pairs)")
+
+
+@prefs_app.command("export")
+@friendly
+def prefs_export(
+    store: Annotated[Path, typer.Argument(help="Preference store.")],
+    csv_file: Annotated[Path, typer.Argument(help="CSV to write (preferred,other).")],
+    album: Annotated[Path | None, typer.Option(help="Write names relative to this album.")] = None,
+    resolved: Annotated[bool, typer.Option(help="Only the effective pairs.")] = False,
+) -> None:
+    """Write a store's judgements as CSV (atomically)."""
+    from piaa.preferences import PreferenceStore
+
+    if not store.is_file():
+        raise FileNotFoundError(f"{store}: no such preference store")
+    with PreferenceStore(store) as s:
+        s.export_csv(csv_file, album, resolved=resolved)
+        say(f"wrote {len(s.pairs()) if resolved else len(s)} pairs to {csv_file}")
+
+
+@prefs_app.command("show")
+@friendly
+def prefs_show(store: Annotated[Path, typer.Argument(help="Preference store or CSV.")]) -> None:
+    """Count stated, contradictory and transitively inferred pairs."""
+    from piaa.preferences import enrich_transitive, load_statements, resolve
+
+    statements = load_statements(store)
+    pairs, contradictions = resolve(statements)
+    inferred = len(enrich_transitive(pairs)) - len(pairs)
+    images = len({n for p in pairs for n in p})
+    say(
+        f"{store}: {len(statements)} judgements over {images} images -> {len(pairs)} effective pairs "
+        f"({len(contradictions)} contradictions, latest wins) + {inferred} inferred by transitivity"
+    )
+
+
+@app.command("personalize")
+@friendly
+def personalize_cmd(
+    reference: Annotated[Path, typer.Option(help="Reference folder (`piaa reference build`).")],
+    album: Annotated[Path, typer.Option(help="Folder of the person's photos.")],
+    out: Annotated[Path, typer.Option(help="Profile folder to write.")],
+    prefs: Annotated[Path | None, typer.Option(help="preferred,other CSV or a preference store.")] = None,
+    k: Annotated[int, typer.Option(min=1, help="Reference neighbours per album photo.")] = 50,
+    seed: Annotated[int, typer.Option()] = 0,
+    attention: Annotated[bool, typer.Option(help="Attention modules (off: the paper's ablation).")] = True,
+    pretrain: Annotated[
+        bool, typer.Option(help="Generic regression first (off: the paper's ablation).")
+    ] = True,
+    rank_loss: Annotated[str, typer.Option(help="hinge, exp or logistic.")] = "hinge",
+    generic_epochs: Annotated[int | None, typer.Option(min=0)] = None,
+    rank_epochs: Annotated[int | None, typer.Option(min=0)] = None,
+    finetune_backbone: Annotated[bool, typer.Option(help="Train the backbone too (slow on a CPU).")] = False,
+) -> None:
+    """Train a personal profile: generic model on the album's reference neighbours, then the preferences."""
+    from piaa.personalize import personalize
+    from piaa.train import TrainConfig
+
+    overrides = {"generic_epochs": generic_epochs, "rank_epochs": rank_epochs}
+    cfg = TrainConfig(
+        k=k,
+        seed=seed,
+        attention=attention,
+        pretrain=pretrain,
+        rank_loss=rank_loss,
+        finetune_backbone=finetune_backbone,
+        **{key: v for key, v in overrides.items() if v is not None},
+    )
+    profile = personalize(reference, album, prefs, out, config=cfg)
+    rep = profile.report
+    report_failures(rep.failures)
+    if rep.unknown_images:
+        err_console.print(
+            f"[yellow]{len(rep.unknown_images)} images in the preferences are not in the album "
+            f"(ignored): {', '.join(rep.unknown_images[:5])}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if rep.contradictions:
+        say(f"{len(rep.contradictions)} contradictory statements: the latest of each wins")
+    kind = "personal" if rep.pairs_stated else "generic (no preferences given)"
+    say(
+        f"{out}: {kind} profile from {rep.album_images} photos, {rep.neighbours} reference neighbours, "
+        f"{rep.pairs_stated} stated + {rep.pairs_inferred} inferred pairs, in {rep.seconds:.1f} s"
+    )
+
+
+@app.command("score")
+@friendly
+def score_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Images or folders (walked recursively).")],
+    profile: Annotated[Path, typer.Option(help="Profile folder (`piaa personalize`).")],
+    output: Annotated[Path | None, typer.Option(help="Write FILE.csv or FILE.json.")] = None,
+    top: Annotated[int | None, typer.Option(min=1, help="Show and write only the best N.")] = None,
+    engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+) -> None:
+    """Score photos with a profile (1-10, higher is better) and rank them."""
+    from piaa.images import FailureLog, iter_image_files
+    from piaa.profile import load_profile
+
+    prof = load_profile(profile)
+    files = list(iter_image_files(paths))
+    failures = FailureLog()
+    results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
+    results.sort(key=lambda r: -r.score)
+    if top:
+        results = results[:top]
+    table = Table(
+        "rank", "score", "path", title=f"{len(results)} photos ranked by {profile}", title_justify="left"
+    )
+    for i, r in enumerate(results[:50], 1):
+        table.add_row(str(i), f"{r.score:.2f}", r.path)
+    console.print(table)
+    if len(results) > 50:
+        say(f"... {len(results) - 50} more")
+    if output:
+        rows = [{"rank": i, **r.to_dict()} for i, r in enumerate(results, 1)]
+        write_rows(output, rows)
+        say(f"wrote {len(rows)} scores to {output}")
+    report_failures(failures)
+    if not results:
         raise typer.Exit(1)
 
 

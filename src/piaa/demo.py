@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from piaa.simulate import crowd_histograms, crowd_taste, photo_attributes
+from piaa.simulate import Taste, crowd_histograms, crowd_taste, photo_attributes
 
 SAMPLE_PHOTOS = (
     "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -83,22 +83,113 @@ def make_example(root: str | Path, seed: int = 0) -> Example:
     return Example(root, album, refdir, labels, album_files)
 
 
-def run(out: str | Path = "piaa-demo", seed: int = 0) -> None:
-    """Build the example, embed the reference corpus and show each album photo's neighbours."""
-    from rich.console import Console
+def simulated_user() -> Taste:
+    """The demo's person: likes bright, colourful photos (a little inconsistent, as people are)."""
+    return Taste(weights=np.array([1.0, 0.8, 0.0, 0.0, 0.0], np.float32), noise=0.1)
 
-    from piaa.features import FeatureExtractor
-    from piaa.reference import Reference, build_reference
+
+def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[str, float]:
+    """Build the example, the reference, a generic and a personal profile; compare their rankings of
+    photos the person never judged; write ``report.html``. Returns the measured agreement."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from piaa.evaluate import pairwise_accuracy, spearman
+    from piaa.personalize import personalize
+    from piaa.preferences import PairSampler, PreferenceStore
+    from piaa.reference import build_reference
 
     console = Console()
     ex = make_example(out, seed)
-    console.print(f"example world in {ex.root}: {len(ex.album_files)} album photos")
-    rep = build_reference(ex.labels, ex.reference_images, ex.root / "reference")
-    console.print(f"reference: {rep.embedded} images embedded ({rep.images_per_second:.0f} images/s)")
-    ref = Reference.open(ex.root / "reference")
-    feats = FeatureExtractor(ref.create_backbone()).images([Image.open(p) for p in ex.album_files[:3]])
-    sims, rows = ref.neighbors(feats.embedding.numpy(), k=3)
-    means = ref.mean_scores()
-    for p, s, r in zip(ex.album_files[:3], sims, rows, strict=True):
-        near = ", ".join(f"{ref.ids[j]} ({c:.2f}, crowd {means[j]:.1f})" for c, j in zip(s, r, strict=True))
-        console.print(f"{p.name}: {near}")
+    root = ex.root
+    console.print(f"[bold]1. example[/]: {len(ex.album_files)} album photos, crowd-rated reference in {root}")
+    rep = build_reference(ex.labels, ex.reference_images, root / "reference")
+    console.print(f"[bold]2. reference[/]: {rep.embedded} images embedded")
+
+    user = simulated_user()
+    rng = np.random.default_rng(seed)
+    names = [p.name for p in ex.album_files]
+    truth = user.utility(np.stack([photo_attributes(Image.open(p)) for p in ex.album_files]))
+    order = rng.permutation(len(names))
+    judged, held_out = sorted(order[: len(names) * 3 // 5]), sorted(order[len(names) * 3 // 5 :])
+    store_path = root / "preferences.sqlite"
+    store_path.unlink(missing_ok=True)
+    sampler = PairSampler([names[i] for i in judged], seed=seed)
+    index = {n: i for i, n in enumerate(names)}
+    with PreferenceStore(store_path) as store:
+        for _ in range(pairs):
+            a, b = sampler.next()
+            ia, ib = index[a], index[b]
+            store.add(*((a, b) if user.prefers(truth[ia], truth[ib], rng) else (b, a)), source="simulated")
+        store.export_csv(root / "preferences.csv")
+    console.print(
+        f"[bold]3. preferences[/]: a simulated person who likes bright, colourful photos picked the "
+        f"better photo of {pairs} random pairs among {len(judged)} photos -> {store_path.name}"
+    )
+    generic = personalize(root / "reference", ex.album, None, root / "profile-generic", progress=False)
+    personal = personalize(root / "reference", ex.album, store_path, root / "profile", progress=True)
+    r = personal.report
+    console.print(
+        f"[bold]4. profiles[/]: generic (no preferences) and personal ({r.pairs_stated} stated + "
+        f"{r.pairs_inferred} inferred pairs, {r.seconds:.1f} s)"
+    )
+    test_files = [ex.album_files[i] for i in held_out]
+    t = truth[held_out]
+    results: dict[str, float] = {}
+    rankings = {}
+    for label, prof in (("generic", generic), ("personal", personal)):
+        scores = np.array([x.score for x in prof.score(test_files)])
+        results[f"{label}_spearman"] = spearman(scores, t)
+        results[f"{label}_pairwise"] = pairwise_accuracy(scores, t)
+        rankings[label] = sorted(zip(scores, test_files, strict=True), key=lambda x: -x[0])
+    true_rank = {p: k for k, p in enumerate(sorted(test_files, key=lambda p: -truth[index[p.name]]), 1)}
+    table = Table(
+        "#",
+        "before: generic model",
+        "after: personal model",
+        title=f"5. the {len(held_out)} photos the person never judged, best first (top 8; "
+        "(#n) = the person's own rank)",
+    )
+    for k in range(8):
+        (_, pg), (_, pp) = rankings["generic"][k], rankings["personal"][k]
+        table.add_row(str(k + 1), f"{pg.stem} (#{true_rank[pg]})", f"{pp.stem} (#{true_rank[pp]})")
+    console.print(table)
+    console.print(
+        f"agreement with the person's taste: Spearman rho {results['generic_spearman']:.2f} -> "
+        f"{results['personal_spearman']:.2f}, pairwise accuracy {results['generic_pairwise']:.0%} -> "
+        f"{results['personal_pairwise']:.0%}"
+    )
+    write_report(root / "report.html", rankings, true_rank, results)
+    console.print(f"[bold]6. report[/]: {root / 'report.html'}")
+    return results
+
+
+def write_report(path: Path, rankings: dict, true_rank: dict, results: dict[str, float]) -> None:
+    """A small HTML page: thumbnails of the held-out photos in rank order, before and after."""
+    import html
+    import os
+
+    from piaa.io import atomic_write_text
+
+    rows = []
+    for label in ("generic", "personal"):
+        cells = "".join(
+            f'<figure><img src="{html.escape(os.path.relpath(p, path.parent))}" loading="lazy">'
+            f"<figcaption>{k}. {s:.2f}<br><small>person: #{true_rank[p]}</small></figcaption></figure>"
+            for k, (s, p) in enumerate(rankings[label], 1)
+        )
+        rho, acc = results[f"{label}_spearman"], results[f"{label}_pairwise"]
+        rows.append(
+            f"<h2>{label} model — Spearman ρ {rho:.2f}, pairwise accuracy {acc:.0%}</h2>"
+            f'<div class="row">{cells}</div>'
+        )
+    page = f"""<!doctype html><meta charset="utf-8"><title>piaa demo</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em}} .row{{display:flex;flex-wrap:wrap;gap:8px}}
+figure{{margin:0;width:128px;text-align:center;font-size:13px}}
+img{{width:128px;height:96px;object-fit:cover}}</style>
+<h1>piaa demo: ranking before and after personalization</h1>
+<p>Photos the simulated person (who likes bright, colourful photos) never judged, ranked by each model,
+best first. "person: #n" is where the person's own taste puts the photo.</p>
+{"".join(rows)}
+"""
+    atomic_write_text(path, page)

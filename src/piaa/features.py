@@ -9,8 +9,11 @@ a batch: they are recorded in a :class:`~piaa.images.FailureLog` and skipped.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,17 +111,22 @@ class FeatureExtractor:
         engine: str = "auto",
         batch_size: int = 8,
         workers: int | None = None,
+        streams: int | None = None,
     ) -> None:
+        """``workers``: decode processes; ``streams``: concurrent ONNX Runtime calls (default: cores, at
+        most 2)."""
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.backbone = backbone.eval()
         self.batch_size = batch_size
         self.workers = 1 if workers is None else workers
         self.engine_name = "torch"
+        self.streams = 1
         self._onnx: OnnxEngine | None = None
         if engine in ("auto", "onnx"):
             try:
-                self._onnx = OnnxEngine(backbone)
+                self.streams = max(1, min(2, os.cpu_count() or 1)) if streams is None else streams
+                self._onnx = OnnxEngine(backbone, threads=1 if self.streams > 1 else None)
                 self.engine_name = "onnx"
             except Exception as e:  # noqa: BLE001
                 if engine == "onnx":
@@ -166,17 +174,38 @@ class FeatureExtractor:
             prefetch_factor=4 if self.workers and len(paths) > self.batch_size else None,
         )
         desc = progress if isinstance(progress, str) else "embedding"
-        with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, smoothing=0.1) as bar:
-            for items in loader:
-                good = [(i, a) for i, a, _ in items if a is not None]
-                if failures is not None:
-                    for i, _, reason in items:
-                        if reason:
-                            failures.add(paths[i], reason)
-                if good:
-                    feats = self.forward(np.stack([a for _, a in good]))
-                    yield Batch([i for i, _ in good], feats)
-                bar.update(len(items))
+        # ONNX Runtime runs each call on its calling thread (one intra-op thread), so ``streams`` Python
+        # threads keep that many cores busy: on 2 cores this beats one call with 2 intra-op threads
+        # by ~1.5x, because small convolutions scale poorly across threads.
+        pool = ThreadPoolExecutor(self.streams) if self.streams > 1 else None
+        pending: deque[tuple[list[int], Future | FeatureMaps | None, int]] = deque()
+        try:
+            with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, smoothing=0.1) as bar:
+                for items in loader:
+                    good = [(i, a) for i, a, _ in items if a is not None]
+                    if failures is not None:
+                        for i, _, reason in items:
+                            if reason:
+                                failures.add(paths[i], reason)
+                    pixels = np.stack([a for _, a in good]) if good else None
+                    job: Future | FeatureMaps | None = None
+                    if pixels is not None:
+                        job = pool.submit(self.forward, pixels) if pool else self.forward(pixels)
+                    pending.append(([i for i, _ in good], job, len(items)))
+                    while pending and (len(pending) > self.streams or pool is None):
+                        yield from self._finish(pending.popleft(), bar)
+                while pending:
+                    yield from self._finish(pending.popleft(), bar)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _finish(item: tuple[list[int], Future | FeatureMaps | None, int], bar: tqdm) -> Iterator[Batch]:
+        indices, job, count = item
+        if job is not None:
+            yield Batch(indices, job.result() if isinstance(job, Future) else job)
+        bar.update(count)
 
 
 def concat(parts: Sequence[FeatureMaps]) -> FeatureMaps:

@@ -54,6 +54,7 @@ __all__ = [
     "infer_transitive",
     "is_sqlite_file",
     "load_pairs",
+    "load_statements",
     "normalize_name",
     "read_pairs_csv",
     "resolve",
@@ -297,16 +298,24 @@ def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
         return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
-def load_pairs(path: str | os.PathLike[str], album: str | os.PathLike[str] | None = None) -> list[Pair]:
-    """Effective pairs (contradictions resolved) from a preference CSV or a ``PreferenceStore`` file."""
+def load_statements(path: str | os.PathLike[str], album: str | os.PathLike[str] | None = None) -> list[Pair]:
+    """Every stated pair, in order, unresolved, from a preference CSV or a ``PreferenceStore`` file."""
+    if not os.path.isfile(path):
+        raise PreferenceError(f"{path}: no such preferences file")
     if is_sqlite_file(path):
         with PreferenceStore(path) as store:
-            pairs = store.pairs()
-        if album is None:
-            return pairs
-        # Normalising can merge names (absolute vs relative spellings), so resolve again.
-        return resolve([(normalize_name(a, album), normalize_name(b, album)) for a, b in pairs])[0]
-    return resolve(read_pairs_csv(path, album))[0]
+            pairs = [j.pair for j in store.judgements()]
+        return (
+            pairs
+            if album is None
+            else [(normalize_name(a, album), normalize_name(b, album)) for a, b in pairs]
+        )
+    return read_pairs_csv(path, album)
+
+
+def load_pairs(path: str | os.PathLike[str], album: str | os.PathLike[str] | None = None) -> list[Pair]:
+    """Effective pairs (contradictions resolved) from a preference CSV or a ``PreferenceStore`` file."""
+    return resolve(load_statements(path, album))[0]
 
 
 # -------------------------------------------------------------------------------------------- store

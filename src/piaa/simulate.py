@@ -110,3 +110,10 @@ def judge_pairs(
     for a, b in pairs:
         out.append((a, b) if taste.prefers(utilities[a], utilities[b], rng) else (b, a))
     return out
+
+
+def random_user(rng: np.random.Generator, personal: float = 1.0, noise: float = 0.3) -> Taste:
+    """A person: the crowd's taste plus personal weights on the attributes (``personal`` sets how far
+    from the crowd), judging with some noise."""
+    w = crowd_taste().weights + personal * rng.normal(0, 1, len(ATTRIBUTES)).astype(np.float32)
+    return Taste(weights=w.astype(np.float32), noise=noise)

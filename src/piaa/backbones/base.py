@@ -135,6 +135,15 @@ def file_hash(path: str | Path) -> str:
     return _HASH_CACHE[key]
 
 
+def state_hash(module: nn.Module) -> str:
+    """Short sha256 of a module's weights: names weights that exist only in memory (fine-tuned)."""
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a ``.pth``/``.pt`` or ``.safetensors`` state dict, with a one-line error on failure."""
     p = Path(path)

@@ -1,0 +1,114 @@
+"""The aesthetic head of the paper's Fig. 4, on any registered backbone.
+
+Z1 (mid-level map), Z2 (last map) and Z3 (pooled last map) come from the backbone. Two attention
+modules turn (Z1, Z3) and (Z2, Z3) into spatial maps A1, A2 in [0, 1]; Z1' = A1 ⊙ Z1 and Z2' = A2 ⊙ Z2
+are average-pooled, concatenated and fed to one fully connected layer with 10 outputs and a softmax.
+The score is the mean of that distribution, sum_i i * p_i, on 1-10 (higher is better).
+
+Details the paper leaves open, and what we chose:
+
+- Attention module: an additive attention gate (Oktay et al., 2018): A = sigmoid(psi(ReLU(W_z Z +
+  up(W_g Z3)))), with 1x1 convolutions W_z, W_g (to ``hidden`` channels) and psi (to one channel). Z3
+  acts as the gating context and is resized to Z's grid (bilinear), so it works whether Z3 is VGG16's
+  7x7 pool5 or EfficientNet's globally pooled 1x1 map. psi's bias starts at 2 so every A starts near
+  0.88: training begins close to plain pooling and learns where to look.
+- Pooling: the spatial mean of A ⊙ Z.
+- Each pooled vector is layer-normalised before the concatenation: the two taps live on very different
+  scales (EfficientNet's Z1 is unbounded, Z2 is ReLU6-bounded), and normalising needs no batch
+  statistics, so a batch of two images during ranking behaves like a batch of 32 during regression.
+- Dropout before the fully connected layer (0.2), as EfficientNet's own classifier uses.
+- Ablation "without attention": A = 1 everywhere (the gates are absent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from piaa.backbones import Backbone, FeatureMaps
+from piaa.losses import score_from_distribution
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    channels: tuple[int, int, int]
+    attention: bool = True
+    hidden: int = 64
+    dropout: float = 0.2
+    bins: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HeadConfig:
+        return cls(**{**d, "channels": tuple(d["channels"])})
+
+
+class AttentionGate(nn.Module):
+    """A = sigmoid(psi(ReLU(W_z Z + up(W_g Z3)))): where in Z, given the global context Z3, to look."""
+
+    def __init__(self, c_in: int, c_ctx: int, hidden: int) -> None:
+        super().__init__()
+        self.w_z = nn.Conv2d(c_in, hidden, 1)
+        self.w_g = nn.Conv2d(c_ctx, hidden, 1, bias=False)
+        self.psi = nn.Conv2d(hidden, 1, 1)
+        nn.init.constant_(self.psi.bias, 2.0)
+
+    def forward(self, z: torch.Tensor, z3: torch.Tensor) -> torch.Tensor:
+        g = self.w_g(z3)
+        if g.shape[-2:] != z.shape[-2:]:
+            g = F.interpolate(g, size=z.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(self.psi(F.relu(self.w_z(z) + g)))
+
+
+class AestheticHead(nn.Module):
+    """Feature maps -> logits over the 10 score bins."""
+
+    def __init__(self, config: HeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        c1, c2, c3 = config.channels
+        self.gate1 = AttentionGate(c1, c3, config.hidden) if config.attention else None
+        self.gate2 = AttentionGate(c2, c3, config.hidden) if config.attention else None
+        self.norm1 = nn.LayerNorm(c1)
+        self.norm2 = nn.LayerNorm(c2)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(c1 + c2, config.bins)
+
+    def attention_maps(self, f: FeatureMaps) -> tuple[torch.Tensor, torch.Tensor]:
+        """A1 and A2 (N x 1 x H x W, in [0, 1]); all ones without attention."""
+        if self.gate1 is None or self.gate2 is None:
+            return torch.ones_like(f.z1[:, :1]), torch.ones_like(f.z2[:, :1])
+        return self.gate1(f.z1, f.z3), self.gate2(f.z2, f.z3)
+
+    def forward(self, f: FeatureMaps) -> torch.Tensor:
+        a1, a2 = self.attention_maps(f)
+        v1 = self.norm1((a1 * f.z1).mean(dim=(2, 3)))
+        v2 = self.norm2((a2 * f.z2).mean(dim=(2, 3)))
+        return self.fc(self.dropout(torch.cat([v1, v2], dim=1)))
+
+    def distribution(self, f: FeatureMaps) -> torch.Tensor:
+        return self.forward(f).softmax(dim=-1)
+
+    def score(self, f: FeatureMaps) -> torch.Tensor:
+        return score_from_distribution(self.distribution(f))
+
+
+class AestheticModel(nn.Module):
+    """Backbone + head: pixels -> score distribution. Used for full fine-tuning and retouching, where
+    gradients must reach the backbone or the pixels."""
+
+    def __init__(self, backbone: Backbone, head: AestheticHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head.distribution(self.backbone(x))
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        return score_from_distribution(self.forward(x))

@@ -1,0 +1,294 @@
+"""A personal profile: the trained aesthetic model of one person, saved as a folder.
+
+    PROFILE/model.safetensors   head weights (and backbone weights when it was fine-tuned too)
+    PROFILE/config.json         backbone and weights hash, head, training settings, piaa version, data
+                                summary, and the checksum of model.safetensors
+    PROFILE/preferences.csv     the stated preferences it learned from (header ``preferred,other``)
+
+Saving is atomic: the folder is written beside the target under a temporary name and renamed into
+place, so a crash leaves either the old profile or the new one, never a mixture. Loading checks every
+part and says in one line what is wrong.
+
+Scores are on 1-10, higher is better: the mean of the predicted 10-bin score distribution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from piaa import __version__
+from piaa.backbones import Backbone, BackboneError, FeatureMaps, create_backbone
+from piaa.features import FeatureExtractor
+from piaa.images import FailureLog, ImageError, iter_image_files, load_image
+from piaa.losses import score_from_distribution
+from piaa.model import AestheticHead, HeadConfig
+
+FORMAT = "piaa-profile-1"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+PREFS = "preferences.csv"
+
+
+class ProfileError(RuntimeError):
+    """A profile folder is missing, partial, corrupt or incompatible with this installation."""
+
+
+@dataclass
+class ScoreResult:
+    """One image's personal score (1-10, higher is better) and its 10-bin distribution."""
+
+    path: str
+    score: float
+    distribution: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "score": round(self.score, 4),
+            "distribution": [round(p, 5) for p in self.distribution],
+        }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Profile:
+    """A backbone plus a trained head. ``score`` mirrors ``piaa score``."""
+
+    def __init__(
+        self,
+        head: AestheticHead,
+        backbone: Backbone,
+        config: dict[str, Any],
+        *,
+        backbone_finetuned: bool = False,
+        pairs: Sequence[tuple[str, str]] = (),
+        path: Path | None = None,
+    ) -> None:
+        self.head = head.eval()
+        self.backbone = backbone.eval()
+        self.config = config
+        self.backbone_finetuned = backbone_finetuned
+        self.pairs = list(pairs)
+        self.path = path
+        self.report: Any = None  # what personalize() saw and did, when it made this profile
+        self._extractor: FeatureExtractor | None = None
+
+    # ------------------------------------------------------------------------------------- scoring
+
+    def extractor(self, engine: str = "auto") -> FeatureExtractor:
+        if self._extractor is None or (engine != "auto" and self._extractor.engine_name != engine):
+            self._extractor = FeatureExtractor(self.backbone, engine=engine)
+        return self._extractor
+
+    @torch.inference_mode()
+    def score_features(self, maps: FeatureMaps) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (N,) and distributions (N, 10) of precomputed feature maps."""
+        p = self.head.distribution(FeatureMaps(*(t.float() for t in maps)))
+        return score_from_distribution(p).numpy(), p.numpy()
+
+    def score_files(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        failures: FailureLog | None = None,
+        progress: bool = True,
+        engine: str = "auto",
+    ) -> list[ScoreResult]:
+        """Score image files in input order; unreadable ones go to ``failures`` and are skipped."""
+        out: list[ScoreResult] = []
+        for batch in self.extractor(engine).files(
+            list(paths), failures=failures, progress="scoring" if progress else False
+        ):
+            scores, dists = self.score_features(batch.features)
+            out += [
+                ScoreResult(str(paths[i]), float(s), d.tolist())
+                for i, s, d in zip(batch.indices, scores, dists, strict=True)
+            ]
+        return out
+
+    def score(
+        self, images: Sequence[str | Path | Image.Image | np.ndarray] | str | Path, *, progress: bool = False
+    ) -> list[ScoreResult]:
+        """Score files, folders (walked recursively) or in-memory images. Unreadable files raise."""
+        if isinstance(images, (str, Path)):
+            images = [images]
+        if all(isinstance(x, (str, Path)) for x in images):
+            files = list(iter_image_files(images))  # type: ignore[arg-type]
+            failures = FailureLog()
+            results = self.score_files(files, failures=failures, progress=progress)
+            if len(failures):
+                path, reason = next(iter(failures))
+                raise ImageError(path, reason)
+            return results
+        arrays = [x if isinstance(x, (Image.Image, np.ndarray)) else load_image(x) for x in images]
+        scores, dists = self.score_features(self.extractor().images(arrays))
+        return [
+            ScoreResult(f"<image {i}>", float(s), d.tolist())
+            for i, (s, d) in enumerate(zip(scores, dists, strict=True))
+        ]
+
+    # ------------------------------------------------------------------------------------ save/load
+
+    def save(self, path: str | Path) -> Path:
+        """Write the profile folder atomically (see the module docstring)."""
+        from safetensors.torch import save_file
+
+        from piaa.preferences import write_pairs_csv
+
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise ProfileError(f"{path}: exists and is not a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
+        umask = os.umask(0)
+        os.umask(umask)
+        try:
+            tensors = {f"head.{k}": v.contiguous() for k, v in self.head.state_dict().items()}
+            if self.backbone_finetuned:
+                tensors.update(
+                    {f"backbone.{k}": v.contiguous() for k, v in self.backbone.state_dict().items()}
+                )
+            save_file(tensors, str(tmp / WEIGHTS))
+            write_pairs_csv(tmp / PREFS, self.pairs)
+            config = {
+                **self.config,
+                "format": FORMAT,
+                "piaa_version": __version__,
+                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "backbone": self.backbone.info.to_dict(),
+                "backbone_finetuned": self.backbone_finetuned,
+                "head": self.head.config.to_dict(),
+                "files": {WEIGHTS: _sha256(tmp / WEIGHTS)},
+            }
+            with open(tmp / CONFIG, "w") as f:
+                json.dump(config, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            for p in (tmp, *tmp.iterdir()):  # mkdtemp makes private files; a profile is an ordinary folder
+                os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.rename(path, old)
+            os.rename(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.path = path
+        self.config = config
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, backbone_weights: str | Path | None = None) -> Profile:
+        """Open a profile, checking that every part is present, intact and usable here."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from piaa.preferences import PreferenceError, read_pairs_csv
+
+        path = Path(path)
+        if not path.is_dir():
+            raise ProfileError(f"{path}: not a piaa profile (no such folder)")
+        cfg_path = path / CONFIG
+        if not cfg_path.is_file():
+            raise ProfileError(f"{path}: not a piaa profile, or a partial one ({CONFIG} is missing)")
+        try:
+            config = json.loads(cfg_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ProfileError(f"{cfg_path}: corrupt ({e})") from None
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            raise ProfileError(
+                f"{cfg_path}: not a {FORMAT} profile (format {config.get('format')!r})"
+                if isinstance(config, dict)
+                else f"{cfg_path}: corrupt (not a JSON object)"
+            )
+        w_path = path / WEIGHTS
+        if not w_path.is_file():
+            raise ProfileError(f"{path}: partial profile ({WEIGHTS} is missing)")
+        if _sha256(w_path) != config.get("files", {}).get(WEIGHTS):
+            raise ProfileError(f"{w_path}: corrupt (checksum does not match {CONFIG})")
+        try:
+            tensors = load_file(str(w_path))
+            head_cfg = HeadConfig.from_dict(config["head"])
+            bb_info = config["backbone"]
+        except (SafetensorError, KeyError, TypeError, ValueError) as e:
+            raise ProfileError(
+                f"{path}: corrupt or from an incompatible piaa ({type(e).__name__}: {e})"
+            ) from None
+        head = AestheticHead(head_cfg)
+        try:
+            head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+        except RuntimeError as e:
+            raise ProfileError(
+                f"{w_path}: weights do not fit the head in {CONFIG} ({str(e).splitlines()[0]})"
+            ) from None
+        backbone = _profile_backbone(
+            path, bb_info, config.get("backbone_finetuned", False), tensors, backbone_weights
+        )
+        pairs: list[tuple[str, str]] = []
+        if (path / PREFS).is_file():
+            try:
+                pairs = read_pairs_csv(path / PREFS)
+            except PreferenceError as e:
+                raise ProfileError(str(e)) from None
+        return cls(
+            head,
+            backbone,
+            config,
+            backbone_finetuned=bool(config.get("backbone_finetuned")),
+            pairs=pairs,
+            path=path,
+        )
+
+
+def _profile_backbone(
+    path: Path, info: dict, finetuned: bool, tensors: dict[str, torch.Tensor], weights: str | Path | None
+) -> Backbone:
+    name, saved_hash = info.get("name"), info.get("weights_hash")
+    if weights is None:
+        weights = None if info.get("weights") == "random" else (info.get("weights") or "imagenet")
+    try:
+        bb = create_backbone(name, weights)
+    except BackboneError as e:
+        raise ProfileError(f"{path}: needs backbone {name}: {e}") from None
+    if finetuned:
+        try:
+            bb.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")})
+        except RuntimeError as e:
+            raise ProfileError(
+                f"{path}: fine-tuned backbone weights do not fit {name} ({str(e).splitlines()[0]})"
+            ) from None
+        bb.info = dataclasses.replace(bb.info, weights_hash=saved_hash)
+    elif bb.info.weights_hash != saved_hash:
+        raise ProfileError(
+            f"{path}: trained on {name} weights {saved_hash}, but the {name} weights here hash to "
+            f"{bb.info.weights_hash}"
+        )
+    return bb
+
+
+def load_profile(path: str | Path, **kwargs: Any) -> Profile:
+    """``piaa.load_profile(path).score(images)``."""
+    return Profile.load(path, **kwargs)

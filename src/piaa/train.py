@@ -1,0 +1,175 @@
+"""Training: the generic model by EMD regression on a user's reference neighbours, then the personal
+model by pairwise-ranking fine-tuning (the paper's sections 3.2-3.4).
+
+piaa's default freezes the backbone and trains the aesthetic head on cached feature maps: the maps of
+every image are computed once, so an epoch costs only the head (milliseconds per batch on a CPU) and
+personalization takes seconds instead of hours. ``finetune_backbone=True`` trains the backbone too, on
+pixels, as the paper does (slow on a CPU).
+
+Defaults differ from the paper's learning rates because a freshly initialised head on frozen features
+is not a pretrained VGG16: the paper's 3e-7 would not move it. They were chosen by measurement
+(``benchmarks/bench_personalize.py --sweep``; the README gives the numbers): the optimiser is still
+Adam, regression is still batch 32, ranking still halves its rate every 500 iterations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from piaa.backbones import Backbone, FeatureMaps
+from piaa.losses import emd_loss, get_rank_loss, score_from_distribution
+from piaa.model import AestheticHead, HeadConfig
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of ``piaa personalize``; saved into each profile."""
+
+    k: int = 50  # reference neighbours per album photo
+    seed: int = 0
+    attention: bool = True  # ablation switch: False gives "w/o attention"
+    pretrain: bool = True  # ablation switch: False skips the generic regression ("w/o pre-training")
+    generic_epochs: int = 20
+    generic_lr: float = 1e-3
+    batch_size: int = 32
+    rank_epochs: int = 20
+    rank_lr: float = 3e-4
+    rank_loss: str = "hinge"  # or "exp", "logistic"
+    margin: float = 0.1
+    lr_halve_every: int = 500  # iterations
+    weight_decay: float = 1e-4
+    anchor: float = 0.0  # L2 pull toward the generic weights during ranking (0: off)
+    finetune_backbone: bool = False
+    backbone_lr: float = 1e-5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+FeatureSource = Callable[[torch.Tensor], FeatureMaps]
+
+
+def cached_source(maps: FeatureMaps) -> FeatureSource:
+    """Index into precomputed maps (stored as float16 to halve memory; computed in float32)."""
+
+    def get(idx: torch.Tensor) -> FeatureMaps:
+        return FeatureMaps(*(t[idx].float() for t in maps))
+
+    return get
+
+
+def pixel_source(backbone: Backbone, pixels: np.ndarray) -> FeatureSource:
+    """Run the (trainable) backbone on preprocessed uint8 pixels: full fine-tuning."""
+
+    def get(idx: torch.Tensor) -> FeatureMaps:
+        return backbone(backbone.preprocess.to_tensor(pixels[idx.numpy()]))
+
+    return get
+
+
+def _optimizer(
+    head: AestheticHead, backbone: Backbone | None, lr: float, cfg: TrainConfig
+) -> torch.optim.Adam:
+    groups = [{"params": list(head.parameters()), "lr": lr}]
+    if backbone is not None:
+        groups.append(
+            {"params": [p for p in backbone.parameters() if p.requires_grad], "lr": cfg.backbone_lr}
+        )
+    return torch.optim.Adam(groups, weight_decay=cfg.weight_decay)
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    perm = torch.randperm(n, generator=gen)
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def fit_generic(
+    head: AestheticHead,
+    source: FeatureSource,
+    distributions: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    backbone: Backbone | None = None,
+    progress: bool = False,
+) -> list[float]:
+    """EMD regression (eq. 1, r = 2) of the head on reference images; returns the loss per epoch."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    opt = _optimizer(head, backbone, cfg.generic_lr, cfg)
+    head.train()
+    history = []
+    dists = torch.as_tensor(distributions, dtype=torch.float32)
+    for _ in tqdm(range(cfg.generic_epochs), desc="generic model", unit="epoch", disable=not progress):
+        total = 0.0
+        for idx in _batches(len(dists), cfg.batch_size, gen):
+            loss = emd_loss(dists[idx], head.distribution(source(idx)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        history.append(total / max(len(dists), 1))
+    head.eval()
+    return history
+
+
+def fit_ranking(
+    head: AestheticHead,
+    source: FeatureSource,
+    pairs: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    backbone: Backbone | None = None,
+    progress: bool = False,
+) -> list[float]:
+    """Fine-tune on (preferred, other) index pairs with a ranking loss (eq. 2 for the hinge)."""
+    if len(pairs) == 0:
+        return []
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    torch.manual_seed(cfg.seed + 1)
+    rank_loss = get_rank_loss(cfg.rank_loss)
+    kwargs = {"margin": cfg.margin} if cfg.rank_loss == "hinge" else {}
+    opt = _optimizer(head, backbone, cfg.rank_lr, cfg)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_halve_every, gamma=0.5)
+    anchor = [p.detach().clone() for p in head.parameters()] if cfg.anchor > 0 else None
+    head.train()
+    history = []
+    pairs = torch.as_tensor(pairs, dtype=torch.long)
+    for _ in tqdm(range(cfg.rank_epochs), desc="personal model", unit="epoch", disable=not progress):
+        total = 0.0
+        for b in _batches(len(pairs), cfg.batch_size, gen):
+            p = pairs[b]
+            scores = score_from_distribution(head.distribution(source(p.reshape(-1)))).view(-1, 2)
+            loss = rank_loss(scores[:, 0], scores[:, 1], **kwargs)
+            if anchor is not None:
+                drift = sum(((q - a) ** 2).sum() for q, a in zip(head.parameters(), anchor, strict=True))
+                loss = loss + cfg.anchor * drift
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(b)
+        history.append(total / len(pairs))
+    head.eval()
+    return history
+
+
+def new_head(channels: tuple[int, int, int], cfg: TrainConfig) -> AestheticHead:
+    """A freshly initialised head, reproducible for ``cfg.seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return AestheticHead(HeadConfig(channels=tuple(channels), attention=cfg.attention))
+
+
+def iterations(n: int, batch_size: int, epochs: int) -> int:
+    return epochs * math.ceil(n / batch_size)

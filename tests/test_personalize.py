@@ -1,0 +1,230 @@
+"""End to end: reference + album + preferences -> profile -> scores."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import ImageEnhance
+
+from piaa.demo import EXPOSURES, sample_photo
+from piaa.personalize import personalize
+from piaa.profile import Profile, ProfileError, load_profile
+from piaa.reference import Reference
+
+FAST = {"generic_epochs": 8, "rank_epochs": 15}
+
+
+def _exposure(path):
+    """Album files are named <scene>-e<exposure index>s<saturation index>.jpg."""
+    return EXPOSURES[int(path.stem.split("-e")[1][0])]
+
+
+def _brighter_pairs(files, rng, n=100):
+    pairs = []
+    while len(pairs) < n:
+        a, b = rng.choice(len(files), 2, replace=False)
+        ea, eb = _exposure(files[a]), _exposure(files[b])
+        if ea != eb:
+            pairs.append((files[a], files[b]) if ea > eb else (files[b], files[a]))
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def brightness_profile(demo_world, tmp_path_factory):
+    ex = demo_world["example"]
+    rng = np.random.default_rng(0)
+    prefs = tmp_path_factory.mktemp("prefs") / "prefs.csv"
+    lines = ["preferred,other"] + [f"{a.name},{b.name}" for a, b in _brighter_pairs(ex.album_files, rng)]
+    prefs.write_text("\n".join(lines) + "\n")
+    out = tmp_path_factory.mktemp("profiles") / "bright"
+    prof = personalize(demo_world["reference"], ex.album, prefs, out, progress=False, **FAST)
+    return prof, out
+
+
+def test_profile_that_likes_brighter_ranks_brighter_held_out_photo_higher(brightness_profile, demo_world):
+    prof, _ = brightness_profile
+    album_scenes = {p.stem.split("-e")[0] for p in demo_world["example"].album_files}
+    held_out = [
+        n for n in ("chelsea", "rocket", "astronaut", "coffee", "retina", "camera") if n not in album_scenes
+    ]
+    assert held_out, "the test needs scenes the profile never saw"
+    for scene in held_out:
+        base = sample_photo(scene)
+        dark, bright = (ImageEnhance.Brightness(base).enhance(f) for f in (0.65, 1.35))
+        s_dark, s_bright = (r.score for r in prof.score([dark, bright]))
+        assert s_bright > s_dark, scene
+
+
+def test_report_counts_pairs_and_neighbours(brightness_profile, demo_world):
+    rep = brightness_profile[0].report
+    assert rep.album_images == 105
+    assert rep.pairs_stated <= 100 and rep.pairs_inferred > 0
+    assert 50 <= rep.neighbours <= len(Reference.open(demo_world["reference"]))
+    assert len(rep.generic_loss) == FAST["generic_epochs"] and len(rep.ranking_loss) == FAST["rank_epochs"]
+
+
+def test_saved_profile_reloads_with_identical_scores(brightness_profile, demo_world):
+    prof, out = brightness_profile
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "preferences.csv"]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["backbone"]["name"] == "efficientnet-lite0" and cfg["training"]["margin"] == 0.1
+    assert cfg["data"]["pairs_stated"] == prof.report.pairs_stated
+    again = load_profile(out)
+    files = demo_world["example"].album_files[:10]
+    np.testing.assert_allclose(
+        [r.score for r in again.score(files)], [r.score for r in prof.score(files)], atol=1e-5
+    )
+    assert len(again.pairs) == prof.report.pairs_stated
+
+
+def test_without_preferences_gives_the_generic_model(demo_world, tmp_path):
+    prof = personalize(
+        demo_world["reference"], demo_world["example"].album, None, tmp_path / "g", progress=False, **FAST
+    )
+    assert prof.report.pairs_stated == 0 and prof.report.ranking_loss == []
+    scores = [r.score for r in prof.score(demo_world["example"].album_files[:20])]
+    assert all(1 <= s <= 10 for s in scores) and np.std(scores) > 0
+
+
+def test_same_seed_same_profile(demo_world, tmp_path):
+    a = personalize(
+        demo_world["reference"],
+        demo_world["example"].album,
+        None,
+        None,
+        progress=False,
+        generic_epochs=3,
+        seed=5,
+    )
+    b = personalize(
+        demo_world["reference"],
+        demo_world["example"].album,
+        None,
+        None,
+        progress=False,
+        generic_epochs=3,
+        seed=5,
+    )
+    for x, y in zip(a.head.state_dict().values(), b.head.state_dict().values(), strict=True):
+        assert np.array_equal(x.numpy(), y.numpy())
+
+
+def test_ablation_switches(demo_world):
+    prof = personalize(
+        demo_world["reference"],
+        demo_world["example"].album,
+        None,
+        None,
+        progress=False,
+        attention=False,
+        pretrain=False,
+        generic_epochs=2,
+    )
+    assert prof.head.gate1 is None and prof.report.generic_loss == []
+
+
+def test_preferences_naming_unknown_images_are_reported(demo_world, tmp_path):
+    prefs = tmp_path / "p.csv"
+    files = demo_world["example"].album_files
+    prefs.write_text(f"preferred,other\n{files[0].name},{files[1].name}\nnot-here.jpg,{files[2].name}\n")
+    prof = personalize(
+        demo_world["reference"],
+        demo_world["example"].album,
+        prefs,
+        None,
+        progress=False,
+        generic_epochs=1,
+        rank_epochs=1,
+    )
+    assert prof.report.unknown_images == ["not-here.jpg"] and prof.report.pairs_stated == 1
+
+
+# ------------------------------------------------------------------------------ broken profiles
+
+
+@pytest.fixture
+def profile_copy(brightness_profile, tmp_path):
+    dst = tmp_path / "p"
+    shutil.copytree(brightness_profile[1], dst)
+    return dst
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ProfileError, match="no such folder"):
+        Profile.load(tmp_path / "nope")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / "config.json").unlink(), "config.json is missing"),
+        (lambda p: (p / "model.safetensors").unlink(), "model.safetensors is missing"),
+        (lambda p: (p / "config.json").write_text('{"format": "piaa-prof'), "corrupt"),
+        (
+            lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:1000]),
+            "checksum",
+        ),
+    ],
+)
+def test_partial_or_corrupt_profile_gives_one_line_error(profile_copy, damage, message):
+    damage(profile_copy)
+    with pytest.raises(ProfileError, match=message) as e:
+        Profile.load(profile_copy)
+    assert "\n" not in str(e.value) and str(profile_copy) in str(e.value)
+
+
+def test_profile_from_other_weights_is_refused(profile_copy):
+    cfg = json.loads((profile_copy / "config.json").read_text())
+    cfg["backbone"]["weights_hash"] = "0123456789abcdef"
+    (profile_copy / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ProfileError, match="weights 0123456789abcdef"):
+        Profile.load(profile_copy)
+
+
+def test_saving_over_an_existing_profile_is_atomic(brightness_profile, tmp_path):
+    prof, _ = brightness_profile
+    out = tmp_path / "p"
+    prof.save(out)
+    first = (out / "model.safetensors").read_bytes()
+    prof.save(out)
+    assert (out / "model.safetensors").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]  # no temporary or backup folders left
+
+
+def test_full_fine_tuning_trains_the_backbone_and_saves_it(demo_world, tmp_path):
+    ex = demo_world["example"]
+    album = tmp_path / "album"
+    album.mkdir()
+    for f in ex.album_files[:6]:
+        shutil.copy(f, album / f.name)
+    prefs = tmp_path / "p.csv"
+    names = [f.name for f in ex.album_files[:6]]
+    prefs.write_text("preferred,other\n" + "".join(f"{names[i]},{names[i + 1]}\n" for i in range(5)))
+    prof = personalize(
+        demo_world["reference"],
+        album,
+        prefs,
+        tmp_path / "ft",
+        progress=False,
+        k=3,
+        finetune_backbone=True,
+        generic_epochs=1,
+        rank_epochs=1,
+        backbone_lr=1e-3,
+    )
+    assert prof.backbone_finetuned and prof.backbone.info.weights_hash not in ("random", "")
+    again = load_profile(tmp_path / "ft")
+    assert again.backbone.info.weights_hash == prof.backbone.info.weights_hash
+    generic_backbone = Reference.open(demo_world["reference"]).create_backbone()
+    moved = [
+        not np.array_equal(a.numpy(), b.numpy())
+        for a, b in zip(
+            again.backbone.state_dict().values(), generic_backbone.state_dict().values(), strict=True
+        )
+    ]
+    assert any(moved)
+    files = ex.album_files[:4]
+    np.testing.assert_allclose(
+        [r.score for r in again.score(files)], [r.score for r in prof.score(files)], atol=1e-3
+    )
