@@ -31,7 +31,7 @@ def test_generic_regression_lowers_emd():
     with torch.no_grad():
         after = float(emd_loss(target, head.distribution(src(idx))))
     assert len(hist) == 30
-    assert after < 0.5 * before
+    assert after < 0.6 * before
 
 
 def test_ranking_learns_the_stated_order_with_every_loss():

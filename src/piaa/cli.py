@@ -331,6 +331,93 @@ def score_cmd(
         raise typer.Exit(1)
 
 
+@app.command("collect")
+@friendly
+def collect_cmd(
+    album: Annotated[Path, typer.Option(help="Folder of the person's photos.")],
+    store: Annotated[Path, typer.Option(help="Preference store (SQLite; created if missing).")],
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+    host: Annotated[str, typer.Option(help="Interface to bind (default: this computer only).")] = "127.0.0.1",
+    target: Annotated[int, typer.Option(min=1, help="Pairs to judge before training is offered.")] = 100,
+    strategy: Annotated[
+        str, typer.Option(help="random (the paper) or active (most informative pairs).")
+    ] = "random",
+    reference: Annotated[
+        Path | None, typer.Option(help="Reference folder: enables training the personal model in the page.")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Collect pairwise preferences in a local web page: click the photo you prefer."""
+    from piaa.web import CollectConfig, check_port, create_app, serve
+
+    cfg = CollectConfig(
+        album=album, store=store, target=target, strategy=strategy, reference=reference, seed=seed, host=host
+    )
+    check_port(host, port)
+    web_app = create_app(cfg)  # checks the album, store and reference before anything is served
+    n = len(web_app.state.collector.album)
+    shown = f"[{host}]" if ":" in host else host
+    say(f"{album}: {n} photos; judgements go to {store}. Open http://{shown}:{port}/  (Ctrl-C to stop)")
+    serve(web_app, host, port)
+
+
+@app.command("bench")
+@friendly
+def bench_cmd(
+    photos: Annotated[Path, typer.Option(help="Photo folder for simulated persons.")] = Path(
+        "../shared/data/photos"
+    ),
+    dataset: Annotated[str | None, typer.Option(help="realcur, flickr-aes or para (real ratings).")] = None,
+    dataset_root: Annotated[Path | None, typer.Option(help="The dataset's folder (or labels file).")] = None,
+    images: Annotated[Path | None, typer.Option(help="FLICKR-AES images folder.")] = None,
+    workers: Annotated[Path | None, typer.Option(help="FLICKR-AES worker ids to use (a file).")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Reference (with maps) for a real dataset.")] = None,
+    persons: Annotated[int, typer.Option(min=1, help="Simulated persons.")] = 8,
+    splits: Annotated[int, typer.Option(min=1, help="Random splits per album.")] = 10,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the methods.")] = None,
+    quick: Annotated[bool, typer.Option(help="3 persons, 2 splits: a few minutes.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for the table (Markdown) and the plot.")] = Path(
+        "piaa-bench"
+    ),
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """The paper's protocol (X = 10 and 100) over every method; prints and saves the table and a plot."""
+    from piaa import bench
+    from piaa.io import atomic_write_text
+
+    if quick:
+        persons, splits = min(persons, 3), min(splits, 2)
+    if dataset:
+        from piaa.datasets import load_dataset
+
+        if reference is None or dataset_root is None:
+            raise ValueError("--dataset needs --dataset-root and --reference (a reference built with maps)")
+        if dataset.lower().replace("_", "-") == "flickr-aes":
+            if images is None or workers is None:
+                raise ValueError(
+                    "flickr-aes needs --images DIR and --workers FILE (the official test workers)"
+                )
+            albums = load_dataset(dataset, labels_csv=dataset_root, images_root=images, workers=workers)
+        else:
+            albums = load_dataset(dataset, root=dataset_root)
+        world = bench.dataset_world(reference, albums, description=f"{dataset}: {len(albums)} albums")
+    else:
+        if not photos.is_dir():
+            raise FileNotFoundError(f"{photos}: photo folder not found (pass --photos DIR)")
+        world = bench.simulated_world(photos, persons=persons, seed=seed)
+    chosen = [m.strip() for m in methods.split(",")] if methods else None
+    result = bench.run(world, methods=chosen, splits=splits, seed=seed)
+    table = result.table()
+    console.print(table, highlight=False, soft_wrap=True)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        out / "results.md",
+        f"{world.description}; {splits} splits; {result.seconds / 60:.1f} min\n\n{table}\n",
+    )
+    result.plot(out / "results.png")
+    say(f"wrote {out / 'results.md'} and {out / 'results.png'} ({result.seconds / 60:.1f} min)")
+
+
 @app.command("demo")
 @friendly
 def demo_cmd(

@@ -8,14 +8,15 @@ The score is the mean of that distribution, sum_i i * p_i, on 1-10 (higher is be
 Details the paper leaves open, and what we chose:
 
 - Attention module: an additive attention gate (Oktay et al., 2018): A = sigmoid(psi(ReLU(W_z Z +
-  up(W_g Z3)))), with 1x1 convolutions W_z, W_g (to ``hidden`` channels) and psi (to one channel). Z3
+  up(W_g Z3)))), with 1x1 convolutions W_z, W_g (to ``hidden`` = 64 channels) and psi (to one channel). Z3
   acts as the gating context and is resized to Z's grid (bilinear), so it works whether Z3 is VGG16's
   7x7 pool5 or EfficientNet's globally pooled 1x1 map. psi's bias starts at 2 so every A starts near
   0.88: training begins close to plain pooling and learns where to look.
 - Pooling: the spatial mean of A ⊙ Z.
-- Each pooled vector is layer-normalised before the concatenation: the two taps live on very different
-  scales (EfficientNet's Z1 is unbounded, Z2 is ReLU6-bounded), and normalising needs no batch
-  statistics, so a batch of two images during ranking behaves like a batch of 32 during regression.
+- The pooled vectors are NOT normalised before the fully connected layer (``norm="none"``, the
+  default): their overall magnitude carries exposure, contrast and colour strength, which is much of
+  what personal taste is about. Layer normalisation (``norm="layer"``) removes it and measured worse
+  on simulated people (Spearman rho 0.32 against 0.38 after ranking, X = 100; see the README).
 - Dropout before the fully connected layer (0.2), as EfficientNet's own classifier uses.
 - Ablation "without attention": A = 1 everywhere (the gates are absent).
 """
@@ -39,6 +40,7 @@ class HeadConfig:
     hidden: int = 64
     dropout: float = 0.2
     bins: int = 10
+    norm: str = "none"  # or "layer"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,20 +51,28 @@ class HeadConfig:
 
 
 class AttentionGate(nn.Module):
-    """A = sigmoid(psi(ReLU(W_z Z + up(W_g Z3)))): where in Z, given the global context Z3, to look."""
+    """A = sigmoid(psi(ReLU(W_z Z + up(W_g Z3)))): where in Z, given the global context Z3, to look.
+
+    The 1x1 convolutions are computed as matrix products over channel-last positions, which is ~40x
+    faster on a CPU than ``Conv2d`` with 1x1 kernels on these small maps."""
 
     def __init__(self, c_in: int, c_ctx: int, hidden: int) -> None:
         super().__init__()
-        self.w_z = nn.Conv2d(c_in, hidden, 1)
-        self.w_g = nn.Conv2d(c_ctx, hidden, 1, bias=False)
-        self.psi = nn.Conv2d(hidden, 1, 1)
+        self.w_z = nn.Linear(c_in, hidden)
+        self.w_g = nn.Linear(c_ctx, hidden, bias=False)
+        self.psi = nn.Linear(hidden, 1)
         nn.init.constant_(self.psi.bias, 2.0)
 
     def forward(self, z: torch.Tensor, z3: torch.Tensor) -> torch.Tensor:
-        g = self.w_g(z3)
-        if g.shape[-2:] != z.shape[-2:]:
-            g = F.interpolate(g, size=z.shape[-2:], mode="bilinear", align_corners=False)
-        return torch.sigmoid(self.psi(F.relu(self.w_z(z) + g)))
+        n, _, h, w = z.shape
+        zt = z.flatten(2).transpose(1, 2)  # N x HW x C
+        if z3.shape[-2:] == (1, 1):
+            g = self.w_g(z3.flatten(1))[:, None, :]  # global context, broadcast over positions
+        else:
+            g = self.w_g(z3.flatten(2).transpose(1, 2)).transpose(1, 2).reshape(n, -1, *z3.shape[-2:])
+            g = F.interpolate(g, size=(h, w), mode="bilinear", align_corners=False).flatten(2).transpose(1, 2)
+        a = torch.sigmoid(self.psi(F.relu(self.w_z(zt) + g)))  # N x HW x 1
+        return a.transpose(1, 2).reshape(n, 1, h, w)
 
 
 class AestheticHead(nn.Module):
@@ -74,8 +84,10 @@ class AestheticHead(nn.Module):
         c1, c2, c3 = config.channels
         self.gate1 = AttentionGate(c1, c3, config.hidden) if config.attention else None
         self.gate2 = AttentionGate(c2, c3, config.hidden) if config.attention else None
-        self.norm1 = nn.LayerNorm(c1)
-        self.norm2 = nn.LayerNorm(c2)
+        if config.norm not in ("none", "layer"):
+            raise ValueError(f"norm must be 'none' or 'layer', not {config.norm!r}")
+        self.norm1: nn.Module = nn.LayerNorm(c1) if config.norm == "layer" else nn.Identity()
+        self.norm2: nn.Module = nn.LayerNorm(c2) if config.norm == "layer" else nn.Identity()
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(c1 + c2, config.bins)
 
@@ -85,11 +97,19 @@ class AestheticHead(nn.Module):
             return torch.ones_like(f.z1[:, :1]), torch.ones_like(f.z2[:, :1])
         return self.gate1(f.z1, f.z3), self.gate2(f.z2, f.z3)
 
-    def forward(self, f: FeatureMaps) -> torch.Tensor:
+    def pool(self, f: FeatureMaps) -> torch.Tensor:
+        """The attended, pooled features [mean(A1 ⊙ Z1), mean(A2 ⊙ Z2)] (N x (c1 + c2))."""
         a1, a2 = self.attention_maps(f)
-        v1 = self.norm1((a1 * f.z1).mean(dim=(2, 3)))
-        v2 = self.norm2((a2 * f.z2).mean(dim=(2, 3)))
-        return self.fc(self.dropout(torch.cat([v1, v2], dim=1)))
+        return torch.cat([(a1 * f.z1).mean(dim=(2, 3)), (a2 * f.z2).mean(dim=(2, 3))], dim=1)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Pooled features -> logits: the layers after the attention modules."""
+        c1 = self.config.channels[0]
+        v = torch.cat([self.norm1(pooled[:, :c1]), self.norm2(pooled[:, c1:])], dim=1)
+        return self.fc(self.dropout(v))
+
+    def forward(self, f: FeatureMaps) -> torch.Tensor:
+        return self.classify(self.pool(f))
 
     def distribution(self, f: FeatureMaps) -> torch.Tensor:
         return self.forward(f).softmax(dim=-1)

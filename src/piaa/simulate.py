@@ -117,3 +117,94 @@ def random_user(rng: np.random.Generator, personal: float = 1.0, noise: float = 
     from the crowd), judging with some noise."""
     w = crowd_taste().weights + personal * rng.normal(0, 1, len(ATTRIBUTES)).astype(np.float32)
     return Taste(weights=w.astype(np.float32), noise=noise)
+
+
+# ------------------------------------------------------------------------------- simulated world
+
+
+@dataclass
+class SimulatedPerson:
+    """One rater: weights on the attributes and on kinds of subject (content clusters)."""
+
+    weights: np.ndarray  # one per attribute
+    topics: np.ndarray  # one per content cluster
+    content_weight: float
+    generic_share: float  # how much of the crowd's taste this person shares, in [0, 1]
+    noise: float
+
+    def utility(self, attrs_z: np.ndarray, topic_mix: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+        """Noise-free appeal (standardized): ``generic_share`` of the crowd's, the rest personal."""
+        personal = _z(attrs_z @ self.weights) + self.content_weight * _z(topic_mix @ self.topics)
+        return self.generic_share * _z(crowd) + (1 - self.generic_share) * _z(personal)
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / (x.std() + 1e-9)
+
+
+def content_topics(emb: np.ndarray, k: int = 12, seed: int = 0) -> np.ndarray:
+    """Soft membership of each photo in ``k`` kinds of subject: k-means clusters of the (normalised)
+    embeddings, softmax over cosine similarity to the centroids. "Likes dogs, not food" becomes a
+    weight per cluster."""
+    import faiss
+
+    km = faiss.Kmeans(emb.shape[1], k, niter=25, seed=seed, spherical=True, verbose=False)
+    km.train(np.ascontiguousarray(emb, dtype=np.float32))
+    sims = emb @ km.centroids.T
+    e = np.exp((sims - sims.max(1, keepdims=True)) / 0.05)
+    return e / e.sum(1, keepdims=True)
+
+
+@dataclass
+class World:
+    """Seeded people over a set of photos: a crowd (the AVA role) and persons with albums."""
+
+    crowd_weights: np.ndarray
+    crowd_topics: np.ndarray
+    persons: list[SimulatedPerson]
+
+    @classmethod
+    def create(cls, topics: int, persons: int, seed: int = 0) -> World:
+        rng = np.random.default_rng(seed)
+        crowd_w = crowd_taste().weights.astype(np.float64)
+        crowd_t = rng.normal(0, 0.5, topics)
+        people = []
+        for _ in range(persons):
+            w = 0.5 * crowd_w + rng.normal(0, 1, len(ATTRIBUTES))
+            t = 0.3 * crowd_t + rng.normal(0, 1, topics)
+            people.append(
+                SimulatedPerson(w, t, float(rng.uniform(0.3, 1.0)), float(rng.uniform(0.2, 0.6)), noise=0.35)
+            )
+        return cls(crowd_w, crowd_t, people)
+
+    def crowd_utility(self, attrs_z: np.ndarray, topic_mix: np.ndarray) -> np.ndarray:
+        return _z(attrs_z @ self.crowd_weights) + 0.5 * _z(topic_mix @ self.crowd_topics)
+
+    def crowd_histograms(
+        self, attrs_z: np.ndarray, topic_mix: np.ndarray, rng: np.random.Generator, raters: int = 100
+    ) -> np.ndarray:
+        """10-bin vote counts from many raters, each the crowd's taste plus a deviation of their own
+        (on the attributes), a personal offset and per-vote noise."""
+        base = self.crowd_utility(attrs_z, topic_mix)
+        votes = np.empty((len(base), raters), dtype=int)
+        for r in range(raters):
+            u = _z(base + 0.5 * _z(attrs_z @ rng.normal(0, 0.5, len(ATTRIBUTES))))
+            offset = rng.normal(0.0, 0.5)
+            votes[:, r] = np.clip(np.rint(5.5 + 1.6 * u + offset + rng.normal(0, 1.0, len(u))), 1, 10)
+        return np.stack([np.bincount(v - 1, minlength=10) for v in votes])
+
+    def ratings(
+        self, person: SimulatedPerson, attrs_z: np.ndarray, topic_mix: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(noise-free utility, ratings on 1-5 like REAL-CUR) of an album: the noisy utility cut at its
+        10/30/70/90 % quantiles."""
+        u = person.utility(attrs_z, topic_mix, self.crowd_utility(attrs_z, topic_mix))
+        noisy = u + rng.normal(0, person.noise, len(u))
+        cuts = np.quantile(noisy, [0.1, 0.3, 0.7, 0.9])
+        return u, 1 + np.searchsorted(cuts, noisy)
+
+
+def standardize_attributes(attrs: np.ndarray) -> np.ndarray:
+    """Attributes as z-scores with the fixed centre/scale of :class:`Taste` (comparable across sets)."""
+    t = crowd_taste()
+    return (attrs - t.center) / t.scale

@@ -35,12 +35,13 @@ class TrainConfig:
     seed: int = 0
     attention: bool = True  # ablation switch: False gives "w/o attention"
     pretrain: bool = True  # ablation switch: False skips the generic regression ("w/o pre-training")
-    generic_epochs: int = 20
+    generic_epochs: int = 10
     generic_lr: float = 1e-3
     batch_size: int = 32
     rank_epochs: int = 20
     rank_lr: float = 3e-4
     rank_loss: str = "hinge"  # or "exp", "logistic"
+    rank_scope: str = "last"  # "last": layers after the attention modules; "head": the whole head
     margin: float = 0.1
     lr_halve_every: int = 500  # iterations
     weight_decay: float = 1e-4
@@ -79,9 +80,9 @@ def pixel_source(backbone: Backbone, pixels: np.ndarray) -> FeatureSource:
 
 
 def _optimizer(
-    head: AestheticHead, backbone: Backbone | None, lr: float, cfg: TrainConfig
+    params: list[torch.nn.Parameter], backbone: Backbone | None, lr: float, cfg: TrainConfig
 ) -> torch.optim.Adam:
-    groups = [{"params": list(head.parameters()), "lr": lr}]
+    groups = [{"params": params, "lr": lr}]
     if backbone is not None:
         groups.append(
             {"params": [p for p in backbone.parameters() if p.requires_grad], "lr": cfg.backbone_lr}
@@ -106,7 +107,7 @@ def fit_generic(
     """EMD regression (eq. 1, r = 2) of the head on reference images; returns the loss per epoch."""
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    opt = _optimizer(head, backbone, cfg.generic_lr, cfg)
+    opt = _optimizer(list(head.parameters()), backbone, cfg.generic_lr, cfg)
     head.train()
     history = []
     dists = torch.as_tensor(distributions, dtype=torch.float32)
@@ -132,28 +133,52 @@ def fit_ranking(
     backbone: Backbone | None = None,
     progress: bool = False,
 ) -> list[float]:
-    """Fine-tune on (preferred, other) index pairs with a ranking loss (eq. 2 for the hinge)."""
+    """Fine-tune on (preferred, other) index pairs with a ranking loss (eq. 2 for the hinge).
+
+    ``cfg.rank_scope="last"`` trains only the layers after the attention modules (normalisation and the
+    fully connected layer) on pooled features computed once; ``"head"`` trains the whole head (and the
+    backbone when one is given), recomputing the features at every step.
+    """
     if len(pairs) == 0:
         return []
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     torch.manual_seed(cfg.seed + 1)
     rank_loss = get_rank_loss(cfg.rank_loss)
     kwargs = {"margin": cfg.margin} if cfg.rank_loss == "hinge" else {}
-    opt = _optimizer(head, backbone, cfg.rank_lr, cfg)
+    pairs = torch.as_tensor(pairs, dtype=torch.long)
+    if cfg.rank_scope == "last" and backbone is None:
+        ids, rows = torch.unique(pairs, return_inverse=True)
+        with torch.no_grad():
+            head.eval()
+            pooled = torch.cat([head.pool(source(ids[i : i + 64])) for i in range(0, len(ids), 64)])
+        pairs = rows.view(-1, 2)
+        params = [*head.norm1.parameters(), *head.norm2.parameters(), *head.fc.parameters()]
+
+        def scores_of(idx: torch.Tensor) -> torch.Tensor:
+            return score_from_distribution(head.classify(pooled[idx]).softmax(dim=-1))
+
+    elif cfg.rank_scope in ("last", "head"):
+        params = list(head.parameters())
+
+        def scores_of(idx: torch.Tensor) -> torch.Tensor:
+            return score_from_distribution(head.distribution(source(idx)))
+
+    else:
+        raise ValueError(f"rank_scope must be 'last' or 'head', not {cfg.rank_scope!r}")
+    opt = _optimizer(params, backbone, cfg.rank_lr, cfg)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_halve_every, gamma=0.5)
-    anchor = [p.detach().clone() for p in head.parameters()] if cfg.anchor > 0 else None
+    anchor = [p.detach().clone() for p in params] if cfg.anchor > 0 else None
     head.train()
     history = []
-    pairs = torch.as_tensor(pairs, dtype=torch.long)
     for _ in tqdm(range(cfg.rank_epochs), desc="personal model", unit="epoch", disable=not progress):
         total = 0.0
         for b in _batches(len(pairs), cfg.batch_size, gen):
-            p = pairs[b]
-            scores = score_from_distribution(head.distribution(source(p.reshape(-1)))).view(-1, 2)
-            loss = rank_loss(scores[:, 0], scores[:, 1], **kwargs)
+            s = scores_of(pairs[b].reshape(-1)).view(-1, 2)
+            loss = rank_loss(s[:, 0], s[:, 1], **kwargs)
             if anchor is not None:
-                drift = sum(((q - a) ** 2).sum() for q, a in zip(head.parameters(), anchor, strict=True))
-                loss = loss + cfg.anchor * drift
+                loss = loss + cfg.anchor * sum(
+                    ((q - a) ** 2).sum() for q, a in zip(params, anchor, strict=True)
+                )
             opt.zero_grad()
             loss.backward()
             opt.step()

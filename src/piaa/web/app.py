@@ -1,0 +1,320 @@
+"""``piaa collect``: a local web page that shows two album photos and records which one the person prefers.
+
+Every click is one ``PreferenceStore.add`` (its own durable transaction) before the page moves on, so
+closing the tab or killing the server loses nothing already clicked. Request handlers run in a thread
+pool; the store, the samplers and the album cache are thread-safe, and each ``/api/pair`` call draws a
+fresh pair, so two tabs never get the same one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from piaa.active import STRATEGIES, ActiveSampler, make_sampler
+from piaa.preferences import PairSampler, PreferenceStore
+from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, Album, AlbumImageNotFound
+from piaa.web.training import Trainer
+
+STATIC = Path(__file__).parent / "static"
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+FeatureFn = Callable[[list[Path], Callable[[int, int], None]], np.ndarray]
+
+
+@dataclass
+class CollectConfig:
+    """Everything ``piaa collect`` takes; ``features`` and ``train_overrides`` are for tests and tuning."""
+
+    album: Path
+    store: Path
+    target: int = 100
+    strategy: str = "random"
+    reference: Path | None = None
+    seed: int = 0
+    profile_dir: Path | None = None  # default: next to the store, "<store stem>-profile"
+    host: str = "127.0.0.1"
+    features: FeatureFn | None = None  # album paths -> linear-model features (default: the backbone)
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for personalize
+
+    def check(self) -> None:
+        """Fail before the server starts, with one line naming what is wrong."""
+        if not self.album.is_dir():
+            raise FileNotFoundError(f"{self.album}: album folder not found")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.target < 1:
+            raise ValueError(f"--target must be at least 1, got {self.target}")
+        if not self.store.parent.is_dir():
+            raise FileNotFoundError(f"{self.store.parent}: folder for the preference store not found")
+        if self.reference is not None and not self.reference.is_dir():
+            raise FileNotFoundError(f"{self.reference}: reference folder not found")
+
+
+def _default_features(paths: list[Path], progress: Callable[[int, int], None]) -> np.ndarray:
+    from piaa.active import album_features
+
+    return album_features(paths, progress=progress)
+
+
+class Features:
+    """The album's linear-model features, computed once, on first need (or at startup for ``active``)."""
+
+    def __init__(self, paths: list[Path], fn: FeatureFn) -> None:
+        self._paths, self._fn = paths, fn
+        self._lock = threading.Lock()
+        self._value: np.ndarray | None = None
+        self.done, self.total = 0, len(paths)
+        self.error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+    def get(self, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        with self._lock:  # a second caller waits for the first computation instead of repeating it
+            if self._value is None:
+
+                def step(done: int, total: int) -> None:
+                    self.done = done
+                    if progress is not None:
+                        progress(done, total)
+
+                try:
+                    self._value = self._fn(self._paths, step)
+                except Exception as exc:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    raise
+            return self._value
+
+
+class Collector:
+    """The app's state: album, store, pair sampler, features and trainer."""
+
+    def __init__(self, cfg: CollectConfig) -> None:
+        cfg.check()
+        self.cfg = cfg
+        self.album = Album(cfg.album)
+        self.store = PreferenceStore(cfg.store)
+        try:
+            pairs = self.store.pairs()
+            self.sampler: PairSampler | ActiveSampler = make_sampler(
+                cfg.strategy, self.album.names, seed=cfg.seed, seen=pairs, background=True
+            )
+            paths = [self.album.files[n] for n in self.album.names]
+            self.features = Features(paths, cfg.features or _default_features)
+            if isinstance(self.sampler, ActiveSampler):
+                self.sampler.update(pairs)
+            profile_dir = cfg.profile_dir or cfg.store.with_name(f"{cfg.store.stem}-profile")
+            self.trainer = Trainer(
+                album=cfg.album,
+                names=self.album.names,
+                store_path=cfg.store,
+                reference=cfg.reference,
+                profile_dir=profile_dir,
+                pairs=self.store.pairs,
+                features=lambda progress: self.features.get(progress),
+                overrides=cfg.train_overrides,
+            )
+        except BaseException:
+            self.store.close()
+            raise
+        self.skipped = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Background work that should not delay the first page: features for the active sampler."""
+        if isinstance(self.sampler, ActiveSampler):
+            threading.Thread(target=self._load_features, daemon=True).start()
+
+    def _load_features(self) -> None:
+        assert isinstance(self.sampler, ActiveSampler)
+        with contextlib.suppress(Exception):  # the sampler stays random; /api/state shows the error
+            self.sampler.set_features(self.features.get())
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- views -----------------------------------------------------------------------------------------
+
+    def photo(self, name: str) -> dict[str, str]:
+        return {"name": name, "url": self.album.url(name)}
+
+    def state(self) -> dict[str, Any]:
+        count = len(self.store.pairs())
+        sampler: dict[str, Any] = {"strategy": self.cfg.strategy}
+        if isinstance(self.sampler, ActiveSampler):
+            sampler |= {
+                "model_judgements": self.sampler.model_judgements,
+                "features": "ready" if self.features.ready else (self.features.error or "computing"),
+                "features_done": self.features.done,
+            }
+        return {
+            "count": count,
+            "target": self.cfg.target,
+            "album": len(self.album),
+            "skipped": self.skipped,
+            "remaining": self.sampler.remaining,
+            "reference": self.cfg.reference is not None,
+            "sampler": sampler,
+            "training": self.trainer.status()["state"],
+        }
+
+    def next_pair(self) -> dict[str, Any] | None:
+        pair = self.sampler.next()
+        return None if pair is None else {"left": self.photo(pair[0]), "right": self.photo(pair[1])}
+
+    def _after_change(self) -> None:
+        if isinstance(self.sampler, ActiveSampler):
+            self.sampler.update(self.store.pairs())
+
+    def choose(self, preferred: str, other: str) -> None:
+        self._check_names(preferred, other)
+        self.store.add(preferred, other, source="collect")
+        self.sampler.mark_seen(preferred, other)
+        self._after_change()
+
+    def skip(self, a: str, b: str) -> None:
+        self._check_names(a, b)
+        with self._lock:
+            self.skipped += 1
+        self.sampler.mark_seen(a, b)
+
+    def undo(self) -> dict[str, Any] | None:
+        j = self.store.undo()
+        self._after_change()
+        if j is None:
+            return None
+        undone = {"preferred": j.preferred, "other": j.other}
+        if j.preferred in self.album and j.other in self.album:  # show it again, as it was
+            undone["pair"] = {"left": self.photo(j.preferred), "right": self.photo(j.other)}
+        return undone
+
+    def _check_names(self, a: str, b: str) -> None:
+        for name in (a, b):
+            if name not in self.album:
+                raise HTTPException(404, f"not an image of this album: {name!r}")
+        if a == b:
+            raise HTTPException(422, "a pair needs two different images")
+
+
+class Choice(BaseModel):
+    preferred: str
+    other: str
+
+
+class Skip(BaseModel):
+    a: str
+    b: str
+
+
+def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The FastAPI app; ``app.state.collector`` holds the state. The store closes when the app stops."""
+    collector = Collector(cfg)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        collector.start()
+        try:
+            yield
+        finally:
+            collector.close()
+
+    app = FastAPI(title="piaa collect", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.collector = collector
+    if allowed_hosts is None:  # a page on another site cannot reach us by DNS rebinding
+        local = cfg.host in LOCAL_HOSTS or cfg.host.startswith("127.")
+        allowed_hosts = [*LOCAL_HOSTS, cfg.host] if local else ["*"]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+    @app.middleware("http")
+    async def json_posts_only(request: Request, call_next: Callable) -> Response:
+        """Cross-site forms can post text/plain without asking; only same-origin scripts send JSON."""
+        if request.method == "POST" and not request.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
+            return JSONResponse({"detail": "expected application/json"}, status_code=415)
+        return await call_next(request)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/img/{name:path}")
+    def image(name: str, size: str = "display") -> Response:
+        side = THUMB_SIDE if size == "thumb" else DISPLAY_SIDE
+        try:
+            data = collector.album.jpeg(name, side)
+        except AlbumImageNotFound:
+            raise HTTPException(404, "not found") from None
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/state")
+    def state() -> dict[str, Any]:
+        return collector.state()
+
+    @app.get("/api/pair")
+    def pair() -> dict[str, Any]:
+        return {"pair": collector.next_pair(), "state": collector.state()}
+
+    @app.post("/api/choose")
+    def choose(choice: Choice) -> dict[str, Any]:
+        collector.choose(choice.preferred, choice.other)
+        return {"state": collector.state()}
+
+    @app.post("/api/skip")
+    def skip(body: Skip) -> dict[str, Any]:
+        collector.skip(body.a, body.b)
+        return {"state": collector.state()}
+
+    @app.post("/api/undo")
+    def undo() -> dict[str, Any]:
+        return {"undone": collector.undo(), "state": collector.state()}
+
+    @app.get("/api/train")
+    def train_status() -> dict[str, Any]:
+        return collector.trainer.status()
+
+    @app.post("/api/train")
+    def train() -> JSONResponse:
+        if collector.store.pairs() == []:
+            raise HTTPException(409, "no judgements yet: choose a few photos first")
+        started = collector.trainer.start()
+        return JSONResponse(collector.trainer.status(), status_code=202 if started else 409)
+
+    return app
+
+
+def check_port(host: str, port: int) -> None:
+    """A taken port is one clear error up front rather than a uvicorn log line."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(addr)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ValueError(f"{host}:{port}: cannot listen there ({reason}); try another --port") from None
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Run the app with uvicorn until Ctrl-C (every judgement is already on disk by then)."""
+    import uvicorn
+
+    check_port(host, port)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
