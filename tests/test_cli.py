@@ -110,3 +110,17 @@ def test_prefs_import_show_export(tmp_path):
     assert lines == ["preferred,other", "b.jpg,a.jpg", "b.jpg,c.jpg"]
     res = runner.invoke(app, ["prefs", "export", str(tmp_path / "none.sqlite"), str(tmp_path / "x.csv")])
     assert res.exit_code == 2 and "no such preference store" in res.output
+
+
+def test_bench_settings_are_typed_and_checked():
+    import pytest
+
+    from piaa.cli import parse_settings
+
+    assert parse_settings(["rank_lr=1e-3", "attention=false", "rank_epochs=5"]) == {
+        "rank_lr": 1e-3, "attention": False, "rank_epochs": 5,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="KEY one of"):
+        parse_settings(["learning_rate=1"])
+    with pytest.raises(ValueError, match="not a int"):
+        parse_settings(["rank_epochs=many"])

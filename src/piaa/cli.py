@@ -81,6 +81,26 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         raise ValueError(f"{path}: output must end in .csv or .json")
 
 
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``["rank_lr=1e-3", "attention=false"]`` -> typed TrainConfig overrides."""
+    from dataclasses import fields
+
+    from piaa.train import TrainConfig
+
+    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in types:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+        kind = types[key]
+        try:
+            out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {value!r} is not a {kind.__name__}") from None
+    return out
+
+
 @app.command("backbones")
 def backbones_cmd() -> None:
     """List the registered backbones."""
@@ -380,10 +400,16 @@ def bench_cmd(
         "piaa-bench"
     ),
     seed: Annotated[int, typer.Option()] = 0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Training setting KEY=VALUE (repeatable).")
+    ] = None,
 ) -> None:
     """The paper's protocol (X = 10 and 100) over every method; prints and saves the table and a plot."""
     from piaa import bench
     from piaa.io import atomic_write_text
+    from piaa.train import TrainConfig
+
+    config = TrainConfig(seed=seed, **parse_settings(set_ or []))
 
     if quick:
         persons, splits = min(persons, 3), min(splits, 2)
@@ -406,7 +432,7 @@ def bench_cmd(
             raise FileNotFoundError(f"{photos}: photo folder not found (pass --photos DIR)")
         world = bench.simulated_world(photos, persons=persons, seed=seed)
     chosen = [m.strip() for m in methods.split(",")] if methods else None
-    result = bench.run(world, methods=chosen, splits=splits, seed=seed)
+    result = bench.run(world, methods=chosen, splits=splits, seed=seed, config=config)
     table = result.table()
     console.print(table, highlight=False, soft_wrap=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,14 +29,14 @@ REAL-CUR (Ren et al., ICCV 2017) -- :func:`load_realcur`
 folder per user (the folder name is the user id); hidden folders and those starting with ``_`` (e.g.
 ``__MACOSX``) and plain files in ``root`` are ignored. Each user folder is read in one of two ways:
 
-a. *Label file* (the brief we were given; not confirmed against the release): the folder contains its
-   images and exactly one label file (``.txt``, ``.csv`` or ``.tsv``). Each line is an image file name
-   (relative to the user folder; may include sub-folders) and a score. Lines may be separated by a
-   comma, a tab or a semicolon (the first of these that occurs in the line; exactly two fields), or
-   else by whitespace (the last whitespace-separated token is the score, so names may contain spaces).
-   Blank lines and lines starting with ``#`` are skipped. The first data line is taken as a header, and
-   skipped, when its score field is not a number; any later non-numeric score is an error. A score
-   must be a number in [1, 5].
+a. *Label file* (a common layout for per-user labels; not confirmed against the release): the folder
+   contains its images and exactly one label file (``.txt``, ``.csv`` or ``.tsv``). Each line is an
+   image file name (relative to the user folder; may include sub-folders) and a score. Lines may be
+   separated by a comma, a tab or a semicolon (the first of these that occurs in the line; exactly two
+   fields), or else by whitespace (the last whitespace-separated token is the score, so names may
+   contain spaces). Blank lines and lines starting with ``#`` are skipped. The first data line is taken
+   as a header, and skipped, when its score field is not a number; any later non-numeric score is an
+   error. A score must be a number in [1, 5].
 b. *Score folders* (the only layout we found in public code that reads the release: images filed in
    sub-folders named by their score): ``root/<user>/<score>/<image>``, where ``<score>`` is a folder
    named by a number in [1, 5] (``1`` .. ``5``). Files with an image suffix (``.jpg .jpeg .png .webp

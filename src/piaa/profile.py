@@ -238,12 +238,7 @@ class Profile:
                 f"{path}: corrupt or from an incompatible piaa ({type(e).__name__}: {e})"
             ) from None
         head = AestheticHead(head_cfg)
-        try:
-            head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
-        except RuntimeError as e:
-            raise ProfileError(
-                f"{w_path}: weights do not fit the head in {CONFIG} ({str(e).splitlines()[0]})"
-            ) from None
+        _load_prefixed(head, tensors, "head.", f"{w_path}: weights do not fit the head in {CONFIG}")
         backbone = _profile_backbone(
             path, bb_info, config.get("backbone_finetuned", False), tensors, backbone_weights
         )
@@ -263,6 +258,15 @@ class Profile:
         )
 
 
+def _load_prefixed(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, problem: str
+) -> None:
+    try:
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    except RuntimeError as e:
+        raise ProfileError(f"{problem} ({str(e).strip().splitlines()[0]})") from None
+
+
 def _profile_backbone(
     path: Path, info: dict, finetuned: bool, tensors: dict[str, torch.Tensor], weights: str | Path | None
 ) -> Backbone:
@@ -274,12 +278,7 @@ def _profile_backbone(
     except BackboneError as e:
         raise ProfileError(f"{path}: needs backbone {name}: {e}") from None
     if finetuned:
-        try:
-            bb.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")})
-        except RuntimeError as e:
-            raise ProfileError(
-                f"{path}: fine-tuned backbone weights do not fit {name} ({str(e).splitlines()[0]})"
-            ) from None
+        _load_prefixed(bb, tensors, "backbone.", f"{path}: fine-tuned backbone weights do not fit {name}")
         bb.info = dataclasses.replace(bb.info, weights_hash=saved_hash)
     elif bb.info.weights_hash != saved_hash:
         raise ProfileError(

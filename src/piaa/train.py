@@ -14,7 +14,6 @@ Adam, regression is still batch 32, ranking still halves its rate every 500 iter
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
@@ -34,6 +33,7 @@ class TrainConfig:
     k: int = 50  # reference neighbours per album photo
     seed: int = 0
     attention: bool = True  # ablation switch: False gives "w/o attention"
+    head_norm: str = "none"  # "layer" normalises the pooled features (measured worse; see model.py)
     pretrain: bool = True  # ablation switch: False skips the generic regression ("w/o pre-training")
     generic_epochs: int = 10
     generic_lr: float = 1e-3
@@ -108,18 +108,42 @@ def fit_generic(
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     opt = _optimizer(list(head.parameters()), backbone, cfg.generic_lr, cfg)
+    dists = torch.as_tensor(distributions, dtype=torch.float32)
+
+    def loss_of(idx: torch.Tensor) -> torch.Tensor:
+        return emd_loss(dists[idx], head.distribution(source(idx)))
+
+    return _loop(
+        head, loss_of, len(dists), opt, None, cfg, cfg.generic_epochs, gen, "generic model", progress
+    )
+
+
+def _loop(
+    head: AestheticHead,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler | None,
+    cfg: TrainConfig,
+    epochs: int,
+    gen: torch.Generator,
+    desc: str,
+    progress: bool,
+) -> list[float]:
+    """Mini-batch Adam over ``n`` items for ``epochs``; the mean loss of each epoch."""
     head.train()
     history = []
-    dists = torch.as_tensor(distributions, dtype=torch.float32)
-    for _ in tqdm(range(cfg.generic_epochs), desc="generic model", unit="epoch", disable=not progress):
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress):
         total = 0.0
-        for idx in _batches(len(dists), cfg.batch_size, gen):
-            loss = emd_loss(dists[idx], head.distribution(source(idx)))
+        for idx in _batches(n, cfg.batch_size, gen):
+            loss = loss_of(idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             total += loss.item() * len(idx)
-        history.append(total / max(len(dists), 1))
+        history.append(total / max(n, 1))
     head.eval()
     return history
 
@@ -168,33 +192,21 @@ def fit_ranking(
     opt = _optimizer(params, backbone, cfg.rank_lr, cfg)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_halve_every, gamma=0.5)
     anchor = [p.detach().clone() for p in params] if cfg.anchor > 0 else None
-    head.train()
-    history = []
-    for _ in tqdm(range(cfg.rank_epochs), desc="personal model", unit="epoch", disable=not progress):
-        total = 0.0
-        for b in _batches(len(pairs), cfg.batch_size, gen):
-            s = scores_of(pairs[b].reshape(-1)).view(-1, 2)
-            loss = rank_loss(s[:, 0], s[:, 1], **kwargs)
-            if anchor is not None:
-                loss = loss + cfg.anchor * sum(
-                    ((q - a) ** 2).sum() for q, a in zip(params, anchor, strict=True)
-                )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(b)
-        history.append(total / len(pairs))
-    head.eval()
-    return history
+
+    def loss_of(b: torch.Tensor) -> torch.Tensor:
+        s = scores_of(pairs[b].reshape(-1)).view(-1, 2)
+        loss = rank_loss(s[:, 0], s[:, 1], **kwargs)
+        if anchor is not None:
+            loss = loss + cfg.anchor * sum(((q - a) ** 2).sum() for q, a in zip(params, anchor, strict=True))
+        return loss
+
+    return _loop(head, loss_of, len(pairs), opt, sched, cfg, cfg.rank_epochs, gen, "personal model", progress)
 
 
 def new_head(channels: tuple[int, int, int], cfg: TrainConfig) -> AestheticHead:
     """A freshly initialised head, reproducible for ``cfg.seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return AestheticHead(HeadConfig(channels=tuple(channels), attention=cfg.attention))
-
-
-def iterations(n: int, batch_size: int, epochs: int) -> int:
-    return epochs * math.ceil(n / batch_size)
+        return AestheticHead(
+            HeadConfig(channels=tuple(channels), attention=cfg.attention, norm=cfg.head_norm)
+        )
