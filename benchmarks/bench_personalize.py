@@ -1,12 +1,10 @@
-"""Time to personalize and scoring throughput; with --sweep, the training settings compared.
+"""Time to personalize and scoring throughput.
 
     python benchmarks/bench_personalize.py [--photos ../shared/data/photos]
-    python benchmarks/bench_personalize.py --sweep
 
 Setting (issue 3): a reference of 500 photos with simulated crowd histograms (built once, not timed),
 an album of 100 other photos, 100 pairs judged by a simulated person, K = 50. Scoring runs end to end
-from JPEG files. The sweep trains with several learning rates / epoch counts and reports Spearman rho
-against the simulated person's noise-free taste on 300 photos nobody judged, mean over 3 people.
+from JPEG files. (How well the trained models rank is measured by ``piaa bench``.)
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from piaa.evaluate import spearman
 from piaa.images import iter_image_files
 from piaa.personalize import personalize
 from piaa.reference import build_reference
@@ -73,54 +70,26 @@ def write_prefs(path: Path, w: dict, user, rng: np.random.Generator, n_pairs: in
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
-    ap.add_argument("--sweep", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         w = setup(args.photos, work)
         rng = np.random.default_rng(1)
-        users = [random_user(rng) for _ in range(3)]
-        prefs = []
-        for i, user in enumerate(users):
-            prefs.append(work / f"prefs{i}.csv")
-            write_prefs(prefs[-1], w, user, rng)
-        if not args.sweep:
-            t = time.perf_counter()
-            prof = personalize(w["ref"], w["album"], prefs[0], work / "profile", progress=False)
-            dt = time.perf_counter() - t
-            r = prof.report
-            print(
-                f"personalize: {dt:.1f} s  (100 album photos, {r.pairs_stated} stated + {r.pairs_inferred} "
-                f"inferred pairs, K=50 -> {r.neighbours} neighbours)"
-            )
-            files = w["test_files"]
-            prof.score_files(files[:16], progress=False)  # warm-up
-            t = time.perf_counter()
-            n = len(prof.score_files(files, progress=False))
-            print(f"score: {n / (time.perf_counter() - t):.1f} images/s end to end from JPEG ({n} photos)")
-            return
-        truth = [u.utility(np.stack([w["attrs"][f] for f in w["test_files"]])) for u in users]
-        settings = [
-            ("generic_lr", [3e-4, 1e-3, 3e-3], {"rank_epochs": 0}),
-            ("generic_epochs", [5, 10, 20, 40], {"rank_epochs": 0}),
-            ("rank_lr", [1e-4, 3e-4, 1e-3, 3e-3], {}),
-            ("rank_epochs", [5, 10, 20, 40], {}),
-        ]
-        for name, values, extra in settings:
-            for v in values:
-                rhos = []
-                for p, t in zip(prefs, truth, strict=True):
-                    prof = personalize(
-                        w["ref"],
-                        w["album"],
-                        p if extra.get("rank_epochs", 1) else None,
-                        None,
-                        progress=False,
-                        **{name: v, **extra},
-                    )
-                    s = np.array([x.score for x in prof.score_files(w["test_files"], progress=False)])
-                    rhos.append(spearman(s, t))
-                print(f"sweep {name}={v}: rho {np.mean(rhos):.3f} ± {np.std(rhos):.3f}")
+        prefs = work / "prefs.csv"
+        write_prefs(prefs, w, random_user(rng), rng)
+        t = time.perf_counter()
+        prof = personalize(w["ref"], w["album"], prefs, work / "profile", progress=False)
+        dt = time.perf_counter() - t
+        r = prof.report
+        print(
+            f"personalize: {dt:.1f} s  (100 album photos, {r.pairs_stated} stated + {r.pairs_inferred} "
+            f"inferred pairs, K=50 -> {r.neighbours} neighbours)"
+        )
+        files = w["test_files"]
+        prof.score_files(files[:16], progress=False)  # warm-up
+        t = time.perf_counter()
+        n = len(prof.score_files(files, progress=False))
+        print(f"score: {n / (time.perf_counter() - t):.1f} images/s end to end from JPEG ({n} photos)")
 
 
 if __name__ == "__main__":
