@@ -228,3 +228,18 @@ def test_full_fine_tuning_trains_the_backbone_and_saves_it(demo_world, tmp_path)
     np.testing.assert_allclose(
         [r.score for r in again.score(files)], [r.score for r in prof.score(files)], atol=1e-3
     )
+
+
+def test_reference_without_maps_computes_neighbour_maps(demo_world, tmp_path):
+    from piaa.reference import build_reference
+
+    ex = demo_world["example"]
+    build_reference(ex.labels, ex.reference_images, tmp_path / "ref", store_maps=False, progress=False)
+    assert not Reference.open(tmp_path / "ref").has_maps
+    with_maps = personalize(demo_world["reference"], ex.album, None, None, progress=False, generic_epochs=2)
+    without = personalize(tmp_path / "ref", ex.album, None, None, progress=False, generic_epochs=2)
+    assert without.report.neighbours == with_maps.report.neighbours
+    files = ex.album_files[:8]
+    np.testing.assert_allclose(
+        [r.score for r in without.score(files)], [r.score for r in with_maps.score(files)], atol=0.05
+    )  # stored maps are float16, fresh ones are rounded the same way

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from piaa.backbones import FeatureMaps, create_backbone
 from piaa.evaluate import pairwise_accuracy, spearman
-from piaa.features import FeatureExtractor, concat, normalize
+from piaa.features import FeatureExtractor, half_maps, normalize
 from piaa.images import FailureLog, iter_image_files
 from piaa.losses import get_rank_loss
 from piaa.model import AestheticHead
@@ -68,21 +68,15 @@ class EvalWorld:
         return np.unique(rows[rows >= 0])
 
 
-def _half(f: FeatureMaps) -> FeatureMaps:
-    return FeatureMaps(*(t.half() if t.ndim == 4 else t for t in f))
-
-
 def extract_all(
     paths: Sequence[Path], backbone_name: str = "efficientnet-lite0", progress: bool = True
 ) -> tuple[list[int], FeatureMaps]:
     """Feature maps (float16) of every readable photo, once."""
     fe = FeatureExtractor(create_backbone(backbone_name))
-    kept: list[int] = []
-    parts: list[FeatureMaps] = []
-    for b in fe.files(list(paths), failures=FailureLog(), progress="features" if progress else False):
-        kept += b.indices
-        parts.append(_half(b.features))
-    return kept, concat(parts)
+    kept, maps = fe.collect(list(paths), failures=FailureLog(), progress="features" if progress else False)
+    if maps is None:
+        raise ValueError("no readable photos")
+    return kept, maps
 
 
 def simulated_world(
@@ -160,7 +154,7 @@ def dataset_world(
         if len(idx) >= 12:
             out.append(EvalAlbum(a.user, np.array(idx), np.asarray(a.scores, float)[good]))
     return EvalWorld(
-        ref_maps=_half(ref.maps(np.arange(len(ref)))),
+        ref_maps=half_maps(ref.maps(np.arange(len(ref)))),
         ref_dists=ref.distributions,
         ref_emb=ref.embeddings,
         photo_maps=maps,

@@ -200,6 +200,18 @@ class FeatureExtractor:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
+    def collect(
+        self, paths: Sequence[str | Path], *, failures: FailureLog | None = None, progress: bool | str = True
+    ) -> tuple[list[int], FeatureMaps | None]:
+        """All features at once, spatial maps in float16 (for training on cached maps): the positions in
+        ``paths`` that decoded, and their maps (None when none did)."""
+        kept: list[int] = []
+        parts: list[FeatureMaps] = []
+        for b in self.files(paths, failures=failures, progress=progress):
+            kept += b.indices
+            parts.append(half_maps(b.features))
+        return kept, (concat(parts) if parts else None)
+
     @staticmethod
     def _finish(item: tuple[list[int], Future | FeatureMaps | None, int], bar: tqdm) -> Iterator[Batch]:
         indices, job, count = item
@@ -212,6 +224,11 @@ def concat(parts: Sequence[FeatureMaps]) -> FeatureMaps:
     if not parts:
         raise ValueError("no features to concatenate")
     return FeatureMaps(*(torch.cat(t) for t in zip(*parts, strict=True)))
+
+
+def half_maps(f: FeatureMaps) -> FeatureMaps:
+    """Spatial maps in float16 (half the memory when many are cached for training); the embedding stays."""
+    return FeatureMaps(*(t.half() if t.ndim == 4 else t for t in f))
 
 
 def normalize(embeddings: np.ndarray) -> np.ndarray:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from piaa.backbones import Backbone, FeatureMaps
+from piaa.backbones import Backbone
 from piaa.backbones.base import state_hash
-from piaa.features import FeatureExtractor, concat
+from piaa.features import FeatureExtractor, half_maps
 from piaa.images import FailureLog, iter_image_files
 from piaa.preferences import Contradiction, enrich_transitive, load_statements, normalize_name, resolve
 from piaa.profile import Profile
@@ -57,17 +57,6 @@ class PersonalizeReport:
         }
 
 
-def _extract(
-    extractor: FeatureExtractor, paths: list[Path], failures: FailureLog, desc: str | bool
-) -> tuple[list[int], FeatureMaps | None]:
-    kept: list[int] = []
-    parts: list[FeatureMaps] = []
-    for b in extractor.files(paths, failures=failures, progress=desc):
-        kept += b.indices
-        parts.append(FeatureMaps(*(t.half() if t.ndim == 4 else t for t in b.features)))
-    return kept, (concat(parts) if parts else None)
-
-
 def _pixels(backbone: Backbone, paths: list[Path]) -> np.ndarray:
     return np.stack([backbone.preprocess.load(p) for p in paths])
 
@@ -97,7 +86,9 @@ def personalize(
     backbone = ref.create_backbone()
     extractor = FeatureExtractor(backbone, engine=engine)
     files = list(iter_image_files([album]))
-    kept, album_maps = _extract(extractor, files, rep.failures, "album" if progress else False)
+    kept, album_maps = extractor.collect(
+        files, failures=rep.failures, progress="album" if progress else False
+    )
     if album_maps is None:
         raise ValueError(f"{album}: no readable images")
     files = [files[i] for i in kept]
@@ -120,13 +111,15 @@ def personalize(
         trainable: Backbone | None = backbone
     else:
         if ref.has_maps:
-            ref_maps = ref.maps(nn_rows)
-            ref_maps = FeatureMaps(*(t.half() if t.ndim == 4 else t for t in ref_maps))
-        else:
-            ok, ref_maps = _extract(
-                extractor, [ref.paths[r] for r in nn_rows], rep.failures, "neighbours" if progress else False
+            ref_maps = half_maps(ref.maps(nn_rows))
+        else:  # a reference built with --no-maps: compute the neighbours' maps now
+            paths = [ref.paths[r] for r in nn_rows]
+            ok, maps = extractor.collect(
+                paths, failures=rep.failures, progress="neighbours" if progress else False
             )
-            nn_rows = nn_rows[ok]
+            if maps is None:
+                raise ValueError(f"{ref.path}: none of the reference neighbours' images could be read")
+            ref_maps, nn_rows = maps, nn_rows[ok]
         ref_source, album_source, trainable = cached_source(ref_maps), cached_source(album_maps), None
 
     # 2. generic regression, 3. ranking fine-tuning
