@@ -1,9 +1,10 @@
 """Images -> feature maps, fast on a CPU.
 
 Two engines compute the same function: ``torch`` (the reference: eager PyTorch) and ``onnx`` (the fast
-path: the backbone exported once to ONNX and run by ONNX Runtime, about 1.4-3x faster on a laptop
-CPU). Decoding runs in worker processes so that JPEG decoding overlaps the network. Bad files never stop
-a batch: they are recorded in a :class:`~piaa.images.FailureLog` and skipped.
+path: the backbone exported once to ONNX and run by ONNX Runtime, about 3x faster end to end on a
+2-core CPU, see the README's benchmarks). Decoding runs in worker processes so that JPEG decoding
+overlaps the network. Bad files never stop a batch: they are recorded in a
+:class:`~piaa.images.FailureLog` and skipped.
 """
 
 from __future__ import annotations

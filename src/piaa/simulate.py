@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image
 
 ATTRIBUTES = ("brightness", "colourfulness", "contrast", "sharpness", "warmth")
 _SIDE = 160  # attributes are measured on a small copy: fast, and what a glance at a photo sees
@@ -33,29 +33,6 @@ def photo_attributes(img: Image.Image | np.ndarray) -> np.ndarray:
     sharpness = np.sqrt(lap.var()) / 0.15
     warmth = 0.5 + (r.mean() - b.mean())
     return np.array([lum.mean(), colourfulness, lum.std() / 0.3, sharpness, warmth], dtype=np.float32)
-
-
-EDITS = ("original", "dark", "bright", "muted", "vivid", "flat", "punchy", "soft", "warm", "cool")
-
-
-def photometric_variant(img: Image.Image, edit: str) -> Image.Image:
-    """One of :data:`EDITS`: the retouches a person's taste is most often about."""
-    img = img.convert("RGB")
-    if edit == "original":
-        return img.copy()
-    if edit in ("dark", "bright"):
-        return ImageEnhance.Brightness(img).enhance(0.55 if edit == "dark" else 1.45)
-    if edit in ("muted", "vivid"):
-        return ImageEnhance.Color(img).enhance(0.25 if edit == "muted" else 1.9)
-    if edit in ("flat", "punchy"):
-        return ImageEnhance.Contrast(img).enhance(0.5 if edit == "flat" else 1.5)
-    if edit == "soft":
-        return img.filter(ImageFilter.GaussianBlur(radius=max(img.size) / 180))
-    if edit in ("warm", "cool"):
-        a = np.asarray(img, np.float32)
-        shift = np.array([18, 4, -18] if edit == "warm" else [-18, 0, 18], np.float32)
-        return Image.fromarray(np.clip(a + shift, 0, 255).astype(np.uint8))
-    raise ValueError(f"unknown edit {edit!r}; choose one of {', '.join(EDITS)}")
 
 
 @dataclass
