@@ -120,3 +120,48 @@ def test_bad_weights_file_is_one_line_error(tmp_path):
     torch.save({"features.0.weight": torch.zeros(3)}, wrong)
     with pytest.raises(BackboneError, match="not a torchvision vgg16 state dict"):
         create_backbone("vgg16", weights=wrong)
+
+
+def test_channel_stats_are_spatial_mean_and_std_per_channel():
+    from piaa.backbones.base import channel_stats
+
+    a = torch.tensor([[[[1.0, 3.0], [1.0, 3.0]], [[2.0, 2.0], [2.0, 2.0]]]])  # 1 x 2 x 2 x 2
+    b = torch.zeros(1, 1, 3, 3)
+    s = channel_stats(a, b)
+    torch.testing.assert_close(s, torch.tensor([[2.0, 2.0, 1.0, 0.0, 0.0, 0.0]]), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "efficientnet-lite2", "vgg16"])
+def test_every_backbone_yields_its_low_level_statistics(name):
+    bb = create_backbone(name, weights=None)
+    with torch.no_grad():
+        f = bb(torch.randn(2, 3, 96, 96))
+    assert f.stats.shape == (2, bb.info.stats_dim) and bb.info.stats_dim > 0
+    assert torch.isfinite(f.stats).all()
+
+
+def test_exposure_and_colour_are_readable_from_the_statistics_not_the_deep_features(demo_world, lite0):
+    """Why the head reads the statistics: on scenes it has not seen, a linear read-out recovers a photo's
+    brightness and colourfulness from them, but not from the embedding or the pooled Z1."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    from piaa.features import FeatureExtractor
+    from piaa.images import iter_image_files
+    from piaa.simulate import photo_attributes
+
+    files = sorted(iter_image_files([demo_world["example"].album]))  # 7 scenes x 15 variants
+    imgs = [Image.open(f).convert("RGB") for f in files]
+    maps = FeatureExtractor(lite0).images(imgs)
+    attrs = np.stack([photo_attributes(im) for im in imgs])
+    scenes = [f.name.split("-")[0] for f in files]
+
+    def r2(x: np.ndarray, y: np.ndarray) -> float:
+        x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        p = cross_val_predict(Ridge(alpha=10.0), x, y, groups=scenes, cv=GroupKFold(len(set(scenes))))
+        return 1 - float(((p - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+    stats, emb, z1 = maps.stats.numpy(), maps.embedding.numpy(), maps.z1.mean((2, 3)).numpy()
+    for j in (0, 1):  # brightness, colourfulness
+        assert r2(stats, attrs[:, j]) > 0.7
+        assert r2(emb, attrs[:, j]) < 0.4 and r2(z1, attrs[:, j]) < 0.4

@@ -37,6 +37,8 @@ def test_personalize_then_score_ranks_and_writes_outputs(demo_world, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "10 stated" in res.output
+    head = json.loads((out / "config.json").read_text())["head"]
+    assert head["stats"] == 224  # efficientnet-lite0's low-level statistics, on by default
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff not really")
     res = runner.invoke(

@@ -12,6 +12,7 @@ def _maps(n=3, c=(8, 16, 16), s1=6, s2=3, s3=1):
         torch.rand(n, c[1], s2, s2, generator=g) * 6,
         torch.rand(n, c[2], s3, s3, generator=g),
         torch.rand(n, c[2], generator=g),
+        torch.randn(n, 6, generator=g),
     )
 
 
@@ -62,3 +63,34 @@ def test_model_backpropagates_to_pixels(lite0):
     x = torch.zeros(1, 3, 224, 224, requires_grad=True)
     model.score(x).sum().backward()
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
+
+
+def _with_stats(f, stats):
+    return f._replace(stats=stats)
+
+
+def test_paper_head_ignores_low_level_statistics_and_piaa_head_reads_them():
+    f = _maps()
+    other = _with_stats(f, f.stats + torch.randn(3, 6))
+    paper = AestheticHead(HeadConfig(channels=(8, 16, 16), hidden=4)).eval()
+    assert "stats_mean" not in paper.state_dict()
+    torch.testing.assert_close(paper(f), paper(other))
+    head = AestheticHead(HeadConfig(channels=(8, 16, 16), hidden=4, stats=6)).eval()
+    assert head.fc.in_features == 8 + 16 + 6
+    assert not torch.allclose(head(f), head(other))
+
+
+def test_statistics_are_standardized_once_with_the_training_images():
+    head = AestheticHead(HeadConfig(channels=(8, 16, 16), hidden=4, stats=6)).eval()
+    train = torch.randn(50, 6) * torch.tensor([1.0, 10, 100, 0.1, 5, 2]) + 40
+    head.fit_stats_scaling(train)
+    pooled = head.pool(_with_stats(_maps(n=50), train))[:, 24:]
+    torch.testing.assert_close(pooled.mean(0), torch.zeros(6), atol=1e-4, rtol=0)
+    torch.testing.assert_close(pooled.std(0, unbiased=False), torch.ones(6), atol=1e-4, rtol=0)
+    fixed = head.stats_mean.clone()
+    head.fit_stats_scaling(train * 3)  # a ranking fine-tune keeps the generic model's constants
+    torch.testing.assert_close(head.stats_mean, fixed)
+    again = AestheticHead(HeadConfig(channels=(8, 16, 16), hidden=4, stats=6)).eval()
+    again.load_state_dict(head.state_dict())  # the constants travel with the weights (profiles)
+    f = _maps()
+    torch.testing.assert_close(again(f), head(f))

@@ -119,9 +119,11 @@ def test_ablation_switches(demo_world):
         progress=False,
         attention=False,
         pretrain=False,
+        low_level=False,
         generic_epochs=2,
     )
     assert prof.head.gate1 is None and prof.report.generic_loss == []
+    assert prof.head.config.stats == 0 and prof.head.fc.in_features == 112 + 1280
 
 
 def test_preferences_naming_unknown_images_are_reported(demo_world, tmp_path):

@@ -1,4 +1,5 @@
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -8,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from conftest import synthetic_photo, write_ava
@@ -68,6 +70,22 @@ def test_stored_maps_match_fresh_extraction(built, ref_corpus, lite0):
     )
     assert maps.z1.shape[1:] == (112, 14, 14) and maps.z3.shape[1:] == (1280, 1, 1)
     torch.testing.assert_close(maps.z2, fresh, atol=2e-2, rtol=1e-2)  # stored as float16
+    stats = FeatureExtractor(lite0).images([Image.open(ref.paths[0]), Image.open(ref.paths[5])]).stats
+    assert maps.stats.shape == (2, lite0.info.stats_dim)
+    torch.testing.assert_close(maps.stats, stats, atol=2e-2, rtol=1e-2)
+
+
+def test_maps_of_an_older_store_without_statistics_are_refused(built, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(built[0], old)
+    db = sqlite3.connect(old / DB_NAME)
+    db.execute("UPDATE meta SET value = 'piaa-reference-1' WHERE key = 'format'")
+    db.commit()
+    db.close()
+    ref = Reference.open(old)  # neighbours still work: the embeddings are unchanged
+    assert ref.neighbors(ref.embeddings[:1], 3)[1][0, 0] == 0
+    with pytest.raises(ReferenceError, match="older piaa .* build the reference again"):
+        ref.maps([0])
 
 
 def test_mismatched_backbone_is_refused(built, ref_corpus):

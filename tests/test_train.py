@@ -14,9 +14,10 @@ def _world(n=64, seed=0):
     z2 = torch.rand(n, 16, 2, 2, generator=g)
     z2[:, 1] += q[:, None, None] * 2
     z3 = z2.mean((2, 3), keepdim=True)
+    stats = torch.randn(n, 6, generator=g)
     bins = torch.arange(1, 11).float()
     target = torch.softmax(-((bins[None] - (2 + 6 * q[:, None])) ** 2) / 2, dim=1)
-    return FeatureMaps(z1.half(), z2.half(), z3.half(), z3.flatten(1)), target, q
+    return FeatureMaps(z1.half(), z2.half(), z3.half(), z3.flatten(1), stats), target, q
 
 
 def test_generic_regression_lowers_emd():
@@ -67,3 +68,34 @@ def test_training_is_deterministic_for_a_seed():
 def test_config_round_trip_ignores_unknown_keys():
     cfg = TrainConfig(k=7, rank_loss="exp")
     assert TrainConfig.from_dict({**cfg.to_dict(), "from_the_future": 1}) == cfg
+
+
+def test_a_taste_only_the_low_level_statistics_show_is_learned_with_them():
+    """Deep maps that ignore exposure cannot learn a person who likes bright photos; the statistics can."""
+    maps, target, _ = _world(n=96)
+    bright = maps.stats[:, 2]
+    te = torch.arange(64, 96)  # pairs among the first 64 photos only
+    drawn = torch.randint(0, 64, (300, 2)).tolist()
+    pairs = torch.tensor([(a, b) if bright[a] > bright[b] else (b, a) for a, b in drawn if a != b])
+    src = cached_source(maps)
+    accs = {}
+    for low_level in (True, False):
+        cfg = TrainConfig(generic_epochs=5, rank_epochs=30, rank_lr=3e-3, low_level=low_level)
+        head = new_head((8, 16, 16), cfg, stats=6)
+        fit_generic(head, src, target, cfg)
+        fit_ranking(head, src, pairs, cfg)
+        s = score_from_distribution(head.distribution(src(te)))
+        t = bright[te]
+        agree = (s[:, None] > s[None]) == (t[:, None] > t[None])
+        accs[low_level] = float(agree[~torch.eye(len(te), dtype=torch.bool)].float().mean())
+    assert accs[True] > 0.85 and accs[False] < 0.7, accs
+
+
+def test_ranking_without_a_generic_model_fits_the_scaling_on_the_pair_images():
+    maps, _, q = _world()
+    cfg = TrainConfig(rank_epochs=2, pretrain=False)
+    head = new_head((8, 16, 16), cfg, stats=6)
+    assert not bool(head.stats_fitted)
+    fit_ranking(head, cached_source(maps), torch.tensor([[0, 1], [2, 3]]), cfg)
+    assert bool(head.stats_fitted)
+    torch.testing.assert_close(head.stats_mean, maps.stats[:4].mean(0))

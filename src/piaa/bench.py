@@ -179,18 +179,23 @@ class Split:
     cfg: TrainConfig
     cache: dict = field(default_factory=dict)
 
-    def generic(self, attention: bool = True) -> AestheticHead:
-        """The generic model (EMD on the neighbours), trained once per split and attention setting."""
-        if attention not in self.cache:
-            cfg = dataclasses.replace(self.cfg, attention=attention)
-            head = new_head(self.world.channels, cfg)
+    def new_head(self, **overrides: object) -> AestheticHead:
+        cfg = dataclasses.replace(self.cfg, **overrides)
+        return new_head(self.world.channels, cfg, self.world.photo_maps.stats.shape[1])
+
+    def generic(self, **overrides: object) -> AestheticHead:
+        """The generic model (EMD on the neighbours), trained once per split and setting."""
+        key = tuple(sorted(overrides.items()))
+        if key not in self.cache:
+            cfg = dataclasses.replace(self.cfg, **overrides)
+            head = self.new_head(**overrides)
             src = cached_source(self.world.ref_maps)
             rows = torch.from_numpy(self.neighbours)
             fit_generic(
                 head, lambda i: src(rows[i]), torch.from_numpy(self.world.ref_dists[self.neighbours]), cfg
             )
-            self.cache[attention] = head
-        return copy.deepcopy(self.cache[attention])
+            self.cache[key] = head
+        return copy.deepcopy(self.cache[key])
 
     def rank(self, head: AestheticHead, **overrides: object) -> AestheticHead:
         fit_ranking(
@@ -251,12 +256,17 @@ def _without_rankings(s: Split) -> np.ndarray:
     return s.head_scores(s.generic())
 
 
-def _without_attention(s: Split) -> np.ndarray:
-    return s.head_scores(s.rank(s.generic(attention=False)))
+def _ablation(**overrides: object) -> Method:
+    """piaa with one part switched off, in the generic model and the ranking fine-tune alike."""
+
+    def run(s: Split) -> np.ndarray:
+        return s.head_scores(s.rank(s.generic(**overrides), **overrides))
+
+    return run
 
 
 def _without_pretraining(s: Split) -> np.ndarray:
-    return s.head_scores(s.rank(new_head(s.world.channels, s.cfg)))
+    return s.head_scores(s.rank(s.new_head()))
 
 
 def _pair_features(s: Split) -> tuple[np.ndarray, np.ndarray]:
@@ -357,7 +367,8 @@ def _rankiqa(s: Split) -> np.ndarray:
 METHODS: dict[str, Method] = {
     "piaa (full)": _piaa(),
     "w/o rankings (generic)": _without_rankings,
-    "w/o attention": _without_attention,
+    "w/o attention": _ablation(attention=False),
+    "w/o low-level statistics": _ablation(low_level=False),
     "w/o pre-training": _without_pretraining,
     "exponential loss": _piaa(rank_loss="exp"),
     "logistic loss": _piaa(rank_loss="logistic"),

@@ -276,6 +276,9 @@ def personalize_cmd(
     pretrain: Annotated[
         bool, typer.Option(help="Generic regression first (off: the paper's ablation).")
     ] = True,
+    low_level: Annotated[
+        bool, typer.Option(help="The head also reads the early layers' statistics (off: the paper's head).")
+    ] = True,
     rank_loss: Annotated[str, typer.Option(help="hinge, exp or logistic.")] = "hinge",
     generic_epochs: Annotated[int | None, typer.Option(min=0)] = None,
     rank_epochs: Annotated[int | None, typer.Option(min=0)] = None,
@@ -291,6 +294,7 @@ def personalize_cmd(
         seed=seed,
         attention=attention,
         pretrain=pretrain,
+        low_level=low_level,
         rank_loss=rank_loss,
         finetune_backbone=finetune_backbone,
         **{key: v for key, v in overrides.items() if v is not None},

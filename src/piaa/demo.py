@@ -84,8 +84,9 @@ def make_example(root: str | Path, seed: int = 0) -> Example:
 
 
 def simulated_user() -> Taste:
-    """The demo's person: likes bright, colourful photos (a little inconsistent, as people are)."""
-    return Taste(weights=np.array([1.0, 0.8, 0.0, 0.0, 0.0], np.float32), noise=0.1)
+    """The demo's person: likes bright, muted (pastel) photos, where the crowd likes colourful ones, so
+    the generic model gets them wrong (a little inconsistent, as people are)."""
+    return Taste(weights=np.array([1.0, -0.8, 0.0, 0.0, 0.0], np.float32), noise=0.1)
 
 
 def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[str, float]:
@@ -123,7 +124,7 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
             store.add(*((a, b) if user.prefers(truth[ia], truth[ib], rng) else (b, a)), source="simulated")
         store.export_csv(root / "preferences.csv")
     console.print(
-        f"[bold]3. preferences[/]: a simulated person who likes bright, colourful photos picked the "
+        f"[bold]3. preferences[/]: a simulated person who likes bright, muted (pastel) photos picked the "
         f"better photo of {pairs} random pairs among {len(judged)} photos -> {store_path.name}"
     )
     generic = personalize(root / "reference", ex.album, None, root / "profile-generic", progress=False)
@@ -188,8 +189,8 @@ def write_report(path: Path, rankings: dict, true_rank: dict, results: dict[str,
 figure{{margin:0;width:128px;text-align:center;font-size:13px}}
 img{{width:128px;height:96px;object-fit:cover}}</style>
 <h1>piaa demo: ranking before and after personalization</h1>
-<p>Photos the simulated person (who likes bright, colourful photos) never judged, ranked by each model,
-best first. "person: #n" is where the person's own taste puts the photo.</p>
+<p>Photos the simulated person (who likes bright, muted photos, unlike the crowd) never judged, ranked by
+each model, best first. "person: #n" is where the person's own taste puts the photo.</p>
 {"".join(rows)}
 """
     atomic_write_text(path, page)

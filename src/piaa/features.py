@@ -62,7 +62,8 @@ class OnnxEngine:
         import onnxruntime as ort
 
         info = backbone.info
-        path = cache_dir() / "onnx" / f"{info.name}-{info.weights_hash}-{info.preprocess.size}.onnx"
+        name = f"{info.name}-{info.weights_hash}-{info.preprocess.size}-{len(FeatureMaps._fields)}out.onnx"
+        path = cache_dir() / "onnx" / name
         if not path.is_file():
             export_onnx(backbone, path)
         opts = ort.SessionOptions()

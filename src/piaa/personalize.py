@@ -123,7 +123,7 @@ def personalize(
         ref_source, album_source, trainable = cached_source(ref_maps), cached_source(album_maps), None
 
     # 2. generic regression, 3. ranking fine-tuning
-    head = new_head(backbone.info.channels, cfg)
+    head = new_head(backbone.info.channels, cfg, backbone.info.stats_dim)
     if cfg.pretrain:
         dists = torch.from_numpy(ref.distributions[nn_rows])
         rep.generic_loss = fit_generic(head, ref_source, dists, cfg, backbone=trainable, progress=progress)

@@ -31,6 +31,7 @@ from piaa.io import atomic_open
 from piaa.labels import read_labels
 
 DB_NAME = "reference.sqlite"
+FORMAT = "piaa-reference-2"  # 2: stored maps include the low-level statistics
 EMB_NAME = "embeddings.npy"
 PENDING, DONE, FAILED = 0, 1, 2
 _SCHEMA = """
@@ -44,7 +45,7 @@ CREATE TABLE IF NOT EXISTS items (
     error TEXT,
     embedding BLOB
 );
-CREATE TABLE IF NOT EXISTS maps (idx INTEGER PRIMARY KEY, z1 BLOB, z2 BLOB, z3 BLOB);
+CREATE TABLE IF NOT EXISTS maps (idx INTEGER PRIMARY KEY, z1 BLOB, z2 BLOB, z3 BLOB, stats BLOB);
 """
 
 
@@ -98,7 +99,7 @@ def build_reference(
     images = Path(images)
     n = len(labelset) if limit is None else min(limit, len(labelset))
     want = {
-        "format": "piaa-reference-1",
+        "format": FORMAT,
         "backbone": bb.info.name,
         "weights_hash": bb.info.weights_hash,
         "labels": str(Path(labels).resolve()),
@@ -203,9 +204,9 @@ def _embed_pending(
             )
             if store_maps:
                 db.executemany(
-                    "INSERT OR REPLACE INTO maps VALUES (?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO maps VALUES (?, ?, ?, ?, ?)",
                     [
-                        (idxs[k], *(_f16(t[j]) for t in (f.z1, f.z2, f.z3)))
+                        (idxs[k], *(_f16(t[j]) for t in (f.z1, f.z2, f.z3, f.stats)))
                         for j, k in enumerate(batch.indices)
                     ],
                 )
@@ -345,6 +346,11 @@ class Reference:
         """Stored float16 feature maps of the given rows, as float32 tensors."""
         if not self.has_maps:
             raise ReferenceError(f"{self.path}: built with --no-maps; feature maps must be recomputed")
+        if self.meta.get("format") != FORMAT:
+            raise ReferenceError(
+                f"{self.path}: its stored maps come from an older piaa (format {self.meta.get('format')}) "
+                "and lack the low-level statistics; build the reference again into a new folder"
+            )
         info = json.loads(self.meta["backbone_info"])
         c1, c2, c3 = info["channels"]
         idx = [int(self.item_idx[r]) for r in rows]
@@ -353,7 +359,7 @@ class Reference:
             found = {}
             for chunk in range(0, len(idx), 500):
                 part = idx[chunk : chunk + 500]
-                q = f"SELECT idx, z1, z2, z3 FROM maps WHERE idx IN ({','.join('?' * len(part))})"
+                q = f"SELECT idx, z1, z2, z3, stats FROM maps WHERE idx IN ({','.join('?' * len(part))})"
                 for i, *blobs in db.execute(q, part):
                     found[i] = blobs
         finally:
@@ -366,5 +372,6 @@ class Reference:
             arr = np.stack([np.frombuffer(found[i][pos], "<f2") for i in idx]).astype(np.float32)
             side = int(round((arr.shape[1] / ch) ** 0.5))
             out.append(torch.from_numpy(arr.reshape(len(idx), ch, side, side)))
+        stats = np.stack([np.frombuffer(found[i][3], "<f2") for i in idx]).astype(np.float32)
         z3 = out[2]
-        return FeatureMaps(out[0], out[1], z3, z3.mean(dim=(2, 3)))
+        return FeatureMaps(out[0], out[1], z3, z3.mean(dim=(2, 3)), torch.from_numpy(stats))

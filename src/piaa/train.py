@@ -34,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     attention: bool = True  # ablation switch: False gives "w/o attention"
     head_norm: str = "none"  # "layer" normalises the pooled features (measured worse; see model.py)
+    low_level: bool = True  # the head also reads the early layers' statistics (False: the paper's head)
     pretrain: bool = True  # ablation switch: False skips the generic regression ("w/o pre-training")
     generic_epochs: int = 10
     generic_lr: float = 1e-3
@@ -107,8 +108,9 @@ def fit_generic(
     """EMD regression (eq. 1, r = 2) of the head on reference images; returns the loss per epoch."""
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    opt = _optimizer(list(head.parameters()), backbone, cfg.generic_lr, cfg)
     dists = torch.as_tensor(distributions, dtype=torch.float32)
+    fit_stats_scaling(head, source, torch.arange(len(dists)))
+    opt = _optimizer(list(head.parameters()), backbone, cfg.generic_lr, cfg)
 
     def loss_of(idx: torch.Tensor) -> torch.Tensor:
         return emd_loss(dists[idx], head.distribution(source(idx)))
@@ -116,6 +118,15 @@ def fit_generic(
     return _loop(
         head, loss_of, len(dists), opt, None, cfg, cfg.generic_epochs, gen, "generic model", progress
     )
+
+
+@torch.no_grad()
+def fit_stats_scaling(head: AestheticHead, source: FeatureSource, items: torch.Tensor) -> None:
+    """Fix the head's low-level-statistics standardization on these training items, unless already
+    fixed (a ranking fine-tune keeps the generic model's)."""
+    if head.config.stats and not bool(head.stats_fitted) and len(items):
+        chunks = [source(items[i : i + 256]).stats for i in range(0, len(items), 256)]
+        head.fit_stats_scaling(torch.cat(chunks))
 
 
 def _loop(
@@ -170,6 +181,7 @@ def fit_ranking(
     rank_loss = get_rank_loss(cfg.rank_loss)
     kwargs = {"margin": cfg.margin} if cfg.rank_loss == "hinge" else {}
     pairs = torch.as_tensor(pairs, dtype=torch.long)
+    fit_stats_scaling(head, source, torch.unique(pairs))  # only without a generic model
     if cfg.rank_scope == "last" and backbone is None:
         ids, rows = torch.unique(pairs, return_inverse=True)
         with torch.no_grad():
@@ -203,10 +215,16 @@ def fit_ranking(
     return _loop(head, loss_of, len(pairs), opt, sched, cfg, cfg.rank_epochs, gen, "personal model", progress)
 
 
-def new_head(channels: tuple[int, int, int], cfg: TrainConfig) -> AestheticHead:
-    """A freshly initialised head, reproducible for ``cfg.seed``."""
+def new_head(channels: tuple[int, int, int], cfg: TrainConfig, stats: int = 0) -> AestheticHead:
+    """A freshly initialised head, reproducible for ``cfg.seed``; ``stats`` is the backbone's
+    ``stats_dim`` (read only when ``cfg.low_level``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return AestheticHead(
-            HeadConfig(channels=tuple(channels), attention=cfg.attention, norm=cfg.head_norm)
+            HeadConfig(
+                channels=tuple(channels),
+                attention=cfg.attention,
+                norm=cfg.head_norm,
+                stats=stats if cfg.low_level else 0,
+            )
         )

@@ -71,12 +71,30 @@ class Preprocess:
 
 
 class FeatureMaps(NamedTuple):
-    """The paper's Z1 (mid-level map), Z2 (last map), Z3 (pooled last map) and a retrieval embedding."""
+    """The paper's Z1 (mid-level map), Z2 (last map), Z3 (pooled last map), a retrieval embedding, and
+    the low-level statistics of the layers below Z1 (see :func:`channel_stats`)."""
 
     z1: torch.Tensor
     z2: torch.Tensor
     z3: torch.Tensor
     embedding: torch.Tensor
+    stats: torch.Tensor
+
+
+def channel_stats(*maps: torch.Tensor) -> torch.Tensor:
+    """Per-channel spatial mean and standard deviation of early feature maps, concatenated (N x S).
+
+    Exposure, colour and contrast are much of what personal taste is about, but ImageNet's deep
+    features do not expose them: on scenes it has not seen, a linear read-out recovers brightness from
+    these statistics and not from the embedding or pooled Z1 (``tests/test_backbones.py``). The paper
+    can fine-tune all of VGG16 to learn them; a frozen backbone cannot. These are the "style"
+    statistics of Gatys et al. and AdaIN, and the multi-level pooling of Hosu et al.'s MLSP aesthetics
+    model."""
+    parts = []
+    for m in maps:
+        var, mean = torch.var_mean(m, dim=(2, 3), unbiased=False)
+        parts += [mean, torch.sqrt(var + 1e-6)]
+    return torch.cat(parts, dim=1)
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,7 @@ class BackboneInfo:
     preprocess: Preprocess
     channels: tuple[int, int, int]  # channels of z1, z2, z3
     embed_dim: int
+    stats_dim: int  # length of FeatureMaps.stats
     weights: str  # "imagenet", "random" or a file path
     weights_hash: str
     description: str = ""

@@ -7,7 +7,9 @@ stride 32, where VGG16's pool5 sits):
 - Z1: the output of the last stride-16 block (112 channels for lite0, 120 for lite2),
 - Z2: the head convolution's output (1280 channels, stride 32), the network's last map,
 - Z3: Z2 average-pooled to 1 x 1 — the pooled last map, a global context for the attention gates,
-- embedding: Z3 flattened (the features ImageNet's classifier reads), for retrieval.
+- embedding: Z3 flattened (the features ImageNet's classifier reads), for retrieval,
+- stats: channel mean and std of the stem and of each stage's output below Z1's stage (strides 2, 4
+  and 8): exposure, colour and contrast, which the deep maps ignore (224 values for lite0).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from piaa.backbones.base import (
     BackboneInfo,
     FeatureMaps,
     Preprocess,
+    channel_stats,
     file_hash,
     load_state_dict_file,
     seeded,
@@ -60,11 +63,18 @@ class EfficientNetLite(Backbone):
         self.z1_block = max(i for i, s in enumerate(strides) if s > 1) - 1
         c1 = net._blocks[self.z1_block]._block_args.output_filters
         c2 = net._bn1.num_features
+        # the last block of each stage below Z1's (a stage ends where the next one downsamples)
+        downsampling = [i for i, s in enumerate(strides) if s > 1 and i > 0]
+        self.low_blocks = tuple(sorted({0, *(i - 1 for i in downsampling if i - 1 < self.z1_block)}))
+        low_channels = net._bn0.num_features + sum(
+            net._blocks[i]._block_args.output_filters for i in self.low_blocks
+        )
         self.info = BackboneInfo(
             name=name,
             preprocess=Preprocess(size=size, mean=_MEAN, std=_STD),
             channels=(c1, c2, c2),
             embed_dim=c2,
+            stats_dim=2 * low_channels,
             weights=w_label,
             weights_hash=w_hash,
             description=f"{name}, ImageNet-1k (TF EfficientNet-Lite), taps: block {self.z1_block} / head",
@@ -75,14 +85,16 @@ class EfficientNetLite(Backbone):
     def forward(self, x: torch.Tensor) -> FeatureMaps:
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(x)))
-        z1 = x
+        z1, low = x, [x]
         for i, block in enumerate(net._blocks):
             x = block(x)
+            if i in self.low_blocks:
+                low.append(x)
             if i == self.z1_block:
                 z1 = x
         z2 = net._swish(net._bn1(net._conv_head(x)))
         z3 = z2.mean(dim=(2, 3), keepdim=True)
-        return FeatureMaps(z1, z2, z3, z3.flatten(1))
+        return FeatureMaps(z1, z2, z3, z3.flatten(1), channel_stats(*low))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits; used to prove that the embedded weights are the real ones."""

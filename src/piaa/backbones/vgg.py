@@ -20,6 +20,7 @@ from piaa.backbones.base import (
     BackboneInfo,
     FeatureMaps,
     Preprocess,
+    channel_stats,
     file_hash,
     load_state_dict_file,
     seeded,
@@ -28,6 +29,8 @@ from piaa.backbones.base import (
 WEIGHTS_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 _Z1, _Z2, _Z3 = 22, 29, 30  # indices in ``features`` after which conv4_3, conv5_3 and pool5 come out
+_LOW = (3, 8, 15)  # relu1_2, relu2_2, relu3_3: the low-level statistics (``FeatureMaps.stats``)
+_LOW_CHANNELS = (64, 128, 256)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -88,6 +91,7 @@ class VGG16(Backbone):
             preprocess=Preprocess(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD),
             channels=(512, 512, 512),
             embed_dim=512,
+            stats_dim=2 * sum(_LOW_CHANNELS),
             weights=str(w_label),
             weights_hash=w_hash,
             description="VGG16, ImageNet-1k (torchvision weights), taps: conv4_3 / conv5_3 / pool5",
@@ -97,10 +101,13 @@ class VGG16(Backbone):
 
     def forward(self, x: torch.Tensor) -> FeatureMaps:
         z1 = z2 = x
+        low = []
         for i, layer in enumerate(self.features):
             x = layer(x)
-            if i == _Z1:
+            if i in _LOW:
+                low.append(x)
+            elif i == _Z1:
                 z1 = x
             elif i == _Z2:
                 z2 = x
-        return FeatureMaps(z1, z2, x, x.mean(dim=(2, 3)))
+        return FeatureMaps(z1, z2, x, x.mean(dim=(2, 3)), channel_stats(*low))
