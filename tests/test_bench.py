@@ -71,3 +71,14 @@ def test_cli_quick_bench_writes_table_and_plot(demo_world, tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert "| **piaa (full)** |" in md and "| R-SVM |" in md
     assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", ["flickr-aes", "FLICKR_AES", "flickr aes"])
+def test_cli_flickr_aes_without_its_files_is_one_line_error(name, tmp_path):
+    res = CliRunner().invoke(
+        app,
+        ["bench", "--dataset", name, "--dataset-root", str(tmp_path), "--reference", str(tmp_path)],
+    )
+    assert res.exit_code != 0
+    assert "flickr-aes needs --images DIR and --workers FILE" in res.output
+    assert "Traceback" not in res.output

@@ -64,6 +64,16 @@ def test_report_counts_pairs_and_neighbours(brightness_profile, demo_world):
     assert len(rep.generic_loss) == FAST["generic_epochs"] and len(rep.ranking_loss) == FAST["rank_epochs"]
 
 
+def test_report_ranks_the_album_like_scoring_its_files(brightness_profile, demo_world):
+    prof, _ = brightness_profile
+    files = demo_world["example"].album_files
+    album = demo_world["example"].album
+    fresh = {f.relative_to(album).as_posix(): r.score for f, r in zip(files, prof.score(files), strict=True)}
+    assert prof.report.album_scores is not None and set(prof.report.album_scores) == set(fresh)
+    for name, score in fresh.items():  # from the float16 maps cached for training
+        assert prof.report.album_scores[name] == pytest.approx(score, abs=0.02)
+
+
 def test_saved_profile_reloads_with_identical_scores(brightness_profile, demo_world):
     prof, out = brightness_profile
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "preferences.csv"]
@@ -88,24 +98,11 @@ def test_without_preferences_gives_the_generic_model(demo_world, tmp_path):
 
 
 def test_same_seed_same_profile(demo_world, tmp_path):
-    a = personalize(
-        demo_world["reference"],
-        demo_world["example"].album,
-        None,
-        None,
-        progress=False,
-        generic_epochs=3,
-        seed=5,
-    )
-    b = personalize(
-        demo_world["reference"],
-        demo_world["example"].album,
-        None,
-        None,
-        progress=False,
-        generic_epochs=3,
-        seed=5,
-    )
+    def train():
+        ref, album = demo_world["reference"], demo_world["example"].album
+        return personalize(ref, album, None, None, progress=False, generic_epochs=3, seed=5)
+
+    a, b = train(), train()
     for x, y in zip(a.head.state_dict().values(), b.head.state_dict().values(), strict=True):
         assert np.array_equal(x.numpy(), y.numpy())
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from piaa.backbones import Backbone, FeatureMaps
 from piaa.images import FailureLog
-from piaa.preferences import Pair, PairSampler, infer_transitive
+from piaa.preferences import Pair, PairSampler, enrich_transitive, infer_transitive
 
 __all__ = [
     "CRITERIA",
@@ -165,8 +165,7 @@ def _sigmoid(m: np.ndarray) -> np.ndarray:
 def fit_ranker(x: np.ndarray, pairs: Sequence[Pair], index: dict[str, int], l2: float = 1.0) -> LinearRanker:
     """Fit on stated pairs plus the one-step transitive ones (what personalization trains on too)."""
     known = [p for p in pairs if p[0] in index and p[1] in index]
-    enriched = list(dict.fromkeys(known)) + list(infer_transitive(known))
-    rows = np.array([(index[a], index[b]) for a, b in enriched], np.int64).reshape(-1, 2)
+    rows = np.array([(index[a], index[b]) for a, b in enrich_transitive(known)], np.int64).reshape(-1, 2)
     return LinearRanker(l2=l2).fit(x, rows)
 
 

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from piaa.backbones import FeatureMaps, create_backbone
+from piaa.backbones import Backbone, FeatureMaps, create_backbone
 from piaa.evaluate import pairwise_accuracy, spearman
-from piaa.features import FeatureExtractor, half_maps, normalize
+from piaa.features import FeatureExtractor, normalize
 from piaa.images import FailureLog, iter_image_files
 from piaa.losses import get_rank_loss
 from piaa.model import AestheticHead
@@ -69,10 +69,10 @@ class EvalWorld:
 
 
 def extract_all(
-    paths: Sequence[Path], backbone_name: str = "efficientnet-lite0", progress: bool = True
+    paths: Sequence[Path], backbone: Backbone, progress: bool = True
 ) -> tuple[list[int], FeatureMaps]:
     """Feature maps (float16) of every readable photo, once."""
-    fe = FeatureExtractor(create_backbone(backbone_name))
+    fe = FeatureExtractor(backbone)
     kept, maps = fe.collect(list(paths), failures=FailureLog(), progress="features" if progress else False)
     if maps is None:
         raise ValueError("no readable photos")
@@ -95,7 +95,8 @@ def simulated_world(
     from piaa.simulate import World, content_topics, photo_attributes, standardize_attributes
 
     files = list(iter_image_files([photos]))
-    kept, maps = extract_all(files, backbone, progress)
+    bb = create_backbone(backbone)
+    kept, maps = extract_all(files, bb, progress)
     files = [files[i] for i in kept]
     if len(files) < 40:
         raise ValueError(f"{photos}: need at least 40 readable photos for a benchmark, found {len(files)}")
@@ -127,7 +128,7 @@ def simulated_world(
         photo_maps=take(maps, pool_idx),
         photo_emb=emb[pool_idx],
         albums=albums,
-        channels=tuple(create_backbone(backbone).info.channels),
+        channels=tuple(bb.info.channels),
         description=f"{len(ref_idx)} reference photos, {persons} simulated persons with {size}-photo albums "
         f"from {photos} (seed {seed})",
     )
@@ -144,7 +145,7 @@ def dataset_world(
     if not ref.has_maps:
         raise ValueError(f"{reference}: built with --no-maps; the benchmark needs the stored feature maps")
     paths = [p for a in albums for p in a.images]
-    kept, maps = extract_all(paths, ref.backbone_name, progress)
+    kept, maps = extract_all(paths, ref.create_backbone(), progress)  # checked against the reference
     pos = {k: i for i, k in enumerate(kept)}
     out, start = [], 0
     for a in albums:
@@ -154,7 +155,7 @@ def dataset_world(
         if len(idx) >= 12:
             out.append(EvalAlbum(a.user, np.array(idx), np.asarray(a.scores, float)[good]))
     return EvalWorld(
-        ref_maps=half_maps(ref.maps(np.arange(len(ref)))),
+        ref_maps=ref.maps(np.arange(len(ref))),
         ref_dists=ref.distributions,
         ref_emb=ref.embeddings,
         photo_maps=maps,

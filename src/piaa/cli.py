@@ -81,6 +81,14 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         raise ValueError(f"{path}: output must end in .csv or .json")
 
 
+def _write_and_report(output: Path | None, rows: list[dict[str, Any]], failures: Any, noun: str) -> None:
+    """The end of every batch command: the rows to ``output`` (when given), then the skipped files."""
+    if output:
+        write_rows(output, rows)
+        say(f"wrote {len(rows)} {noun} to {output}")
+    report_failures(failures)
+
+
 def parse_settings(items: list[str]) -> dict[str, Any]:
     """``["rank_lr=1e-3", "attention=false"]`` -> typed TrainConfig overrides."""
     from dataclasses import fields
@@ -186,9 +194,9 @@ def reference_neighbors(
     failures = FailureLog()
     extractor = FeatureExtractor(r.create_backbone())
     rows: list[dict[str, Any]] = []
+    means = r.mean_scores()
     for batch in extractor.files(paths, failures=failures, progress=len(paths) > 8):
         sims, nn_rows = r.neighbors(batch.features.embedding.numpy(), k)
-        means = r.mean_scores()
         for j, i in enumerate(batch.indices):
             for rank, (s, row) in enumerate(zip(sims[j], nn_rows[j], strict=True), 1):
                 rows.append(
@@ -206,10 +214,7 @@ def reference_neighbors(
         for x in [x for x in rows if x["query"] == q][:show]:
             table.add_row(str(x["rank"]), x["image_id"], f"{x['similarity']:.3f}", f"{x['mean_score']:.2f}")
         console.print(table)
-    if output:
-        write_rows(output, rows)
-        say(f"wrote {len(rows)} rows to {output}")
-    report_failures(failures)
+    _write_and_report(output, rows, failures, "rows")
     if failures and not rows:
         raise typer.Exit(1)
 
@@ -251,11 +256,11 @@ def prefs_export(
 @friendly
 def prefs_show(store: Annotated[Path, typer.Argument(help="Preference store or CSV.")]) -> None:
     """Count stated, contradictory and transitively inferred pairs."""
-    from piaa.preferences import enrich_transitive, load_statements, resolve
+    from piaa.preferences import infer_transitive, load_statements, resolve
 
     statements = load_statements(store)
     pairs, contradictions = resolve(statements)
-    inferred = len(enrich_transitive(pairs)) - len(pairs)
+    inferred = len(infer_transitive(pairs))
     images = len({n for p in pairs for n in p})
     say(
         f"{store}: {len(statements)} judgements over {images} images -> {len(pairs)} effective pairs "
@@ -346,11 +351,9 @@ def score_cmd(
     console.print(table)
     if len(results) > 50:
         say(f"... {len(results) - 50} more")
-    if output:
-        rows = [{"rank": i, **r.to_dict()} for i, r in enumerate(results, 1)]
-        write_rows(output, rows)
-        say(f"wrote {len(rows)} scores to {output}")
-    report_failures(failures)
+    _write_and_report(
+        output, [{"rank": i, **r.to_dict()} for i, r in enumerate(results, 1)], failures, "scores"
+    )
     if not results:
         raise typer.Exit(1)
 
@@ -418,11 +421,11 @@ def bench_cmd(
     if quick:
         persons, splits = min(persons, 3), min(splits, 2)
     if dataset:
-        from piaa.datasets import load_dataset
+        from piaa.datasets import dataset_key, load_dataset
 
         if reference is None or dataset_root is None:
             raise ValueError("--dataset needs --dataset-root and --reference (a reference built with maps)")
-        if dataset.lower().replace("_", "-") == "flickr-aes":
+        if dataset_key(dataset) == "flickraes":
             if images is None or workers is None:
                 raise ValueError(
                     "flickr-aes needs --images DIR and --workers FILE (the official test workers)"

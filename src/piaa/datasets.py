@@ -503,9 +503,14 @@ _LOADERS: dict[str, Callable[..., list[Album]]] = {
 }
 
 
+def dataset_key(name: str) -> str:
+    """``"FLICKR-AES"``, ``"flickr_aes"``, ``"flickr aes"`` -> ``"flickraes"``: one spelling per loader."""
+    return re.sub(r"[-_\s]", "", name.lower())
+
+
 def load_dataset(name: str, **kwargs: Any) -> list[Album]:
     """Load a benchmark by name (``"realcur"``, ``"flickr-aes"``, ``"para"``); kwargs go to its loader."""
-    key = re.sub(r"[-_\s]", "", name.lower())
+    key = dataset_key(name)
     if key not in _LOADERS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     return _LOADERS[key](**kwargs)

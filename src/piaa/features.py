@@ -127,9 +127,9 @@ class FeatureExtractor:
         self._onnx: OnnxEngine | None = None
         if engine in ("auto", "onnx"):
             try:
-                self.streams = max(1, min(2, os.cpu_count() or 1)) if streams is None else streams
-                self._onnx = OnnxEngine(backbone, threads=1 if self.streams > 1 else None)
-                self.engine_name = "onnx"
+                n = max(1, min(2, os.cpu_count() or 1)) if streams is None else streams
+                self._onnx = OnnxEngine(backbone, threads=1 if n > 1 else None)
+                self.engine_name, self.streams = "onnx", n  # eager PyTorch already uses every core
             except Exception as e:  # noqa: BLE001
                 if engine == "onnx":
                     raise

@@ -147,8 +147,8 @@ class AestheticHead(nn.Module):
 
 
 class AestheticModel(nn.Module):
-    """Backbone + head: pixels -> score distribution. Used for full fine-tuning and retouching, where
-    gradients must reach the backbone or the pixels."""
+    """Backbone + head: pixels -> score distribution, differentiable down to the pixels, for
+    retouching toward a taste (not built yet; full fine-tuning uses ``train.pixel_source`` instead)."""
 
     def __init__(self, backbone: Backbone, head: AestheticHead) -> None:
         super().__init__()

@@ -21,7 +21,7 @@ import torch
 
 from piaa.backbones import Backbone
 from piaa.backbones.base import state_hash
-from piaa.features import FeatureExtractor, half_maps
+from piaa.features import FeatureExtractor
 from piaa.images import FailureLog, iter_image_files
 from piaa.preferences import Contradiction, enrich_transitive, load_statements, normalize_name, resolve
 from piaa.profile import Profile
@@ -41,6 +41,9 @@ class PersonalizeReport:
     ranking_loss: list[float] = field(default_factory=list)
     failures: FailureLog = field(default_factory=FailureLog)
     seconds: float = 0.0
+    # the album ranked by the new profile, from the maps already computed (album-relative name, as in
+    # preferences -> score); None when the backbone was fine-tuned, whose maps changed
+    album_scores: dict[str, float] | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -111,7 +114,7 @@ def personalize(
         trainable: Backbone | None = backbone
     else:
         if ref.has_maps:
-            ref_maps = half_maps(ref.maps(nn_rows))
+            ref_maps = ref.maps(nn_rows)
         else:  # a reference built with --no-maps: compute the neighbours' maps now
             paths = [ref.paths[r] for r in nn_rows]
             ok, maps = extractor.collect(
@@ -147,6 +150,9 @@ def personalize(
         backbone_finetuned=cfg.finetune_backbone,
         pairs=stated,
     )
+    if not cfg.finetune_backbone:
+        scores, _ = profile.score_features(album_maps)
+        rep.album_scores = {n: float(s) for n, s in zip(names, scores, strict=True)}
     profile.report = rep
     if out is not None:
         profile.save(out)

@@ -343,7 +343,8 @@ class Reference:
         return sims, rows
 
     def maps(self, rows: np.ndarray | list[int]) -> FeatureMaps:
-        """Stored float16 feature maps of the given rows, as float32 tensors."""
+        """Stored feature maps of the given rows: the spatial maps float16 as stored (what training on
+        cached maps holds, see ``features.half_maps``), stats and embedding float32."""
         if not self.has_maps:
             raise ReferenceError(f"{self.path}: built with --no-maps; feature maps must be recomputed")
         if self.meta.get("format") != FORMAT:
@@ -369,9 +370,9 @@ class Reference:
             raise ReferenceError(f"{self.path}: feature maps missing for {len(missing)} images")
         out = []
         for pos, ch in enumerate((c1, c2, c3)):
-            arr = np.stack([np.frombuffer(found[i][pos], "<f2") for i in idx]).astype(np.float32)
+            arr = np.stack([np.frombuffer(found[i][pos], "<f2") for i in idx])
             side = int(round((arr.shape[1] / ch) ** 0.5))
             out.append(torch.from_numpy(arr.reshape(len(idx), ch, side, side)))
         stats = np.stack([np.frombuffer(found[i][3], "<f2") for i in idx]).astype(np.float32)
         z3 = out[2]
-        return FeatureMaps(out[0], out[1], z3, z3.mean(dim=(2, 3)), torch.from_numpy(stats))
+        return FeatureMaps(out[0], out[1], z3, z3.float().mean(dim=(2, 3)), torch.from_numpy(stats))

@@ -2,8 +2,9 @@
 world of raters whose taste is known exactly lets every result be read against what is achievable.
 
 A taste scores a photo from interpretable attributes measured on its pixels (brightness,
-colourfulness, contrast, sharpness, warmth) plus, optionally, its content (a direction in a backbone's
-embedding space). The crowd shares a "generic" taste; each person mixes it with weights of their own.
+colourfulness, contrast, sharpness, warmth) and, for the benchmark's persons, its content (kinds of
+subject: clusters of a backbone's embeddings). The crowd shares a "generic" taste; each person mixes
+it with weights of their own.
 """
 
 from __future__ import annotations
@@ -37,25 +38,17 @@ def photo_attributes(img: Image.Image | np.ndarray) -> np.ndarray:
 
 @dataclass
 class Taste:
-    """utility(photo) = w · standardized attributes (+ content direction · embedding) + noise."""
+    """utility(photo) = w · standardized attributes, judged with noise. (Tastes over content too are
+    :class:`SimulatedPerson`.)"""
 
     weights: np.ndarray  # one per attribute
-    content: np.ndarray | None = None  # a unit vector in embedding space
-    content_weight: float = 0.0
     noise: float = 0.0
     center: np.ndarray = field(default_factory=lambda: np.array([0.5, 0.35, 0.6, 0.5, 0.5], np.float32))
     scale: np.ndarray = field(default_factory=lambda: np.array([0.15, 0.2, 0.2, 0.3, 0.08], np.float32))
 
-    def utility(self, attributes: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
+    def utility(self, attributes: np.ndarray) -> np.ndarray:
         """Noise-free appeal of each photo (rows of ``attributes``)."""
-        z = (np.atleast_2d(attributes) - self.center) / self.scale
-        u = z @ self.weights
-        if self.content is not None and embeddings is not None and self.content_weight:
-            e = np.atleast_2d(embeddings)
-            e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-            c = e @ self.content
-            u = u + self.content_weight * (c - c.mean()) / (c.std() + 1e-9)
-        return u
+        return ((np.atleast_2d(attributes) - self.center) / self.scale) @ self.weights
 
     def prefers(self, u_a: float, u_b: float, rng: np.random.Generator) -> bool:
         """A judgement with rating noise: does the person pick ``a`` over ``b``?"""

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from piaa.images import load_image
+from piaa.images import load_image, to_rgb
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
@@ -48,7 +48,7 @@ class Preprocess:
         return self.from_pil(img)
 
     def from_pil(self, img: Image.Image) -> np.ndarray:
-        img = img.convert("RGB") if img.mode != "RGB" else img
+        img = to_rgb(img)
         if img.size != (self.size, self.size):
             img = img.resize((self.size, self.size), _RESAMPLE[self.interpolation], reducing_gap=3.0)
         return np.asarray(img, dtype=np.uint8)

@@ -77,7 +77,7 @@ class Features:
         self._paths, self._fn = paths, fn
         self._lock = threading.Lock()
         self._value: np.ndarray | None = None
-        self.done, self.total = 0, len(paths)
+        self.done = 0
         self.error: str | None = None
 
     @property

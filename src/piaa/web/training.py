@@ -100,10 +100,6 @@ class Trainer:
             self._thread.start()
         return True
 
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def _run(self, target: Callable[[list[Pair]], list[dict[str, Any]]], pairs: list[Pair]) -> None:
         try:
             ranking = target(pairs)
@@ -124,6 +120,8 @@ class Trainer:
             **self.overrides,
         )  # fmt: skip
         self._set(phase="scoring the album", fraction=0.0, profile=str(self.profile_dir))
+        if profile.report.album_scores is not None:  # scored from the maps personalize computed
+            return _ranking(profile.report.album_scores)
         paths = [self.album / name for name in self.names]
         scores: dict[str, float] = {}
         for start in range(0, len(paths), SCORE_CHUNK):
