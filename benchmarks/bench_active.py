@@ -2,10 +2,10 @@
 photos the person never saw?
 
 An album of real photos (default 200 from ../shared/data/photos) is embedded once. Each simulated person
-(``piaa.simulate.random_user``: the crowd's taste plus personal weights, judging with noise) clicks
+(``piaa.evaluation.simulate.random_user``: the crowd's taste plus personal weights, judging with noise) clicks
 through pairs drawn from 150 of the photos, by ``PairSampler`` (random, the paper) or ``ActiveSampler``
 (expected information gain, the default; and, for comparison, plain "closest scores"). After 10, 25, 50
-and 100 clicks, the cheap linear model of ``piaa.active`` (the same for both
+and 100 clicks, the cheap linear model of ``piaa.sampling.active`` (the same for both
 strategies) is fitted to the stated plus transitively inferred pairs and its scores on the 50 held-out
 photos are compared with the person's noise-free utility (Spearman rho). Prints a Markdown table.
 
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from piaa.active import ActiveSampler, album_features, fit_ranker
-from piaa.evaluate import spearman
-from piaa.images import iter_image_files, load_image
+from piaa.data.images import iter_image_files, load_image
+from piaa.evaluation.metrics import spearman
+from piaa.evaluation.simulate import photo_attributes, random_user
 from piaa.preferences import PairSampler
-from piaa.simulate import photo_attributes, random_user
+from piaa.sampling.active import ActiveSampler, album_features, fit_ranker
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 CHECKPOINTS = (10, 25, 50, 100)

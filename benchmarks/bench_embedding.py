@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from piaa.backbones import create_backbone
-from piaa.features import FeatureExtractor
-from piaa.images import iter_image_files
+from piaa.data.images import iter_image_files
+from piaa.features.extract import FeatureExtractor
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 

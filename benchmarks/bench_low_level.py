@@ -3,7 +3,7 @@
     python benchmarks/bench_low_level.py
 
 On the demo's example album (7 scenes x 15 exposure/saturation variants), a ridge regression reads
-brightness, colourfulness and contrast (``piaa.simulate.photo_attributes``) from each feature, trained on
+brightness, colourfulness and contrast (``simulate.photo_attributes``) from each feature, trained on
 6 scenes and tested on the 7th, for every scene in turn. The printed R² says how much of the attribute
 a linear layer on that feature can recover for scenes it has never seen: why piaa's head reads the
 backbone's low-level statistics besides the paper's Z1/Z2 (``piaa.backbones.base.channel_stats``).
@@ -19,10 +19,10 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold, cross_val_predict
 
 from piaa.backbones import create_backbone
+from piaa.data.images import iter_image_files
 from piaa.demo import make_example
-from piaa.features import FeatureExtractor
-from piaa.images import iter_image_files
-from piaa.simulate import ATTRIBUTES, photo_attributes
+from piaa.evaluation.simulate import ATTRIBUTES, photo_attributes
+from piaa.features.extract import FeatureExtractor
 
 
 def held_out_r2(x: np.ndarray, y: np.ndarray, groups: list[str]) -> float:

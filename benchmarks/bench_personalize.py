@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from piaa.images import iter_image_files
-from piaa.personalize import personalize
-from piaa.reference import build_reference
-from piaa.simulate import crowd_histograms, crowd_taste, judge_pairs, photo_attributes, random_user
+from piaa.data.images import iter_image_files
+from piaa.evaluation.simulate import crowd_histograms, crowd_taste, judge_pairs, photo_attributes, random_user
+from piaa.features.reference import build_reference
+from piaa.models.personalize import personalize
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
@@ -83,7 +83,7 @@ def main() -> None:
         r = prof.report
         print(
             f"personalize: {dt:.1f} s  (100 album photos, {r.pairs_stated} stated + {r.pairs_inferred} "
-            f"inferred pairs, K=50 -> {r.neighbours} neighbours)"
+            f"inferred pairs, K=50 -> {r.neighbors} neighbours)"
         )
         files = w["test_files"]
         prof.score_files(files[:16], progress=False)  # warm-up

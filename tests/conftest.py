@@ -68,7 +68,7 @@ def lite0():
 def demo_world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The demo's example world, with its reference built once."""
     from piaa.demo import make_example
-    from piaa.reference import build_reference
+    from piaa.features.reference import build_reference
 
     ex = make_example(tmp_path_factory.mktemp("world"), seed=0)
     build_reference(ex.labels, ex.reference_images, ex.root / "reference", progress=False)

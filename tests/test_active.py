@@ -7,9 +7,16 @@ import time
 import numpy as np
 import pytest
 
-from piaa.active import ActiveSampler, LinearRanker, album_features, design_matrix, fit_ranker, make_sampler
-from piaa.evaluate import spearman
+from piaa.evaluation.metrics import spearman
 from piaa.preferences import PairSampler, infer_transitive
+from piaa.sampling.active import (
+    ActiveSampler,
+    LinearRanker,
+    album_features,
+    design_matrix,
+    fit_ranker,
+    make_sampler,
+)
 
 NAMES = [f"p{i:02d}.jpg" for i in range(12)]
 

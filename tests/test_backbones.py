@@ -146,9 +146,9 @@ def test_exposure_and_colour_are_readable_from_the_statistics_not_the_deep_featu
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
-    from piaa.features import FeatureExtractor
-    from piaa.images import iter_image_files
-    from piaa.simulate import photo_attributes
+    from piaa.data.images import iter_image_files
+    from piaa.evaluation.simulate import photo_attributes
+    from piaa.features.extract import FeatureExtractor
 
     files = sorted(iter_image_files([demo_world["example"].album]))  # 7 scenes x 15 variants
     imgs = [Image.open(f).convert("RGB") for f in files]

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from piaa import bench
-from piaa.cli import app
-from piaa.train import TrainConfig
+from piaa.cli.main import app
+from piaa.evaluation import protocol as bench
+from piaa.models.train import TrainConfig
 
 FAST = TrainConfig(generic_epochs=2, rank_epochs=3)
 
@@ -33,7 +33,7 @@ def test_split_follows_the_protocol(world):
     score = dict(zip(album.photos.tolist(), album.scores, strict=True))
     assert all(score[a] > score[b] for a, b in s.pairs)  # equal ratings discarded, preferred first
     assert set(s.pairs.ravel()) <= set(s.train)
-    assert len(s.neighbours) <= 50  # neighbours of the 10 training photos only
+    assert len(s.neighbors) <= 50  # neighbours of the 10 training photos only
 
 
 def test_run_reports_every_method_and_the_oracle(world):

@@ -1,4 +1,4 @@
-"""Benchmark loaders on small fixtures written in each data set's public layout (see piaa.datasets)."""
+"""Benchmark loaders on small fixtures written in each data set's public layout (see piaa.data.datasets)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from piaa.datasets import (
+from piaa.data.datasets import (
     DATASETS,
     Album,
     DatasetError,

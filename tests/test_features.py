@@ -4,8 +4,9 @@ import torch
 from PIL import Image
 from skimage import data
 
-from piaa.features import ONNX_ATOL, FeatureExtractor, normalize
-from piaa.images import FailureLog
+from piaa.data.images import FailureLog
+from piaa.features.extract import ONNX_ATOL, FeatureExtractor
+from piaa.features.index import normalize
 
 SAMPLES = ["chelsea", "coffee", "astronaut", "rocket", "camera", "coins"]
 

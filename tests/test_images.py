@@ -1,4 +1,4 @@
-"""Tests for piaa.images: every image is generated here, so the suite needs no data and no network."""
+"""Tests for piaa.data.images: every image is generated here, so the suite needs no data and no network."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from piaa.images import (
+from piaa.data.images import (
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
     FailureLog,

@@ -1,4 +1,4 @@
-"""Tests for piaa.labels: the real AVA and KonIQ label files, small fixtures for every format and error."""
+"""piaa.data.labels: the real AVA and KonIQ label files, small fixtures for every format and error."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piaa import labels as labels_mod
-from piaa.labels import (
+from piaa.data import labels as labels_mod
+from piaa.data.labels import (
     FIVE_TO_TEN,
     LabelFormatError,
     LabelSet,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from piaa.losses import (
+from piaa.models.losses import (
     RANK_LOSSES,
     emd_loss,
     exp_rank_loss,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from piaa.backbones import FeatureMaps
-from piaa.model import AestheticHead, AestheticModel, HeadConfig
+from piaa.models.head import AestheticHead, AestheticModel, HeadConfig
 
 
 def _maps(n=3, c=(8, 16, 16), s1=6, s2=3, s3=1):

@@ -8,9 +8,9 @@ import pytest
 from PIL import ImageEnhance
 
 from piaa.demo import EXPOSURES, sample_photo
-from piaa.personalize import personalize
-from piaa.profile import Profile, ProfileError, load_profile
-from piaa.reference import Reference
+from piaa.features.reference import Reference
+from piaa.models.personalize import personalize
+from piaa.models.profile import Profile, ProfileError, load_profile
 
 FAST = {"generic_epochs": 8, "rank_epochs": 15}
 
@@ -60,7 +60,7 @@ def test_report_counts_pairs_and_neighbours(brightness_profile, demo_world):
     rep = brightness_profile[0].report
     assert rep.album_images == 105
     assert rep.pairs_stated <= 100 and rep.pairs_inferred > 0
-    assert 50 <= rep.neighbours <= len(Reference.open(demo_world["reference"]))
+    assert 50 <= rep.neighbors <= len(Reference.open(demo_world["reference"]))
     assert len(rep.generic_loss) == FAST["generic_epochs"] and len(rep.ranking_loss) == FAST["rank_epochs"]
 
 
@@ -230,14 +230,14 @@ def test_full_fine_tuning_trains_the_backbone_and_saves_it(demo_world, tmp_path)
 
 
 def test_reference_without_maps_computes_neighbour_maps(demo_world, tmp_path):
-    from piaa.reference import build_reference
+    from piaa.features.reference import build_reference
 
     ex = demo_world["example"]
     build_reference(ex.labels, ex.reference_images, tmp_path / "ref", store_maps=False, progress=False)
     assert not Reference.open(tmp_path / "ref").has_maps
     with_maps = personalize(demo_world["reference"], ex.album, None, None, progress=False, generic_epochs=2)
     without = personalize(tmp_path / "ref", ex.album, None, None, progress=False, generic_epochs=2)
-    assert without.report.neighbours == with_maps.report.neighbours
+    assert without.report.neighbors == with_maps.report.neighbors
     files = ex.album_files[:8]
     np.testing.assert_allclose(
         [r.score for r in without.score(files)], [r.score for r in with_maps.score(files)], atol=0.05

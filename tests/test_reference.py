@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from conftest import synthetic_photo, write_ava
 from piaa.backbones import create_backbone
-from piaa.cli import app
-from piaa.features import FeatureExtractor
-from piaa.reference import DB_NAME, Reference, ReferenceError, build_reference
+from piaa.cli.main import app
+from piaa.features.extract import FeatureExtractor
+from piaa.features.reference import DB_NAME, Reference, ReferenceError, build_reference
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_killed_build_resumes_without_corruption(tmp_path):
     write_ava(tmp_path / "AVA.txt", ids, rng)
     out = tmp_path / "REF"
     code = (
-        "from piaa.reference import build_reference;"
+        "from piaa.features.reference import build_reference;"
         f"build_reference({str(tmp_path / 'AVA.txt')!r}, {str(images)!r}, {str(out)!r}, weights=None,"
         " engine='torch', batch_size=2, workers=0, progress=False)"
     )

@@ -1,8 +1,8 @@
 import torch
 
 from piaa.backbones import FeatureMaps
-from piaa.losses import emd_loss, score_from_distribution
-from piaa.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head
+from piaa.models.losses import emd_loss, score_from_distribution
+from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head
 
 
 def _world(n=64, seed=0):

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import synthetic_photo
-from piaa.cli import app as cli_app
+from piaa.cli.main import app as cli_app
 from piaa.preferences import PreferenceStore
 from piaa.web import CollectConfig, create_app
 
@@ -324,7 +324,7 @@ def test_cli_server_killed_mid_session_loses_nothing(album, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     store = tmp_path / "killed.sqlite"
-    cmd = [sys.executable, "-m", "piaa.cli", "collect", "--album", str(album), "--store", str(store)]
+    cmd = [sys.executable, "-m", "piaa.cli.main", "collect", "--album", str(album), "--store", str(store)]
     proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -6,13 +6,12 @@ better. See the README for the command line; the Python API mirrors it.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from piaa.backbones import create_backbone, list_backbones  # noqa: E402
-from piaa.personalize import personalize  # noqa: E402
-from piaa.profile import Profile, load_profile  # noqa: E402
-from piaa.reference import Reference, build_reference  # noqa: E402
-from piaa.train import TrainConfig  # noqa: E402
+from piaa.backbones import create_backbone, list_backbones
+from piaa.features.reference import Reference, build_reference
+from piaa.models.personalize import personalize
+from piaa.models.profile import Profile, load_profile
+from piaa.models.train import TrainConfig
+from piaa.version import __version__
 
 __all__ = [
     "Profile",

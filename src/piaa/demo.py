@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from piaa.simulate import Taste, crowd_histograms, crowd_taste, photo_attributes
+from piaa.evaluation.simulate import Taste, crowd_histograms, crowd_taste, photo_attributes
 
 SAMPLE_PHOTOS = (
     "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -95,10 +95,10 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
     from rich.console import Console
     from rich.table import Table
 
-    from piaa.evaluate import pairwise_accuracy, spearman
-    from piaa.personalize import personalize
+    from piaa.evaluation.metrics import pairwise_accuracy, spearman
+    from piaa.features.reference import build_reference
+    from piaa.models.personalize import personalize
     from piaa.preferences import PairSampler, PreferenceStore
-    from piaa.reference import build_reference
 
     console = Console()
     ex = make_example(out, seed)

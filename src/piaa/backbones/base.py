@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from piaa.images import load_image, to_rgb
+from piaa.data.images import load_image, to_rgb
+from piaa.io import sha256_file
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
@@ -146,11 +147,7 @@ def file_hash(path: str | Path) -> str:
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _HASH_CACHE[key] = h.hexdigest()[:16]
+        _HASH_CACHE[key] = sha256_file(p)[:16]
     return _HASH_CACHE[key]
 
 

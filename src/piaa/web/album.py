@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from piaa.images import ImageError, iter_image_files, load_image
+from piaa.data.images import ImageError, iter_image_files, load_image
 
 DISPLAY_SIDE = 1024
 THUMB_SIDE = 256

@@ -24,8 +24,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from piaa.active import STRATEGIES, ActiveSampler, make_sampler
 from piaa.preferences import PairSampler, PreferenceStore
+from piaa.sampling.active import STRATEGIES, ActiveSampler, make_sampler
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, Album, AlbumImageNotFound
 from piaa.web.training import Trainer
 
@@ -65,7 +65,7 @@ class CollectConfig:
 
 
 def _default_features(paths: list[Path], progress: Callable[[int, int], None]) -> np.ndarray:
-    from piaa.active import album_features
+    from piaa.sampling.active import album_features
 
     return album_features(paths, progress=progress)
 

@@ -1,8 +1,8 @@
 """Training from the web page: one background job at a time, its progress polled by the page.
 
-With a reference, the job is the real thing: ``piaa.personalize`` on the album and the store, then the
-album scored by the new profile. Without one, it fits the cheap linear model of ``piaa.active`` on the
-judgements and ranks the album by it, so the person still sees what their clicks say (the page tells
+With a reference, the job is the real thing: ``personalize`` on the album and the store, then the
+album scored by the new profile. Without one, it fits the cheap linear model of ``piaa.sampling.active``
+on the judgements and ranks the album by it, so the person still sees what their clicks say (the page tells
 them that ``--reference`` gives the full personal model).
 """
 
@@ -109,7 +109,7 @@ class Trainer:
             self._set(state="error", message=f"{type(exc).__name__}: {exc}", finished=time.time())
 
     def _personal(self, pairs: list[Pair]) -> list[dict[str, Any]]:
-        from piaa.personalize import personalize
+        from piaa.models.personalize import personalize
 
         if not pairs:
             raise ValueError("no judgements yet: choose a few photos first")
@@ -131,7 +131,7 @@ class Trainer:
         return _ranking(scores)
 
     def _linear(self, pairs: list[Pair]) -> list[dict[str, Any]]:
-        from piaa.active import fit_ranker
+        from piaa.sampling.active import fit_ranker
 
         if not pairs:
             raise ValueError("no judgements yet: choose a few photos first")

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from piaa.backbones import Backbone, FeatureMaps
-from piaa.losses import score_from_distribution
+from piaa.models.losses import score_from_distribution
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from piaa.images import IMAGE_EXTENSIONS
+from piaa.data.images import IMAGE_EXTENSIONS
 
 __all__ = [
     "DATASETS",

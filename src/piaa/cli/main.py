@@ -26,11 +26,11 @@ err_console = Console(stderr=True)
 
 def _user_errors() -> tuple[type[Exception], ...]:
     from piaa.backbones import BackboneError
-    from piaa.images import ImageError
-    from piaa.labels import LabelFormatError
+    from piaa.data.images import ImageError
+    from piaa.data.labels import LabelFormatError
+    from piaa.features.reference import ReferenceError
+    from piaa.models.profile import ProfileError
     from piaa.preferences import PreferenceError
-    from piaa.profile import ProfileError
-    from piaa.reference import ReferenceError
 
     return (
         BackboneError, ImageError, LabelFormatError, PreferenceError, ProfileError, ReferenceError,
@@ -93,7 +93,7 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     """``["rank_lr=1e-3", "attention=false"]`` -> typed TrainConfig overrides."""
     from dataclasses import fields
 
-    from piaa.train import TrainConfig
+    from piaa.models.train import TrainConfig
 
     types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
     out: dict[str, Any] = {}
@@ -137,7 +137,7 @@ def reference_build(
     limit: Annotated[int | None, typer.Option(help="Only the first N labelled images.")] = None,
 ) -> None:
     """Embed every labelled image; a killed build resumes where it stopped."""
-    from piaa.reference import build_reference
+    from piaa.features.reference import build_reference
 
     rep = build_reference(
         labels,
@@ -163,7 +163,7 @@ def reference_build(
 @friendly
 def reference_info(ref: Path) -> None:
     """Show what a reference holds."""
-    from piaa.reference import Reference
+    from piaa.features.reference import Reference
 
     r = Reference.open(ref)
     m = r.meta
@@ -185,9 +185,9 @@ def reference_neighbors(
     show: Annotated[int, typer.Option(help="Neighbours shown per image in the terminal.")] = 5,
 ) -> None:
     """The K nearest reference images (cosine similarity) of each query image."""
-    from piaa.features import FeatureExtractor
-    from piaa.images import FailureLog, iter_image_files
-    from piaa.reference import Reference
+    from piaa.data.images import FailureLog, iter_image_files
+    from piaa.features.extract import FeatureExtractor
+    from piaa.features.reference import Reference
 
     r = Reference.open(ref)
     paths = list(iter_image_files(images))
@@ -290,8 +290,8 @@ def personalize_cmd(
     finetune_backbone: Annotated[bool, typer.Option(help="Train the backbone too (slow on a CPU).")] = False,
 ) -> None:
     """Train a personal profile: generic model on the album's reference neighbours, then the preferences."""
-    from piaa.personalize import personalize
-    from piaa.train import TrainConfig
+    from piaa.models.personalize import personalize
+    from piaa.models.train import TrainConfig
 
     overrides = {"generic_epochs": generic_epochs, "rank_epochs": rank_epochs}
     cfg = TrainConfig(
@@ -318,7 +318,7 @@ def personalize_cmd(
         say(f"{len(rep.contradictions)} contradictory statements: the latest of each wins")
     kind = "personal" if rep.pairs_stated else "generic (no preferences given)"
     say(
-        f"{out}: {kind} profile from {rep.album_images} photos, {rep.neighbours} reference neighbours, "
+        f"{out}: {kind} profile from {rep.album_images} photos, {rep.neighbors} reference neighbours, "
         f"{rep.pairs_stated} stated + {rep.pairs_inferred} inferred pairs, in {rep.seconds:.1f} s"
     )
 
@@ -333,8 +333,8 @@ def score_cmd(
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
 ) -> None:
     """Score photos with a profile (1-10, higher is better) and rank them."""
-    from piaa.images import FailureLog, iter_image_files
-    from piaa.profile import load_profile
+    from piaa.data.images import FailureLog, iter_image_files
+    from piaa.models.profile import load_profile
 
     prof = load_profile(profile)
     files = list(iter_image_files(paths))
@@ -412,16 +412,16 @@ def bench_cmd(
     ] = None,
 ) -> None:
     """The paper's protocol (X = 10 and 100) over every method; prints and saves the table and a plot."""
-    from piaa import bench
+    from piaa.evaluation import protocol as bench
     from piaa.io import atomic_write_text
-    from piaa.train import TrainConfig
+    from piaa.models.train import TrainConfig
 
     config = TrainConfig(seed=seed, **parse_settings(set_ or []))
 
     if quick:
         persons, splits = min(persons, 3), min(splits, 2)
     if dataset:
-        from piaa.datasets import dataset_key, load_dataset
+        from piaa.data.datasets import dataset_key, load_dataset
 
         if reference is None or dataset_root is None:
             raise ValueError("--dataset needs --dataset-root and --reference (a reference built with maps)")

@@ -27,13 +27,14 @@ import torch
 from tqdm.auto import tqdm
 
 from piaa.backbones import Backbone, FeatureMaps, create_backbone
-from piaa.evaluate import pairwise_accuracy, spearman
-from piaa.features import FeatureExtractor, normalize
-from piaa.images import FailureLog, iter_image_files
-from piaa.losses import get_rank_loss
-from piaa.model import AestheticHead
+from piaa.data.images import FailureLog, iter_image_files
+from piaa.evaluation.metrics import pairwise_accuracy, spearman
+from piaa.features.extract import FeatureExtractor
+from piaa.features.index import NeighborIndex, normalize
+from piaa.models.head import AestheticHead
+from piaa.models.losses import get_rank_loss
+from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head
 from piaa.preferences import enrich_transitive
-from piaa.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head
 
 
 @dataclass
@@ -58,14 +59,10 @@ class EvalWorld:
     description: str = ""
 
     def __post_init__(self) -> None:
-        import faiss
+        self._index = NeighborIndex(self.ref_emb)
 
-        self._index = faiss.IndexFlatIP(self.ref_emb.shape[1])
-        self._index.add(np.ascontiguousarray(self.ref_emb, dtype=np.float32))
-
-    def neighbours(self, photos: np.ndarray, k: int) -> np.ndarray:
-        _, rows = self._index.search(np.ascontiguousarray(self.photo_emb[photos], dtype=np.float32), k)
-        return np.unique(rows[rows >= 0])
+    def neighbors(self, photos: np.ndarray, k: int) -> np.ndarray:
+        return self._index.union(self.photo_emb[photos], k)
 
 
 def extract_all(
@@ -92,7 +89,7 @@ def simulated_world(
     the pool the persons' albums are drawn from (REAL-CUR-like: ``album_size`` photos rated 1-5, doubled)."""
     from PIL import Image
 
-    from piaa.simulate import World, content_topics, photo_attributes, standardize_attributes
+    from piaa.evaluation.simulate import World, content_topics, photo_attributes, standardize_attributes
 
     files = list(iter_image_files([photos]))
     bb = create_backbone(backbone)
@@ -137,9 +134,9 @@ def simulated_world(
 def dataset_world(
     reference: str | Path, albums: Sequence, *, progress: bool = True, description: str = ""
 ) -> EvalWorld:
-    """A benchmark on real ratings: ``albums`` from :mod:`piaa.datasets`, neighbours and generic
+    """A benchmark on real ratings: ``albums`` from :mod:`piaa.data.datasets`, neighbours and generic
     training from a reference built with feature maps (``piaa reference build``, AVA for the paper)."""
-    from piaa.reference import Reference
+    from piaa.features.reference import Reference
 
     ref = Reference.open(reference)
     if not ref.has_maps:
@@ -176,7 +173,7 @@ class Split:
     test: np.ndarray
     test_scores: np.ndarray
     pairs: np.ndarray  # (P, 2) photo-pool indices, preferred first, stated then inferred
-    neighbours: np.ndarray  # reference rows
+    neighbors: np.ndarray  # reference rows
     cfg: TrainConfig
     cache: dict = field(default_factory=dict)
 
@@ -191,9 +188,9 @@ class Split:
             cfg = dataclasses.replace(self.cfg, **overrides)
             head = self.new_head(**overrides)
             src = cached_source(self.world.ref_maps)
-            rows = torch.from_numpy(self.neighbours)
+            rows = torch.from_numpy(self.neighbors)
             fit_generic(
-                head, lambda i: src(rows[i]), torch.from_numpy(self.world.ref_dists[self.neighbours]), cfg
+                head, lambda i: src(rows[i]), torch.from_numpy(self.world.ref_dists[self.neighbors]), cfg
             )
             self.cache[key] = head
         return copy.deepcopy(self.cache[key])
@@ -236,7 +233,7 @@ def make_split(
         album.photos[te],
         album.scores[te],
         pairs.reshape(-1, 2),
-        world.neighbours(train, cfg.k),
+        world.neighbors(train, cfg.k),
         cfg,
     )
 
@@ -308,8 +305,8 @@ def _rsvr(s: Split) -> np.ndarray:
     the reference neighbours' mean scores and a ranking hinge on the person's pairs, jointly (squared
     hinges, so L-BFGS can solve it)."""
     x = torch.from_numpy(s.world.photo_emb).float()
-    xr = torch.from_numpy(s.world.ref_emb[s.neighbours]).float()
-    yr = torch.from_numpy(s.world.ref_dists[s.neighbours] @ np.arange(1, 11, dtype=np.float32))
+    xr = torch.from_numpy(s.world.ref_emb[s.neighbors]).float()
+    yr = torch.from_numpy(s.world.ref_dists[s.neighbors] @ np.arange(1, 11, dtype=np.float32))
     p = torch.from_numpy(s.pairs)
 
     def loss(w: torch.Tensor) -> torch.Tensor:

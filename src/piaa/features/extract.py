@@ -4,7 +4,7 @@ Two engines compute the same function: ``torch`` (the reference: eager PyTorch) 
 path: the backbone exported once to ONNX and run by ONNX Runtime, about 3x faster end to end on a
 2-core CPU, see the README's benchmarks). Decoding runs in worker processes so that JPEG decoding
 overlaps the network. Bad files never stop a batch: they are recorded in a
-:class:`~piaa.images.FailureLog` and skipped.
+:class:`~piaa.data.images.FailureLog` and skipped.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from piaa.backbones import Backbone, FeatureMaps, Preprocess, cache_dir
-from piaa.images import FailureLog, ImageError
+from piaa.data.images import FailureLog, ImageError
 from piaa.io import atomic_open
 
 log = logging.getLogger(__name__)
@@ -232,9 +232,3 @@ def half_maps(f: FeatureMaps) -> FeatureMaps:
     """Spatial maps in float16 (half the memory when many are cached for training); the embedding stays."""
     return FeatureMaps(*(t.half() if t.ndim == 4 else t for t in f))
 
-
-def normalize(embeddings: np.ndarray) -> np.ndarray:
-    """L2-normalise rows (cosine similarity becomes an inner product); zero rows stay zero."""
-    e = np.asarray(embeddings, dtype=np.float32)
-    n = np.linalg.norm(e, axis=1, keepdims=True)
-    return e / np.maximum(n, 1e-12)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from piaa.backbones import Backbone, FeatureMaps
-from piaa.images import FailureLog
+from piaa.data.images import FailureLog
 from piaa.preferences import Pair, PairSampler, enrich_transitive, infer_transitive
 
 __all__ = [
@@ -83,7 +83,7 @@ def album_features(
     """Design-matrix rows for ``paths`` (one backbone pass). Unreadable photos get the mean row, so rows
     stay aligned with ``paths``; they then look average to the model rather than breaking it."""
     from piaa.backbones import create_backbone
-    from piaa.features import FeatureExtractor
+    from piaa.features.extract import FeatureExtractor
 
     extractor = FeatureExtractor(backbone or create_backbone())
     style: list[np.ndarray | None] = [None] * len(paths)

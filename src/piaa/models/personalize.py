@@ -21,18 +21,18 @@ import torch
 
 from piaa.backbones import Backbone
 from piaa.backbones.base import state_hash
-from piaa.features import FeatureExtractor
-from piaa.images import FailureLog, iter_image_files
+from piaa.data.images import FailureLog, iter_image_files
+from piaa.features.extract import FeatureExtractor
+from piaa.features.reference import Reference
+from piaa.models.profile import Profile
+from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head, pixel_source
 from piaa.preferences import Contradiction, enrich_transitive, load_statements, normalize_name, resolve
-from piaa.profile import Profile
-from piaa.reference import Reference
-from piaa.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head, pixel_source
 
 
 @dataclass
 class PersonalizeReport:
     album_images: int = 0
-    neighbours: int = 0
+    neighbors: int = 0
     pairs_stated: int = 0
     pairs_inferred: int = 0
     unknown_images: list[str] = field(default_factory=list)
@@ -48,7 +48,7 @@ class PersonalizeReport:
     def summary(self) -> dict[str, Any]:
         return {
             "album_images": self.album_images,
-            "neighbours": self.neighbours,
+            "neighbors": self.neighbors,
             "pairs_stated": self.pairs_stated,
             "pairs_inferred": self.pairs_inferred,
             "unknown_images": self.unknown_images,
@@ -98,9 +98,8 @@ def personalize(
     rep.album_images = len(files)
 
     # 1. neighbours (union over the album)
-    _, rows = ref.neighbors(album_maps.embedding.numpy(), cfg.k)
-    nn_rows = np.unique(rows[rows >= 0])
-    rep.neighbours = len(nn_rows)
+    nn_rows = ref.neighbor_union(album_maps.embedding.numpy(), cfg.k)
+    rep.neighbors = len(nn_rows)
 
     # preferences -> (preferred, other) rows of album indices
     names = [normalize_name(os.path.abspath(f), album) for f in files]

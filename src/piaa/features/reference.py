@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from piaa import __version__
 from piaa.backbones import DEFAULT_BACKBONE, Backbone, FeatureMaps, create_backbone
-from piaa.features import FeatureExtractor, normalize
-from piaa.images import FailureLog
+from piaa.data.images import FailureLog
+from piaa.data.labels import read_labels
+from piaa.features.extract import FeatureExtractor
+from piaa.features.index import NeighborIndex, normalize
 from piaa.io import atomic_open
-from piaa.labels import read_labels
+from piaa.version import __version__
 
 DB_NAME = "reference.sqlite"
 FORMAT = "piaa-reference-2"  # 2: stored maps include the low-level statistics
@@ -253,7 +254,7 @@ class Reference:
     distributions: np.ndarray  # (N, 10) float32
     embeddings: np.ndarray  # (N, D) float32, L2-normalised
     item_idx: np.ndarray  # (N,) row ids in the SQLite store
-    _index: object | None = field(default=None, repr=False)
+    _index: NeighborIndex | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> Reference:
@@ -332,15 +333,14 @@ class Reference:
     def neighbors(self, queries: np.ndarray, k: int = 50) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and row numbers of the ``k`` nearest references of each query row."""
         if self._index is None:
-            import faiss
+            self._index = NeighborIndex(self.embeddings)
+        return self._index.search(queries, k)
 
-            index = faiss.IndexFlatIP(self.embeddings.shape[1])
-            index.add(self.embeddings)
-            self._index = index
-        q = normalize(np.atleast_2d(queries))
-        k = min(k, len(self))
-        sims, rows = self._index.search(q, k)  # type: ignore[attr-defined]
-        return sims, rows
+    def neighbor_union(self, queries: np.ndarray, k: int = 50) -> np.ndarray:
+        """Distinct rows among the ``k`` nearest references of all queries (the paper's neighbour set)."""
+        if self._index is None:
+            self._index = NeighborIndex(self.embeddings)
+        return self._index.union(queries, k)
 
     def maps(self, rows: np.ndarray | list[int]) -> FeatureMaps:
         """Stored feature maps of the given rows: the spatial maps float16 as stored (what training on

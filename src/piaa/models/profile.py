@@ -15,7 +15,6 @@ Scores are on 1-10, higher is better: the mean of the predicted 10-bin score dis
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -30,12 +29,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from piaa import __version__
 from piaa.backbones import Backbone, BackboneError, FeatureMaps, create_backbone
-from piaa.features import FeatureExtractor
-from piaa.images import FailureLog, ImageError, iter_image_files, load_image
-from piaa.losses import score_from_distribution
-from piaa.model import AestheticHead, HeadConfig
+from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
+from piaa.features.extract import FeatureExtractor
+from piaa.io import sha256_file
+from piaa.models.head import AestheticHead, HeadConfig
+from piaa.models.losses import score_from_distribution
+from piaa.version import __version__
 
 FORMAT = "piaa-profile-1"
 WEIGHTS = "model.safetensors"
@@ -61,14 +61,6 @@ class ScoreResult:
             "score": round(self.score, 4),
             "distribution": [round(p, 5) for p in self.distribution],
         }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Profile:
@@ -178,7 +170,7 @@ class Profile:
                 "backbone": self.backbone.info.to_dict(),
                 "backbone_finetuned": self.backbone_finetuned,
                 "head": self.head.config.to_dict(),
-                "files": {WEIGHTS: _sha256(tmp / WEIGHTS)},
+                "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)},
             }
             with open(tmp / CONFIG, "w") as f:
                 json.dump(config, f, indent=2)
@@ -227,7 +219,7 @@ class Profile:
         w_path = path / WEIGHTS
         if not w_path.is_file():
             raise ProfileError(f"{path}: partial profile ({WEIGHTS} is missing)")
-        if _sha256(w_path) != config.get("files", {}).get(WEIGHTS):
+        if sha256_file(w_path) != config.get("files", {}).get(WEIGHTS):
             raise ProfileError(f"{w_path}: corrupt (checksum does not match {CONFIG})")
         try:
             tensors = load_file(str(w_path))

@@ -22,8 +22,8 @@ import torch
 from tqdm.auto import tqdm
 
 from piaa.backbones import Backbone, FeatureMaps
-from piaa.losses import emd_loss, get_rank_loss, score_from_distribution
-from piaa.model import AestheticHead, HeadConfig
+from piaa.models.head import AestheticHead, HeadConfig
+from piaa.models.losses import emd_loss, get_rank_loss, score_from_distribution
 
 
 @dataclass

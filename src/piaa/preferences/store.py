@@ -32,13 +32,14 @@ import itertools
 import os
 import random
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from piaa.io import atomic_write_text
 
 __all__ = [
     "CSV_HEADER",
@@ -258,38 +259,12 @@ def write_pairs_csv(
     path: str | os.PathLike[str], pairs: Iterable[Pair], album: str | os.PathLike[str] | None = None
 ) -> None:
     """Write pairs atomically: readers see the old file or the complete new one, never a torn one."""
-    target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(CSV_HEADER)
-            for preferred, other in pairs:
-                writer.writerow((_export_name(preferred, album), _export_name(other, album)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            mode = target.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o644  # mkstemp creates 0600
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX only; Windows cannot open directories)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for preferred, other in pairs:
+        writer.writerow((_export_name(preferred, album), _export_name(other, album)))
+    atomic_write_text(path, buf.getvalue())
 
 
 def is_sqlite_file(path: str | os.PathLike[str]) -> bool:

@@ -1,0 +1,1 @@
+"""How well methods agree with people: metrics, simulated and real worlds, the paper's protocol."""

@@ -1,0 +1,1 @@
+"""Which pair of photos to ask a person about next."""
