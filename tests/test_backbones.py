@@ -165,3 +165,26 @@ def test_exposure_and_colour_are_readable_from_the_statistics_not_the_deep_featu
     for j in (0, 1):  # brightness, colourfulness
         assert r2(stats, attrs[:, j]) > 0.7
         assert r2(emb, attrs[:, j]) < 0.4 and r2(z1, attrs[:, j]) < 0.4
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_config_is_readable_without_building_and_matches_the_network(name):
+    from piaa.backbones import get_backbone_config
+
+    cfg = get_backbone_config(name)
+    assert cfg.name == name and cfg.license and cfg.summary
+    bb = create_backbone(name, weights=None)
+    assert bb.info.preprocess == cfg.preprocess
+    assert bb.info.channels == cfg.channels
+    assert (bb.info.embed_dim, bb.info.stats_dim) == (cfg.embed_dim, cfg.stats_dim)
+    x = bb.preprocess.to_tensor(np.zeros((1, cfg.preprocess.size, cfg.preprocess.size, 3), np.uint8))
+    f = bb(x)
+    assert f.embedding.shape == (1, cfg.embed_dim) and f.stats.shape == (1, cfg.stats_dim)
+    assert f.z1.shape[1] == cfg.channels[0] and f.z2.shape[1] == cfg.channels[1]
+
+
+def test_unknown_backbone_config_is_one_line():
+    from piaa.backbones import BackboneError, get_backbone_config
+
+    with pytest.raises(BackboneError, match="unknown backbone 'nope'"):
+        get_backbone_config("nope")

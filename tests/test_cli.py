@@ -117,7 +117,7 @@ def test_prefs_import_show_export(tmp_path):
 def test_bench_settings_are_typed_and_checked():
     import pytest
 
-    from piaa.cli.main import parse_settings
+    from piaa.cli._common import parse_settings
 
     assert parse_settings(["rank_lr=1e-3", "attention=false", "rank_epochs=5"]) == {
         "rank_lr": 1e-3, "attention": False, "rank_epochs": 5,

@@ -1,26 +1,32 @@
 """piaa — personalized image aesthetic assessment.
 
-Data flows one way: images -> features (a backbone) -> an aesthetic model -> scores on 1-10, higher is
-better. See the README for the command line; the Python API mirrors it.
+Data flows one way: images (``piaa.data``) -> features (``piaa.backbones``, ``piaa.features``) -> an
+aesthetic model (``piaa.models``) -> scores on 1-10, higher is better. ``create_scorer`` is the one way
+in, like ``pyiqa.create_metric``; the command line mirrors the Python API.
 """
 
 from __future__ import annotations
 
-from piaa.backbones import create_backbone, list_backbones
+from piaa.backbones import create_backbone, get_backbone_config, list_backbones
 from piaa.features.reference import Reference, build_reference
 from piaa.models.personalize import personalize
 from piaa.models.profile import Profile, load_profile
+from piaa.models.scorer import Scorer, create_scorer, list_scorers
 from piaa.models.train import TrainConfig
 from piaa.version import __version__
 
 __all__ = [
     "Profile",
     "Reference",
+    "Scorer",
     "TrainConfig",
     "__version__",
     "build_reference",
     "create_backbone",
+    "create_scorer",
+    "get_backbone_config",
     "list_backbones",
+    "list_scorers",
     "load_profile",
     "personalize",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,49 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def temp_prefix(path: str | os.PathLike[str]) -> str:
+    """Name prefix of piaa's temporaries for ``path``: hidden, beside it, carrying the writer's pid so a
+    later run can tell a killed writer's leftovers from a live one's."""
+    return f".{Path(path).name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the leftovers of killed writers of ``path`` (``.NAME.PID.*.part`` files or folders and
+    ``.NAME.old-PID`` folders whose process is gone); returns what was removed."""
+    path = Path(path)
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    head = f".{path.name}."
+    for entry in entries:
+        rest = entry.name[len(head) :] if entry.name.startswith(head) else ""
+        pid_text = rest[4:] if rest.startswith("old-") else rest.split(".", 1)[0]
+        is_temp = rest.endswith(".part") or rest.startswith("old-")
+        if not (is_temp and pid_text.isdigit()) or _alive(int(pid_text)):
+            continue
+        if rest.startswith("old-") and not path.exists():
+            continue  # the only copy of a profile whose swap was interrupted: restored by its loader
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
 
 
 def _umask() -> int:
@@ -48,7 +92,8 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     Raises ``OSError`` (a full disk, say) with nothing left at ``path`` but what was there before."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             yield f

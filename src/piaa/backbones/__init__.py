@@ -1,4 +1,6 @@
-"""The backbone registry: ``create_backbone(name, weights=...)`` and ``list_backbones()``.
+"""The backbone registry: ``create_backbone(name, weights=...)``, ``list_backbones()`` and
+``get_backbone_config(name)`` (timm's ``get_pretrained_cfg``: what a backbone needs and gives, readable
+without building the network).
 
 ``weights`` is ``"imagenet"`` (the default: the pretrained weights the backbone ships or fetches),
 ``None`` (random, reproducible initialisation; for tests) or a path to a state-dict file.
@@ -6,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +26,32 @@ DEFAULT_BACKBONE = "efficientnet-lite0"
 
 
 @dataclass(frozen=True)
+class BackboneConfig:
+    """A backbone's metadata without its network: input pipeline, output sizes, licence, weights."""
+
+    name: str
+    preprocess: Preprocess
+    channels: tuple[int, int, int]  # channels of Z1, Z2, Z3
+    embed_dim: int
+    stats_dim: int  # length of FeatureMaps.stats
+    summary: str
+    license: str
+    offline: bool  # pretrained weights available without a network
+    weights_url: str = ""  # where the pretrained weights come from when they are not packaged
+
+
+@dataclass(frozen=True)
 class _Entry:
     factory: Callable[[str | None], Backbone]
-    summary: str
-    offline: bool  # pretrained weights available without a network
+    config: BackboneConfig
+
+    @property
+    def summary(self) -> str:
+        return self.config.summary
+
+    @property
+    def offline(self) -> bool:
+        return self.config.offline
 
 
 def _lite(name: str) -> Callable[[str | None], Backbone]:
@@ -44,11 +69,32 @@ def _vgg16(weights: str | None) -> Backbone:
     return VGG16(weights)
 
 
+_LITE = Preprocess(size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 _REGISTRY: dict[str, _Entry] = {
-    "efficientnet-lite0": _Entry(_lite("efficientnet-lite0"), "EfficientNet-Lite0, 224 px (default)", True),
-    "efficientnet-lite2": _Entry(_lite("efficientnet-lite2"), "EfficientNet-Lite2, 260 px", True),
-    "vgg16": _Entry(_vgg16, "VGG16 as in the paper, 224 px (weights from torchvision)", False),
-}
+    "efficientnet-lite0": _Entry(
+        _lite("efficientnet-lite0"),
+        BackboneConfig(
+            "efficientnet-lite0", _LITE, (112, 1280, 1280), 1280, 224,
+            "EfficientNet-Lite0, 224 px (default)", "Apache-2.0", True,
+        ),
+    ),
+    "efficientnet-lite2": _Entry(
+        _lite("efficientnet-lite2"),
+        BackboneConfig(
+            "efficientnet-lite2", dataclasses.replace(_LITE, size=260), (120, 1280, 1280), 1280, 240,
+            "EfficientNet-Lite2, 260 px", "Apache-2.0", True,
+        ),
+    ),
+    "vgg16": _Entry(
+        _vgg16,
+        BackboneConfig(
+            "vgg16", Preprocess(size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+            (512, 512, 512), 512, 896, "VGG16 as in the paper, 224 px (weights from torchvision)",
+            "BSD-3-Clause (torchvision weights)", False,
+            "https://download.pytorch.org/models/vgg16-397923af.pth",
+        ),
+    ),
+}  # fmt: skip
 
 
 def list_backbones() -> list[str]:
@@ -63,10 +109,16 @@ def describe_backbones() -> dict[str, str]:
     }
 
 
-def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "imagenet") -> Backbone:
-    """Build a frozen backbone in eval mode; it carries its preprocessing in ``.preprocess``."""
+def get_backbone_config(name: str) -> BackboneConfig:
+    """Metadata of a registered backbone, without building it. Raises ``BackboneError`` if unknown."""
     if name not in _REGISTRY:
         raise BackboneError(f"unknown backbone {name!r}; choose one of: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name].config
+
+
+def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "imagenet") -> Backbone:
+    """Build a frozen backbone in eval mode; it carries its preprocessing in ``.preprocess``."""
+    get_backbone_config(name)
     if weights is not None and weights not in ("imagenet", "default"):
         weights = str(weights)
     elif weights == "default":
@@ -77,6 +129,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
 __all__ = [
     "DEFAULT_BACKBONE",
     "Backbone",
+    "BackboneConfig",
     "BackboneError",
     "BackboneInfo",
     "FeatureMaps",
@@ -84,5 +137,6 @@ __all__ = [
     "cache_dir",
     "create_backbone",
     "describe_backbones",
+    "get_backbone_config",
     "list_backbones",
 ]

@@ -70,6 +70,22 @@ class Preprocess:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """The same preparation in torch, differentiable: N x 3 x H x W sRGB in [0, 1], any size ->
+        normalised N x 3 x size x size (for scoring as a loss, e.g. retouching). Resizing is torch's
+        antialiased interpolation, so scores differ from the file path's Pillow resize by ~0.01."""
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected N x 3 x H x W pixels in [0, 1], got shape {tuple(x.shape)}")
+        if tuple(x.shape[-2:]) != (self.size, self.size):
+            mode = "nearest-exact" if self.interpolation == "nearest" else self.interpolation
+            kw = {} if mode == "nearest-exact" else {"antialias": True, "align_corners": False}
+            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode=mode, **kw)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
 
 class FeatureMaps(NamedTuple):
     """The paper's Z1 (mid-level map), Z2 (last map), Z3 (pooled last map), a retrieval embedding, and

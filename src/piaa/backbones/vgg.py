@@ -14,25 +14,23 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from piaa.backbones import get_backbone_config
 from piaa.backbones.base import (
     Backbone,
     BackboneError,
     BackboneInfo,
     FeatureMaps,
-    Preprocess,
     channel_stats,
     file_hash,
     load_state_dict_file,
     seeded,
 )
 
-WEIGHTS_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
+WEIGHTS_URL = get_backbone_config("vgg16").weights_url
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 _Z1, _Z2, _Z3 = 22, 29, 30  # indices in ``features`` after which conv4_3, conv5_3 and pool5 come out
 _LOW = (3, 8, 15)  # relu1_2, relu2_2, relu3_3: the low-level statistics (``FeatureMaps.stats``)
 _LOW_CHANNELS = (64, 128, 256)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _features() -> nn.Sequential:
@@ -88,7 +86,7 @@ class VGG16(Backbone):
             w_label, w_hash = weights, file_hash(path)
         self.info = BackboneInfo(
             name="vgg16",
-            preprocess=Preprocess(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD),
+            preprocess=get_backbone_config("vgg16").preprocess,  # ImageNet mean and std
             channels=(512, 512, 512),
             embed_dim=512,
             stats_dim=2 * sum(_LOW_CHANNELS),

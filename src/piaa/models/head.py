@@ -147,8 +147,8 @@ class AestheticHead(nn.Module):
 
 
 class AestheticModel(nn.Module):
-    """Backbone + head: pixels -> score distribution, differentiable down to the pixels, for
-    retouching toward a taste (not built yet; full fine-tuning uses ``train.pixel_source`` instead)."""
+    """Backbone + head: sRGB pixels in [0, 1] (N x 3 x H x W, any size) -> 10-bin score distribution,
+    differentiable down to the pixels: the f(x) of the paper's aesthetic loss 10 - f(x) (section 4.6)."""
 
     def __init__(self, backbone: Backbone, head: AestheticHead) -> None:
         super().__init__()
@@ -156,7 +156,8 @@ class AestheticModel(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head.distribution(self.backbone(x))
+        return self.head.distribution(self.backbone(self.backbone.preprocess.tensor(x)))
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores (N,) on 1-10, higher is better."""
         return score_from_distribution(self.forward(x))

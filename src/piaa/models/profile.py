@@ -14,6 +14,7 @@ Scores are on 1-10, higher is better: the mean of the predicted 10-bin score dis
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -32,7 +33,7 @@ from PIL import Image
 from piaa.backbones import Backbone, BackboneError, FeatureMaps, create_backbone
 from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
 from piaa.features.extract import FeatureExtractor
-from piaa.io import sha256_file
+from piaa.io import atomic_write_text, fsync_dir, remove_stale_temporaries, sha256_file, temp_prefix
 from piaa.models.head import AestheticHead, HeadConfig
 from piaa.models.losses import score_from_distribution
 from piaa.version import __version__
@@ -151,7 +152,9 @@ class Profile:
         if path.exists() and not path.is_dir():
             raise ProfileError(f"{path}: exists and is not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
+        _restore_interrupted_swap(path)
+        remove_stale_temporaries(path)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path), suffix=".part"))
         umask = os.umask(0)
         os.umask(umask)
         try:
@@ -172,10 +175,7 @@ class Profile:
                 "head": self.head.config.to_dict(),
                 "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)},
             }
-            with open(tmp / CONFIG, "w") as f:
-                json.dump(config, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
+            atomic_write_text(tmp / CONFIG, json.dumps(config, indent=2))
             for p in (tmp, *tmp.iterdir()):  # mkdtemp makes private files; a profile is an ordinary folder
                 os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
             old = None
@@ -183,6 +183,7 @@ class Profile:
                 old = path.with_name(f".{path.name}.old-{os.getpid()}")
                 os.rename(path, old)
             os.rename(tmp, path)
+            fsync_dir(path.parent)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         finally:
@@ -201,6 +202,7 @@ class Profile:
         from piaa.preferences import PreferenceError, read_pairs_csv
 
         path = Path(path)
+        _restore_interrupted_swap(path)
         if not path.is_dir():
             raise ProfileError(f"{path}: not a piaa profile (no such folder)")
         cfg_path = path / CONFIG
@@ -250,6 +252,18 @@ class Profile:
         )
 
 
+def _restore_interrupted_swap(path: Path) -> None:
+    """A save killed between moving the old profile aside and moving the new one in leaves no folder at
+    ``path`` and the old one at ``.NAME.old-PID``: put it back, so ``path`` always loads."""
+    if path.exists():
+        return
+    for old in sorted(path.parent.glob(f".{path.name}.old-*")):
+        if old.is_dir() and (old / CONFIG).is_file():
+            with contextlib.suppress(OSError):
+                os.rename(old, path)
+                return
+
+
 def _load_prefixed(
     module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, problem: str
 ) -> None:
@@ -280,6 +294,23 @@ def _profile_backbone(
     return bb
 
 
-def load_profile(path: str | Path, **kwargs: Any) -> Profile:
-    """``piaa.load_profile(path).score(images)``."""
+# Profiles that ship with piaa, by name (filled by piaa.models.pretrained): name -> builder.
+_PRETRAINED: dict[str, Any] = {}
+
+
+def register_pretrained(name: str, builder: Any) -> None:
+    _PRETRAINED[name] = builder
+
+
+def list_pretrained() -> list[str]:
+    import piaa.models.pretrained  # noqa: F401  (registers the built-in profiles)
+
+    return sorted(_PRETRAINED)
+
+
+def load_profile(path: str | os.PathLike[str], **kwargs: Any) -> Profile:
+    """``piaa.load_profile(path_or_name).score(images)``: a profile folder, or a built-in profile by
+    name (:func:`list_pretrained`, e.g. ``"nima-ava"``) when no such folder exists."""
+    if not Path(path).exists() and str(path) in list_pretrained():
+        return _PRETRAINED[str(path)](**kwargs)
     return Profile.load(path, **kwargs)

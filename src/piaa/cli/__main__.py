@@ -1,0 +1,5 @@
+"""``python -m piaa.cli``."""
+
+from piaa.cli.main import main
+
+main()

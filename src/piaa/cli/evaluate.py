@@ -1,0 +1,96 @@
+"""``piaa evaluate`` (alias ``piaa bench``): the paper's accuracy protocol, and ``piaa demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from piaa.cli._common import (
+    app,
+    console,
+    friendly,
+    parse_settings,
+    say,
+)
+
+
+@app.command("evaluate")
+@friendly
+def evaluate_cmd(
+    photos: Annotated[Path, typer.Option(help="Photo folder for simulated persons.")] = Path(
+        "../shared/data/photos"
+    ),
+    dataset: Annotated[str | None, typer.Option(help="realcur, flickr-aes or para (real ratings).")] = None,
+    dataset_root: Annotated[Path | None, typer.Option(help="The dataset's folder (or labels file).")] = None,
+    images: Annotated[Path | None, typer.Option(help="FLICKR-AES images folder.")] = None,
+    workers: Annotated[Path | None, typer.Option(help="FLICKR-AES worker ids to use (a file).")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Reference (with maps) for a real dataset.")] = None,
+    persons: Annotated[int, typer.Option(min=1, help="Simulated persons.")] = 8,
+    splits: Annotated[int, typer.Option(min=1, help="Random splits per album.")] = 10,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the methods.")] = None,
+    quick: Annotated[bool, typer.Option(help="3 persons, 2 splits: a few minutes.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for the table (Markdown) and the plot.")] = Path(
+        "piaa-bench"
+    ),
+    seed: Annotated[int, typer.Option()] = 0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Training setting KEY=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """The paper's protocol (X = 10 and 100) over every method; prints and saves the table and a plot."""
+    from piaa.evaluation import protocol as bench
+    from piaa.io import atomic_write_text
+    from piaa.models.train import TrainConfig
+
+    config = TrainConfig(seed=seed, **parse_settings(set_ or []))
+
+    if quick:
+        persons, splits = min(persons, 3), min(splits, 2)
+    if dataset:
+        from piaa.data.datasets import dataset_key, load_dataset
+
+        if reference is None or dataset_root is None:
+            raise ValueError("--dataset needs --dataset-root and --reference (a reference built with maps)")
+        if dataset_key(dataset) == "flickraes":
+            if images is None or workers is None:
+                raise ValueError(
+                    "flickr-aes needs --images DIR and --workers FILE (the official test workers)"
+                )
+            albums = load_dataset(dataset, labels_csv=dataset_root, images_root=images, workers=workers)
+        else:
+            albums = load_dataset(dataset, root=dataset_root)
+        world = bench.dataset_world(reference, albums, description=f"{dataset}: {len(albums)} albums")
+    else:
+        if not photos.is_dir():
+            raise FileNotFoundError(f"{photos}: photo folder not found (pass --photos DIR)")
+        world = bench.simulated_world(photos, persons=persons, seed=seed)
+    chosen = [m.strip() for m in methods.split(",")] if methods else None
+    result = bench.run(world, methods=chosen, splits=splits, seed=seed, config=config)
+    table = result.table()
+    console.print(table, highlight=False, soft_wrap=True)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(
+        out / "results.md",
+        f"{world.description}; {splits} splits; {result.seconds / 60:.1f} min\n\n{table}\n",
+    )
+    result.plot(out / "results.png")
+    say(f"wrote {out / 'results.md'} and {out / 'results.png'} ({result.seconds / 60:.1f} min)")
+
+
+app.command("bench", help="Alias of `piaa evaluate` (the accuracy protocol; speed lives in benchmarks/).")(
+    evaluate_cmd
+)
+
+
+@app.command("demo")
+@friendly
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the example and its results.")] = Path("piaa-demo"),
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Run every stage end to end on a small embedded example."""
+    from piaa import demo
+
+    demo.run(out, seed)

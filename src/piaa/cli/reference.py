@@ -1,0 +1,117 @@
+"""``piaa reference``: build, inspect and query a reference corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from piaa.cli._common import (
+    _write_and_report,
+    console,
+    friendly,
+    reference_app,
+    report_failures,
+    say,
+)
+
+
+@reference_app.command("build")
+@friendly
+def reference_build(
+    labels: Annotated[Path, typer.Option(help="AVA.txt-style file or a CSV of labels.")],
+    images: Annotated[Path, typer.Option(help="Folder holding the labelled images.")],
+    out: Annotated[Path, typer.Option(help="Reference folder to create (or resume).")],
+    backbone: Annotated[
+        str, typer.Option(help="Backbone name (see `piaa backbones`).")
+    ] = "efficientnet-lite0",
+    weights: Annotated[str, typer.Option(help="'imagenet' or a state-dict file.")] = "imagenet",
+    maps: Annotated[bool, typer.Option(help="Store feature maps (fast personalization).")] = True,
+    engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    workers: Annotated[int | None, typer.Option(help="Decode processes (default: cores, at most 2).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N labelled images.")] = None,
+) -> None:
+    """Embed every labelled image; a killed build resumes where it stopped."""
+    from piaa.features.reference import build_reference
+
+    rep = build_reference(
+        labels,
+        images,
+        out,
+        backbone=backbone,
+        weights=weights,
+        store_maps=maps,
+        engine=engine,
+        batch_size=batch_size,
+        workers=workers,
+        limit=limit,
+    )
+    report_failures(rep.failures)
+    resumed = f" (resumed after {rep.resumed_from})" if rep.resumed_from else ""
+    say(
+        f"{out}: {rep.embedded} of {rep.total} images embedded{resumed}, "
+        f"{rep.newly_embedded} now at {rep.images_per_second:.1f} images/s"
+    )
+
+
+@reference_app.command("info")
+@friendly
+def reference_info(ref: Path) -> None:
+    """Show what a reference holds."""
+    from piaa.features.reference import Reference
+
+    r = Reference.open(ref)
+    m = r.meta
+    say(
+        f"{ref}: {len(r)} images, backbone {m['backbone']} (weights {m['weights_hash']}), "
+        f"labels {m['labels_format']} from {m['labels']}, maps {'stored' if r.has_maps else 'not stored'}"
+    )
+
+
+@reference_app.command("neighbors")
+@friendly
+def reference_neighbors(
+    ref: Path,
+    images: Annotated[list[Path], typer.Argument(help="Query images or folders.")],
+    k: Annotated[int, typer.Option(min=1)] = 50,
+    output: Annotated[
+        Path | None, typer.Option(help="Write all neighbours to FILE.csv or FILE.json.")
+    ] = None,
+    show: Annotated[int, typer.Option(help="Neighbours shown per image in the terminal.")] = 5,
+) -> None:
+    """The K nearest reference images (cosine similarity) of each query image."""
+    from piaa.data.images import FailureLog, iter_image_files
+    from piaa.features.extract import FeatureExtractor
+    from piaa.features.reference import Reference
+
+    r = Reference.open(ref)
+    paths = list(iter_image_files(images))
+    failures = FailureLog()
+    extractor = FeatureExtractor(r.create_backbone())
+    rows: list[dict[str, Any]] = []
+    means = r.mean_scores()
+    for batch in extractor.files(paths, failures=failures, progress=len(paths) > 8):
+        sims, nn_rows = r.neighbors(batch.features.embedding.numpy(), k)
+        for j, i in enumerate(batch.indices):
+            for rank, (s, row) in enumerate(zip(sims[j], nn_rows[j], strict=True), 1):
+                rows.append(
+                    {
+                        "query": str(paths[i]),
+                        "rank": rank,
+                        "image_id": r.ids[row],
+                        "similarity": round(float(s), 5),
+                        "mean_score": round(float(means[row]), 4),
+                        "path": str(r.paths[row]),
+                    }
+                )
+    for q in dict.fromkeys(x["query"] for x in rows):
+        table = Table("rank", "image id", "similarity", "mean score", title=q, title_justify="left")
+        for x in [x for x in rows if x["query"] == q][:show]:
+            table.add_row(str(x["rank"]), x["image_id"], f"{x['similarity']:.3f}", f"{x['mean_score']:.2f}")
+        console.print(table)
+    _write_and_report(output, rows, failures, "rows")
+    if failures and not rows:
+        raise typer.Exit(1)
