@@ -216,3 +216,57 @@ def test_cli_errors_are_one_line(tmp_path):
     assert res.exit_code == 2
     assert "Traceback" not in res.output
     assert "nope.txt" in res.output
+
+
+def test_a_reference_in_which_nothing_could_be_embedded_is_refused(tmp_path, ref_corpus, lite0):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "1.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "AVA.txt").write_text("1 1 0 0 1 2 3 2 1 0 0 0 0 0 0\n2 2 0 0 1 2 3 2 1 0 0 0 0 0 0\n")
+    with pytest.raises(ReferenceError, match="none of the 2 labelled images could be embedded"):
+        build_reference(tmp_path / "AVA.txt", images, tmp_path / "REF", backbone=lite0, progress=False)
+    with pytest.raises(ReferenceError, match="incomplete"):
+        Reference.open(tmp_path / "REF")  # never a traceback from faiss later
+
+
+def test_open_never_writes_and_works_in_a_read_only_folder(built, tmp_path):
+    src, _ = built
+    ref = tmp_path / "ro"
+    shutil.copytree(src, ref)
+    (ref / "embeddings.npy").unlink()  # derived file missing: rebuilt in memory, not on disk
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in ref.iterdir())
+    ref.chmod(0o555)
+    try:
+        r = Reference.open(ref)
+        assert len(r) == 17 and r.neighbors(r.embeddings[:1], 3)[1][0, 0] == 0
+        assert r.maps([0, 1]).z1.shape[0] == 2
+    finally:
+        ref.chmod(0o755)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in ref.iterdir()) == before
+
+
+def test_resumed_build_retries_images_that_failed_before(tmp_path, ref_corpus, lite0):
+    images = tmp_path / "images"
+    shutil.copytree(ref_corpus["images"], images)
+    out = tmp_path / "REF"
+    rep = build_reference(ref_corpus["labels"], images, out, backbone=lite0, batch_size=4, progress=False)
+    assert rep.embedded == 17
+    shutil.copy(images / "1000.jpg", images / "1017.jpg")  # the user fixes the truncated file
+    again = build_reference(ref_corpus["labels"], images, out, backbone=lite0, batch_size=4, progress=False)
+    assert again.retried == 3 and again.embedded == 18
+    assert [p.name for p, _ in again.failures] == ["1018.jpg", "1019.jpg"]
+    assert len(Reference.open(out)) == 18
+
+
+def test_cli_lists_label_rows_without_votes(tmp_path, ref_corpus):
+    labels = tmp_path / "AVA.txt"
+    lines = ref_corpus["labels"].read_text().splitlines()
+    parts = lines[0].split()
+    lines[0] = " ".join(parts[:2] + ["0"] * 10 + parts[12:])
+    labels.write_text("\n".join(lines) + "\n")
+    res = CliRunner().invoke(
+        app, ["reference", "build", "--labels", str(labels), "--images", str(ref_corpus["images"]),
+              "--out", str(tmp_path / "REF"), "--limit", "6"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "1 label rows skipped" in res.output and "image 1000: zero votes" in res.output

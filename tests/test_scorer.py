@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 import piaa
+from conftest import synthetic_photo
 from piaa.models.profile import Profile, ProfileError
 from piaa.models.train import TrainConfig, new_head
-from tests.conftest import synthetic_photo
 
 
 @pytest.fixture(scope="module")

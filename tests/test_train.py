@@ -99,3 +99,27 @@ def test_ranking_without_a_generic_model_fits_the_scaling_on_the_pair_images():
     fit_ranking(head, cached_source(maps), torch.tensor([[0, 1], [2, 3]]), cfg)
     assert bool(head.stats_fitted)
     torch.testing.assert_close(head.stats_mean, maps.stats[:4].mean(0))
+
+
+def test_training_never_reseeds_the_callers_global_random_state():
+    maps, target, _ = _world(n=32)
+    cfg = TrainConfig(generic_epochs=2, rank_epochs=2, batch_size=16, seed=5)
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    head = new_head((8, 16, 16), cfg)
+    fit_generic(head, cached_source(maps), target, cfg)
+    fit_ranking(head, cached_source(maps), torch.tensor([[0, 1], [2, 3], [4, 5]]), cfg)
+    torch.testing.assert_close(torch.rand(3), expected)  # as if training had not run
+
+
+def test_training_is_deterministic_whatever_the_callers_random_state():
+    maps, target, _ = _world(n=32)
+    cfg = TrainConfig(generic_epochs=2, batch_size=16, seed=3)
+    a, b = new_head((8, 16, 16), cfg), new_head((8, 16, 16), cfg)
+    torch.manual_seed(0)
+    fit_generic(a, cached_source(maps), target, cfg)
+    torch.manual_seed(99)  # whatever the caller's state
+    fit_generic(b, cached_source(maps), target, cfg)
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)

@@ -101,6 +101,8 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.chmod(tmp, default_mode(path))
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a quota: name the file the user asked for
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -11,6 +11,7 @@ from rich.table import Table
 from piaa.cli._common import (
     _write_and_report,
     console,
+    err_console,
     friendly,
     reference_app,
     report_failures,
@@ -49,6 +50,15 @@ def reference_build(
         workers=workers,
         limit=limit,
     )
+    if rep.labels_skipped:
+        n = len(rep.labels_skipped)
+        lines = "\n".join(f"  {line}" for line in rep.labels_skipped[:20])
+        more = f"\n  ... {n - 20} more" if n > 20 else ""
+        err_console.print(
+            f"[yellow]{n} label rows skipped:\n{lines}{more}[/]", highlight=False, soft_wrap=True
+        )
+    if rep.retried:
+        say(f"{rep.retried} images that had failed before were tried again")
     report_failures(rep.failures)
     resumed = f" (resumed after {rep.resumed_from})" if rep.resumed_from else ""
     say(

@@ -28,7 +28,7 @@ from piaa.data.images import FailureLog
 from piaa.data.labels import read_labels
 from piaa.features.extract import FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
-from piaa.io import atomic_open
+from piaa.io import atomic_open, remove_stale_temporaries
 from piaa.version import __version__
 
 DB_NAME = "reference.sqlite"
@@ -69,6 +69,8 @@ class BuildReport:
     seconds: float
     resumed_from: int = 0
     newly_embedded: int = 0
+    labels_skipped: list[str] = field(default_factory=list)  # label rows with no votes, one line each
+    retried: int = 0  # images that had failed before and were tried again
 
     @property
     def images_per_second(self) -> float:
@@ -108,6 +110,7 @@ def build_reference(
         "count": str(n),
         "store_maps": "1" if store_maps else "0",
     }
+    remove_stale_temporaries(out / EMB_NAME)
     db = _connect(out / DB_NAME)
     try:
         db.executescript(_SCHEMA)
@@ -136,14 +139,17 @@ def build_reference(
                     "labels_skipped": json.dumps(labelset.skipped),
                 }
                 db.executemany("INSERT INTO meta VALUES (?, ?)", meta_rows.items())
+        with db:  # images that failed before are tried again: the user may have fixed the cause
+            retried = db.execute(
+                "UPDATE items SET status = ?, error = NULL WHERE status = ?", (PENDING, FAILED)
+            ).rowcount
+            if retried:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '0')")
         pending = db.execute(
             "SELECT idx, path FROM items WHERE status = ? ORDER BY idx", (PENDING,)
         ).fetchall()
         done_before = db.execute("SELECT COUNT(*) FROM items WHERE status = ?", (DONE,)).fetchone()[0]
         failures = FailureLog()
-        # failures of earlier (killed) runs are reported again
-        for path, err in db.execute("SELECT path, error FROM items WHERE status = ?", (FAILED,)):
-            failures.add(images / path, err)
         newly = 0
         if pending:
             newly = _embed_pending(
@@ -151,7 +157,13 @@ def build_reference(
             )
         _finalize(db, out)
         embedded = db.execute("SELECT COUNT(*) FROM items WHERE status = ?", (DONE,)).fetchone()[0]
+        skipped = json.loads(dict(db.execute("SELECT key, value FROM meta")).get("labels_skipped", "[]"))
+    except sqlite3.DatabaseError as e:  # a full disk, a corrupt or foreign file
+        raise ReferenceError(f"{out / DB_NAME}: {e}") from None
     finally:
+        with contextlib.suppress(sqlite3.Error):  # a finished store stays readable from read-only folders
+            if db.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone() == ("1",):
+                db.execute("PRAGMA journal_mode=DELETE")
         db.close()
     return BuildReport(
         total=n,
@@ -160,6 +172,8 @@ def build_reference(
         seconds=time.perf_counter() - t0,
         resumed_from=done_before,
         newly_embedded=newly,
+        labels_skipped=skipped,
+        retried=retried,
     )
 
 
@@ -227,13 +241,33 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _finalize(db: sqlite3.Connection, out: Path) -> None:
+    """Mark a build complete, unless images are pending or none could be embedded (a reference with no
+    rows cannot answer a neighbour query: refused here, in one line, instead of failing later)."""
     if db.execute("SELECT COUNT(*) FROM items WHERE status = ?", (PENDING,)).fetchone()[0]:
         return
     emb = _embeddings_from_db(db)
+    if len(emb) == 0:
+        total = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        raise ReferenceError(
+            f"{out}: none of the {total} labelled images could be embedded; fix the images (or --images) "
+            "and run the same build again"
+        )
     _save_npy(out / EMB_NAME, emb)
     with db:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '1')")
         db.execute("INSERT OR REPLACE INTO meta VALUES ('embedded', ?)", (str(len(emb)),))
+
+
+def _open_read_only(dbp: Path) -> sqlite3.Connection:
+    """Open without taking locks or writing anything, so that a reference in a read-only folder, or
+    shared between users, opens too (``immutable`` when even the read-only open needs to write)."""
+    db = sqlite3.connect(f"file:{dbp}?mode=ro", uri=True)
+    try:
+        db.execute("SELECT 1 FROM meta LIMIT 1")
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        return sqlite3.connect(f"file:{dbp}?immutable=1", uri=True)
 
 
 def _embeddings_from_db(db: sqlite3.Connection) -> np.ndarray:
@@ -265,7 +299,7 @@ class Reference:
                 f"{path}: not a piaa reference (no {DB_NAME}); build one with `piaa reference build`"
             )
         try:
-            db = sqlite3.connect(f"file:{dbp}?mode=ro", uri=True)
+            db = _open_read_only(dbp)
             meta = dict(db.execute("SELECT key, value FROM meta"))
             if meta.get("complete") != "1":
                 raise ReferenceError(
@@ -274,12 +308,12 @@ class Reference:
             rows = db.execute(
                 "SELECT idx, image_id, path, dist FROM items WHERE status = ? ORDER BY idx", (DONE,)
             ).fetchall()
+            if not rows:
+                raise ReferenceError(f"{path}: the reference holds no embedded image; build it again")
             emb_path = path / EMB_NAME
             emb = np.load(emb_path) if emb_path.is_file() else None
-            if emb is None or emb.shape[0] != len(rows):
+            if emb is None or emb.shape[0] != len(rows):  # opening never writes: rebuilt in memory
                 emb = _embeddings_from_db(db)
-                with contextlib.suppress(OSError):  # a read-only reference still works, just slower
-                    _save_npy(emb_path, emb)
         except sqlite3.DatabaseError as e:
             raise ReferenceError(f"{path}: the reference store is corrupt ({e})") from None
         finally:
@@ -355,7 +389,7 @@ class Reference:
         info = json.loads(self.meta["backbone_info"])
         c1, c2, c3 = info["channels"]
         idx = [int(self.item_idx[r]) for r in rows]
-        db = sqlite3.connect(f"file:{self.path / DB_NAME}?mode=ro", uri=True)
+        db = _open_read_only(self.path / DB_NAME)
         try:
             found = {}
             for chunk in range(0, len(idx), 500):

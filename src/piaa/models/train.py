@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from piaa.backbones import Backbone, FeatureMaps
+from piaa.backbones.base import seeded
 from piaa.models.head import AestheticHead, HeadConfig
 from piaa.models.losses import emd_loss, get_rank_loss, score_from_distribution
 
@@ -107,7 +108,6 @@ def fit_generic(
 ) -> list[float]:
     """EMD regression (eq. 1, r = 2) of the head on reference images; returns the loss per epoch."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
     dists = torch.as_tensor(distributions, dtype=torch.float32)
     fit_stats_scaling(head, source, torch.arange(len(dists)))
     opt = _optimizer(list(head.parameters()), backbone, cfg.generic_lr, cfg)
@@ -115,9 +115,10 @@ def fit_generic(
     def loss_of(idx: torch.Tensor) -> torch.Tensor:
         return emd_loss(dists[idx], head.distribution(source(idx)))
 
-    return _loop(
-        head, loss_of, len(dists), opt, None, cfg, cfg.generic_epochs, gen, "generic model", progress
-    )
+    with seeded(True, cfg.seed):  # dropout's draws, without touching the caller's random state
+        return _loop(
+            head, loss_of, len(dists), opt, None, cfg, cfg.generic_epochs, gen, "generic model", progress
+        )
 
 
 @torch.no_grad()
@@ -177,7 +178,6 @@ def fit_ranking(
     if len(pairs) == 0:
         return []
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    torch.manual_seed(cfg.seed + 1)
     rank_loss = get_rank_loss(cfg.rank_loss)
     kwargs = {"margin": cfg.margin} if cfg.rank_loss == "hinge" else {}
     pairs = torch.as_tensor(pairs, dtype=torch.long)
@@ -212,14 +212,16 @@ def fit_ranking(
             loss = loss + cfg.anchor * sum(((q - a) ** 2).sum() for q, a in zip(params, anchor, strict=True))
         return loss
 
-    return _loop(head, loss_of, len(pairs), opt, sched, cfg, cfg.rank_epochs, gen, "personal model", progress)
+    with seeded(True, cfg.seed + 1):  # dropout's draws, without touching the caller's random state
+        return _loop(
+            head, loss_of, len(pairs), opt, sched, cfg, cfg.rank_epochs, gen, "personal model", progress
+        )
 
 
 def new_head(channels: tuple[int, int, int], cfg: TrainConfig, stats: int = 0) -> AestheticHead:
     """A freshly initialised head, reproducible for ``cfg.seed``; ``stats`` is the backbone's
     ``stats_dim`` (read only when ``cfg.low_level``)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    with seeded(True, cfg.seed):
         return AestheticHead(
             HeadConfig(
                 channels=tuple(channels),
