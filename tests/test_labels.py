@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from piaa.data import labels as labels_mod
 from piaa.data.labels import (
     FIVE_TO_TEN,
     LabelFormatError,
@@ -21,6 +20,7 @@ from piaa.data.labels import (
     read_csv_labels,
     read_labels,
 )
+from piaa.data.labels import ava as labels_mod
 
 LABELS_DIR = Path(__file__).parents[2] / "shared" / "data" / "labels"
 AVA_TEST = LABELS_DIR / "AVA_test_histograms.txt"
