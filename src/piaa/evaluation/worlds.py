@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from piaa.backbones import Backbone, FeatureMaps, create_backbone
 from piaa.data.datasets import RatedAlbum
 from piaa.data.images import FailureLog, iter_image_files
+from piaa.errors import file_error
 from piaa.features.extract import FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
 
@@ -115,7 +116,9 @@ def simulated_world(
     kept, maps = extract_all(files, bb, progress)
     files = [files[i] for i in kept]
     if len(files) < 40:
-        raise ValueError(f"{photos}: need at least 40 readable photos for a benchmark, found {len(files)}")
+        raise file_error(
+            ValueError, photos, f"need at least 40 readable photos for a benchmark, found {len(files)}"
+        )
     it = tqdm(files, desc="attributes", unit="img", disable=not progress)
     attrs = standardize_attributes(np.stack([photo_attributes(Image.open(f)) for f in it]))
     emb = normalize(maps.embedding.numpy())
@@ -164,7 +167,9 @@ def dataset_world(
 
     ref = Reference.open(reference)
     if not ref.has_maps:
-        raise ValueError(f"{reference}: built with --no-maps; the benchmark needs the stored feature maps")
+        raise file_error(
+            ValueError, reference, "built with --no-maps; the benchmark needs the stored feature maps"
+        )
     paths = [p for a in albums for p in a.images]
     kept, maps = extract_all(paths, ref.create_backbone(), progress)  # checked against the reference
     pos = {k: i for i, k in enumerate(kept)}
