@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from piaa.cli.main import app
+from piaa.data.datasets import RatedAlbum
 from piaa.evaluation import protocol as bench
+from piaa.evaluation.worlds import PooledAlbum
 from piaa.models.train import TrainConfig
 
 FAST = TrainConfig(generic_epochs=2, rank_epochs=3)
@@ -82,3 +85,45 @@ def test_cli_flickr_aes_without_its_files_is_one_line_error(name, tmp_path):
     assert res.exit_code != 0
     assert "flickr-aes needs --images DIR and --workers FILE" in res.output
     assert "Traceback" not in res.output
+
+
+def test_every_registered_method_scores_every_test_photo(world):
+    tiny = TrainConfig(generic_epochs=1, rank_epochs=1, k=5)
+    s = bench.make_split(world, world.albums[0], 10, np.random.default_rng(1), tiny)
+    for name, method in bench.METHODS.items():
+        pred = method(s)
+        assert pred.shape == s.test.shape and np.isfinite(pred).all(), name
+
+
+def test_baselines_leave_the_global_random_state_alone(world):
+    s = bench.make_split(world, world.albums[1], 10, np.random.default_rng(2), FAST)
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()
+    first = {m: bench.METHODS[m](s) for m in ("R-SVM", "R-SVR", "RankIQA-style")}
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state()[1:], np_state[1:], strict=True))
+    torch.manual_seed(123)  # another state must not change a seeded result
+    np.random.seed(5)
+    for m, pred in first.items():
+        np.testing.assert_array_equal(bench.METHODS[m](s), pred, err_msg=m)
+
+
+def test_albums_are_rated_albums_with_their_photo_files(world):
+    for a in world.albums:
+        assert isinstance(a, RatedAlbum) and isinstance(a, PooledAlbum)
+        assert len(a.images) == len(a.photos) == len(a.scores) and all(p.is_file() for p in a.images)
+
+
+def test_dataset_world_keeps_readable_photos_of_large_enough_albums(demo_world, tmp_path):
+    photos = sorted(demo_world["example"].album.glob("*.jpg"))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    albums = [
+        RatedAlbum("big", [*photos[:13], broken], np.linspace(1, 10, 14)),
+        RatedAlbum("small", photos[13:20], np.full(7, 5.0)),  # under 12 photos: skipped
+    ]
+    w = bench.dataset_world(demo_world["reference"], albums, progress=False)
+    (a,) = w.albums
+    assert a.user == "big" and a.images == photos[:13]
+    np.testing.assert_array_equal(a.scores, np.linspace(1, 10, 14)[:13])
+    assert len(w.photo_emb) == 20 and a.truth is None
+    np.testing.assert_allclose(np.linalg.norm(w.photo_emb, axis=1), 1, atol=1e-5)

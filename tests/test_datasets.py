@@ -10,14 +10,16 @@ import pytest
 
 from piaa.data.datasets import (
     DATASETS,
-    Album,
     DatasetError,
+    RatedAlbum,
     check_images,
+    list_datasets,
     load_dataset,
     load_flickr_aes,
     load_para,
     load_realcur,
 )
+from piaa.errors import PiaaError
 
 
 def write(path: Path, text: str) -> Path:
@@ -40,24 +42,24 @@ def error_at(path: Path, line: int | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Album and check_images
+# RatedAlbum and check_images
 # ---------------------------------------------------------------------------------------------------------
 
 
 def test_album_normalises_types_and_checks_lengths() -> None:
-    album = Album("u", ["/a.jpg", Path("/b.jpg")], [2, 4])
+    album = RatedAlbum("u", ["/a.jpg", Path("/b.jpg")], [2, 4])
     assert album.images == [Path("/a.jpg"), Path("/b.jpg")]
     assert album.scores.dtype == np.float64 and len(album) == 2
     with pytest.raises(ValueError, match="2 images but 1 scores"):
-        Album("u", ["/a.jpg", "/b.jpg"], [2.0])
+        RatedAlbum("u", ["/a.jpg", "/b.jpg"], [2.0])
 
 
 def test_check_images_lists_each_missing_file_once_in_album_order(tmp_path: Path) -> None:
     here, gone, gone2 = tmp_path / "here.jpg", tmp_path / "gone.jpg", tmp_path / "sub" / "gone2.jpg"
     touch(here)
-    albums = [Album("a", [gone, here], [1.0, 2.0]), Album("b", [gone2, gone], [3.0, 4.0])]
+    albums = [RatedAlbum("a", [gone, here], [1.0, 2.0]), RatedAlbum("b", [gone2, gone], [3.0, 4.0])]
     assert check_images(albums) == [str(gone), str(gone2)]
-    assert check_images([Album("c", [here], [5.0])]) == []
+    assert check_images([RatedAlbum("c", [here], [5.0])]) == []
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -372,3 +374,12 @@ def test_load_dataset_dispatches_by_name(para: Path, flickr: tuple[Path, Path], 
     assert [a.user for a in load_dataset("REAL-CUR", root=realcur)] == ["user1", "user2", "user10"]
     with pytest.raises(ValueError, match="unknown dataset 'ava'"):
         load_dataset("ava", root=tmp_path)
+
+
+def test_registry_lists_every_loader_and_errors_are_piaa_errors(tmp_path: Path) -> None:
+    assert list_datasets() == list(DATASETS)
+    with pytest.raises(PiaaError, match="unknown dataset"):
+        load_dataset("ava")
+    with pytest.raises(ValueError, match=error_at(tmp_path / "absent") + "no such folder$"):
+        load_dataset("realcur", root=tmp_path / "absent")  # still a ValueError, as before
+    assert issubclass(DatasetError, PiaaError) and issubclass(DatasetError, ValueError)

@@ -1,0 +1,193 @@
+"""The worlds a benchmark runs in: rated albums plus a crowd-labelled reference, features precomputed.
+
+A world is either simulated (:func:`simulated_world`: seeded persons rate photos of any folder, so the
+noise-free taste is known) or real (:func:`dataset_world`: a benchmark's albums from
+:mod:`piaa.data.datasets` and a reference built with feature maps, AVA in the paper). Feature maps of
+every photo are computed once with the frozen backbone, so each split of the protocol costs only heads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from piaa.backbones import Backbone, FeatureMaps, create_backbone
+from piaa.data.datasets import RatedAlbum
+from piaa.data.images import FailureLog, iter_image_files
+from piaa.errors import file_error
+from piaa.features.extract import FeatureExtractor
+from piaa.features.index import NeighborIndex, normalize
+
+__all__ = ["EvalWorld", "PooledAlbum", "dataset_world", "extract_all", "simulated_world"]
+
+
+@dataclass(eq=False)
+class PooledAlbum(RatedAlbum):
+    """A :class:`~piaa.data.datasets.RatedAlbum` whose photos are also rows of its world's feature pool.
+
+    The protocol splits albums by pool row (``photos[i]`` is the row of ``images[i]``) because features
+    are computed once for all albums; ``truth`` is the noise-free utility, known for simulated persons
+    only. Raises ``ValueError`` when the lengths differ.
+    """
+
+    photos: np.ndarray  # (N,) int, rows of the world's photo pool
+    truth: np.ndarray | None = field(default=None, repr=False)  # (N,) or None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.photos = np.asarray(self.photos)
+        if len(self.photos) != len(self.images):
+            raise ValueError(
+                f"album {self.user!r}: {len(self.images)} images but {len(self.photos)} pool rows"
+            )
+
+
+@dataclass
+class EvalWorld:
+    """Everything a benchmark needs, with features precomputed.
+
+    R reference photos (crowd-labelled) and P pool photos (the albums' photos); embeddings are
+    L2-normalised rows, ``ref_dists`` (R, 10) crowd score histograms summing to 1.
+    """
+
+    ref_maps: FeatureMaps
+    ref_dists: np.ndarray  # (R, 10)
+    ref_emb: np.ndarray  # (R, D), L2-normalised
+    photo_maps: FeatureMaps
+    photo_emb: np.ndarray  # (P, D), L2-normalised
+    albums: list[PooledAlbum]
+    channels: tuple[int, int, int]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self._index = NeighborIndex(self.ref_emb)
+
+    def neighbors(self, photos: np.ndarray, k: int) -> np.ndarray:
+        """Reference rows: the union of the ``k`` nearest reference photos of each pool row in ``photos``."""
+        return self._index.union(self.photo_emb[photos], k)
+
+
+def extract_all(
+    paths: Sequence[Path], backbone: Backbone, progress: bool = True
+) -> tuple[list[int], FeatureMaps]:
+    """Feature maps (float16) of every readable photo, once: (positions in ``paths`` kept, their maps).
+
+    Raises ``ValueError`` when no photo is readable.
+    """
+    fe = FeatureExtractor(backbone)
+    kept, maps = fe.collect(list(paths), failures=FailureLog(), progress="features" if progress else False)
+    if maps is None:
+        raise ValueError("no readable photos")
+    return kept, maps
+
+
+def _take(f: FeatureMaps, idx: np.ndarray) -> FeatureMaps:
+    t = torch.from_numpy(idx)
+    return FeatureMaps(*(x[t] for x in f))
+
+
+def simulated_world(
+    photos: str | Path,
+    *,
+    persons: int = 8,
+    album_size: int = 200,
+    seed: int = 0,
+    backbone: str = "efficientnet-lite0",
+    progress: bool = True,
+) -> EvalWorld:
+    """Simulated persons on any photo folder (:mod:`piaa.evaluation.simulate`), seeded.
+
+    Half the photos are the reference (crowd histograms from 100 simulated raters), the other half the
+    pool the persons' albums are drawn from (REAL-CUR-like: ``album_size`` photos rated 1-5, doubled).
+    Raises ``ValueError`` with fewer than 40 readable photos.
+    """
+    from PIL import Image
+
+    from piaa.evaluation.simulate import World, content_topics, photo_attributes, standardize_attributes
+
+    files = list(iter_image_files([photos]))
+    bb = create_backbone(backbone)
+    kept, maps = extract_all(files, bb, progress)
+    files = [files[i] for i in kept]
+    if len(files) < 40:
+        raise file_error(
+            ValueError, photos, f"need at least 40 readable photos for a benchmark, found {len(files)}"
+        )
+    it = tqdm(files, desc="attributes", unit="img", disable=not progress)
+    attrs = standardize_attributes(np.stack([photo_attributes(Image.open(f)) for f in it]))
+    emb = normalize(maps.embedding.numpy())
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(files))
+    ref_idx, pool_idx = np.sort(order[: len(files) // 2]), np.sort(order[len(files) // 2 :])
+    topics = content_topics(emb, seed=seed)
+    world = World.create(topics.shape[1], persons, seed)
+    counts = world.crowd_histograms(attrs[ref_idx], topics[ref_idx], rng)
+    albums = []
+    size = min(album_size, len(pool_idx))
+    for p, person in enumerate(world.persons):
+        local = np.sort(rng.choice(len(pool_idx), size, replace=False))
+        idx = pool_idx[local]
+        truth, ratings = world.ratings(person, attrs[idx], topics[idx], rng)
+        images = [files[i] for i in idx]
+        albums.append(PooledAlbum(f"person{p + 1}", images, 2.0 * ratings, photos=local, truth=truth))
+
+    return EvalWorld(
+        ref_maps=_take(maps, ref_idx),
+        ref_dists=(counts / counts.sum(1, keepdims=True)).astype(np.float32),
+        ref_emb=emb[ref_idx],
+        photo_maps=_take(maps, pool_idx),
+        photo_emb=emb[pool_idx],
+        albums=albums,
+        channels=tuple(bb.info.channels),
+        description=f"{len(ref_idx)} reference photos, {persons} simulated persons with {size}-photo albums "
+        f"from {photos} (seed {seed})",
+    )
+
+
+def dataset_world(
+    reference: str | Path,
+    albums: Sequence[RatedAlbum],
+    *,
+    progress: bool = True,
+    description: str = "",
+) -> EvalWorld:
+    """A benchmark on real ratings: ``albums`` from :mod:`piaa.data.datasets`, neighbours and generic
+    training from a reference built with feature maps (``piaa reference build``, AVA for the paper).
+
+    Unreadable photos are dropped; albums left with fewer than 12 photos are skipped. Raises
+    ``ValueError`` when the reference was built without maps, and whatever opening it raises.
+    """
+    from piaa.features.reference import Reference
+
+    ref = Reference.open(reference)
+    if not ref.has_maps:
+        raise file_error(
+            ValueError, reference, "built with --no-maps; the benchmark needs the stored feature maps"
+        )
+    paths = [p for a in albums for p in a.images]
+    kept, maps = extract_all(paths, ref.create_backbone(), progress)  # checked against the reference
+    pos = {k: i for i, k in enumerate(kept)}
+    out, start = [], 0
+    for a in albums:
+        good = [j for j in range(len(a.images)) if start + j in pos]
+        idx = [pos[start + j] for j in good]
+        start += len(a.images)
+        if len(idx) >= 12:
+            scores = np.asarray(a.scores, float)[good]
+            out.append(PooledAlbum(a.user, [a.images[j] for j in good], scores, photos=np.array(idx)))
+    return EvalWorld(
+        ref_maps=ref.maps(np.arange(len(ref))),
+        ref_dists=ref.distributions,
+        ref_emb=ref.embeddings,
+        photo_maps=maps,
+        photo_emb=normalize(maps.embedding.numpy()),
+        albums=out,
+        channels=tuple(json.loads(ref.meta["backbone_info"])["channels"]),
+        description=description or f"{len(out)} albums, reference {reference}",
+    )
