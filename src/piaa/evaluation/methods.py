@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from piaa.data.labels import mean_score
 from piaa.models.losses import get_rank_loss
 from piaa.models.train import cached_source
 
@@ -97,7 +98,7 @@ def _rsvr(s: Split) -> np.ndarray:
     hinges, so L-BFGS can solve it)."""
     x = torch.from_numpy(s.world.photo_emb).float()
     xr = torch.from_numpy(s.world.ref_emb[s.neighbors]).float()
-    yr = torch.from_numpy(s.world.ref_dists[s.neighbors] @ np.arange(1, 11, dtype=np.float32))
+    yr = torch.from_numpy(mean_score(s.world.ref_dists[s.neighbors]))
     p = torch.from_numpy(s.pairs)
 
     def loss(w: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 
 from piaa.backbones import DEFAULT_BACKBONE, Backbone, FeatureMaps, create_backbone
 from piaa.data.images import FailureLog
-from piaa.data.labels import read_labels
+from piaa.data.labels import mean_score, read_labels
 from piaa.features.extract import FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
 from piaa.io import atomic_open, remove_stale_temporaries
@@ -362,7 +362,7 @@ class Reference:
         return bb
 
     def mean_scores(self) -> np.ndarray:
-        return self.distributions @ np.arange(1, 11, dtype=np.float32)
+        return mean_score(self.distributions)
 
     def neighbors(self, queries: np.ndarray, k: int = 50) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and row numbers of the ``k`` nearest references of each query row."""

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from piaa.data.labels import mean_score
+
 __all__ = [
     "RANK_LOSSES",
     "RankLoss",
@@ -49,9 +51,8 @@ RankLoss = Callable[..., Tensor]
 
 
 def score_from_distribution(p: Tensor) -> Tensor:
-    """Mean score of a distribution over bins 1..K (last dim): the paper's scalar output."""
-    bins = torch.arange(1, p.shape[-1] + 1, dtype=p.dtype, device=p.device)
-    return (p * bins).sum(dim=-1)
+    """Mean score of 10-bin distributions (N x 10 -> N, on 1-10): the paper's scalar output."""
+    return mean_score(p)
 
 
 def emd_loss(p_true: Tensor, p_pred: Tensor, r: float = 2.0) -> Tensor:
