@@ -83,6 +83,8 @@ from typing import Any
 
 import numpy as np
 
+from piaa.data.images import IMAGE_EXTENSIONS
+
 __all__ = [
     "FIVE_TO_TEN",
     "LabelFormatError",
@@ -106,7 +108,6 @@ TEN_BIN_FAMILIES = (
 )
 FIVE_BIN_COLUMNS = tuple(f"c{i}" for i in range(1, 6))
 MEAN_COLUMNS = ("mean", "mean_score", "score", "mos", "rating")
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
 _AVA_COLUMNS = 15
 _AVA_COUNTS = slice(2, 12)
