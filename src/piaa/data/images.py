@@ -282,15 +282,22 @@ def _report(source: str | os.PathLike[str], notes: list[str], img: Image.Image |
 
 @contextlib.contextmanager
 def _warnings_as_notes(notes: list[str]):
-    """Turn Pillow's warnings (corrupt EXIF, odd chunks) into notes instead of raw warning output."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        # max_pixels is the limit that counts; Pillow's hard error still applies.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
+    """Turn the decoders' UserWarnings (Pillow's corrupt EXIF, odd chunks) into notes instead of raw
+    warning output; other categories (ResourceWarning, DeprecationWarning) are passed on as they were.
+    ``warnings.catch_warnings`` is process-wide: loads in parallel threads may swap each other's notes."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+            warnings.simplefilter("always")
+            # max_pixels is the limit that counts; Pillow's hard error still applies.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             yield
-        finally:
-            notes.extend(one_line(w.message) for w in caught)
+    finally:
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                notes.append(one_line(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 # ---------------------------------------------------------------------------------------------------------
