@@ -285,3 +285,20 @@ def test_unusable_profile_keeps_pixels_with_a_note(
     notes = img.info["piaa_notes"]
     assert len(notes) == 1 and notes[0].startswith(f"{path}: {says}") and "\n" not in notes[0]
     assert [r.getMessage() for r in caplog.records] == notes
+
+
+def srgb_curve_tag(points: int = 1024) -> bytes:
+    """sRGB's tone curve as a sampled ``curv`` table."""
+    v = np.linspace(0, 1, points)
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    return b"curv\0\0\0\0" + struct.pack(f">I{points}H", points, *np.rint(linear * 65535).astype(int))
+
+
+def test_grey_image_with_srgb_grey_profile_keeps_its_pixels(tmp_path: Path) -> None:
+    # Grey with sRGB's own curve: converting would only add rounding noise, so tagged == untagged.
+    ramp = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16), "L")
+    ramp.save(tmp_path / "tagged.png", icc_profile=icc(b"GRAY", {b"kTRC": srgb_curve_tag()}))
+    ramp.save(tmp_path / "plain.png")
+    np.testing.assert_array_equal(
+        np.asarray(load_image(tmp_path / "tagged.png")), np.asarray(load_image(tmp_path / "plain.png"))
+    )

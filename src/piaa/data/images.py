@@ -158,13 +158,17 @@ _SPACE_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK", "LAB": "LAB"}
 _MODE_NAMES = {"RGB": "RGB", "L": "greyscale", "CMYK": "CMYK", "LAB": "Lab"}
 
 
-def _is_identity(transform: ImageCms.ImageCmsTransform) -> bool:
-    """Whether a RGB -> sRGB transform moves no colour by more than one level (an sRGB profile by
-    another name): such files keep their stored pixels, so tagged and untagged copies are identical."""
-    levels = np.linspace(0, 255, 18).round().astype(np.uint8)
-    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
-    out = np.asarray(transform.apply(Image.fromarray(grid, "RGB")), dtype=np.int16)
-    return int(np.abs(out - grid).max()) <= 1
+def _is_identity(transform: ImageCms.ImageCmsTransform, mode: str) -> bool:
+    """Whether an RGB or grey -> sRGB transform moves no value by more than one level (an sRGB profile
+    by another name): such files keep their stored pixels, so tagged and untagged copies are identical."""
+    if mode == "L":
+        grid = np.arange(256, dtype=np.uint8).reshape(1, -1)
+        want = np.repeat(grid[..., None], 3, axis=-1)
+    else:
+        levels = np.linspace(0, 255, 18).round().astype(np.uint8)
+        want = grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
+    out = np.asarray(transform.apply(Image.fromarray(grid, mode)), dtype=np.int16)
+    return int(np.abs(out - want).max()) <= 1
 
 
 @functools.lru_cache(maxsize=32)
@@ -184,7 +188,7 @@ def _profile_transform(icc: bytes) -> tuple[ImageCms.ImageCmsTransform | None, s
         )
     except Exception as exc:  # noqa: BLE001
         return None, mode, f"embedded colour profile is unusable ({one_line(exc)}); colours used as stored"
-    if mode == "RGB" and _is_identity(transform):
+    if mode in ("RGB", "L") and _is_identity(transform, mode):
         return None, mode, None
     return transform, mode, None
 
