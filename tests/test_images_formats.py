@@ -291,3 +291,17 @@ def test_walk_takes_a_renamed_photo_and_reports_text_named_like_an_image(tmp_pat
     assert list(iter_image_files([tmp_path], skipped=skipped)) == [tmp_path / "scan.dat"]
     assert [p.name for p, _ in skipped] == ["readme.md"]
     np.testing.assert_array_equal(np.asarray(load_image(tmp_path / "scan.dat")), np.asarray(marked()))
+
+
+def test_unreadable_named_folder_raises_at_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_listdir = os.listdir
+
+    def listdir(path: str | os.PathLike[str]) -> list[str]:
+        if Path(path) == tmp_path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(files_module.os, "listdir", listdir)
+    with pytest.raises(ImageError) as info:
+        iter_image_files([tmp_path])
+    assert str(info.value) == f"{tmp_path}: cannot list folder (permission denied)"

@@ -240,7 +240,8 @@ def iter_image_files(
     not an image. A file reached twice is yielded once, the first time.
 
     All paths are checked up front, so a typo raises ``ImageError(path, "no such file or directory")``
-    at the call, before any work is done.
+    at the call, before any work is done, and so does a named folder that cannot be listed
+    (``"cannot list folder (permission denied)"``); a sub-folder that cannot be listed is skipped.
     """
     if isinstance(paths, str | os.PathLike):  # one path, not an iterable of its characters
         paths = [paths]
@@ -248,6 +249,11 @@ def iter_image_files(
     for root in roots:
         if not root.exists():
             raise ImageError(root, "no such file or directory")
+        if root.is_dir():
+            try:
+                os.listdir(root)
+            except OSError as exc:
+                raise ImageError(root, f"cannot list folder ({_os_reason(exc)})") from exc
     return _iter_image_files(roots, recursive, _skipped_callback(skipped))
 
 
