@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from piaa.data.images import load_image, to_rgb
+from piaa.data.images import as_rgb_image, load_image
 from piaa.io import sha256_file
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
@@ -44,12 +44,16 @@ class Preprocess:
     interpolation: str = "bicubic"
 
     def load(self, path: str | Path) -> np.ndarray:
-        """Decode ``path`` to a ``size`` x ``size`` x 3 uint8 array (raises ``ImageError``)."""
+        """Decode ``path`` to a ``size`` x ``size`` x 3 uint8 array (raises ``ImageError``). JPEGs and RAW
+        files are decoded at reduced size when that still covers ``size`` (``draft_size``): much faster."""
         img = load_image(path, draft_size=(self.size, self.size))
         return self.from_pil(img)
 
-    def from_pil(self, img: Image.Image) -> np.ndarray:
-        img = to_rgb(img)
+    def from_pil(self, img: Image.Image | np.ndarray) -> np.ndarray:
+        """An in-memory image (PIL or numpy) as a ``size`` x ``size`` x 3 uint8 array, through
+        :func:`~piaa.data.images.as_rgb_image` (upright, sRGB, RGB) so it matches the file route. Raises
+        ValueError for a bad array or mode, ``ImageError`` for a corrupt lazily opened image."""
+        img = as_rgb_image(img)
         if img.size != (self.size, self.size):
             img = img.resize((self.size, self.size), _RESAMPLE[self.interpolation], reducing_gap=3.0)
         return np.asarray(img, dtype=np.uint8)

@@ -1,63 +1,64 @@
-"""Robust image loading shared by the whole project.
+"""Robust image loading shared by the whole project: every route to pixels ends here.
 
-Photo collections are messy: wrong extensions, half-copied files, 16-bit scans, CMYK
-exports, phone pictures stored sideways with an EXIF orientation tag, and the odd
-decompression bomb. Everything that reads pixels goes through :func:`load_image`, so
-every part of the project sees the same thing: a fully decoded, upright, 8-bit RGB image,
-or one :class:`ImageError` whose message is a single line naming the file.
+Photo collections are messy: HEIC from phones, RAW from cameras, wrong extensions, half-copied files,
+16-bit scans, CMYK exports, Adobe RGB or Display P3 colour profiles, pictures stored sideways with an
+EXIF orientation tag, and the odd decompression bomb. Everything that reads pixels goes through
+:func:`load_image` (files) or :func:`as_rgb_image` (files, PIL images, numpy arrays), so every part of
+the project sees the same thing for the same photo: a fully decoded, upright, 8-bit sRGB image, or one
+:class:`ImageError` whose message is a single line naming the file. Problems that do not cost the image
+(a corrupt EXIF block, an unusable colour profile) become one-line notes naming the file: logged as
+warnings on the ``piaa.data.images`` logger and listed in the returned image's ``info["piaa_notes"]``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
+import logging
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError, features
+
+from piaa.data.files import (
+    HEIF_AVAILABLE,
+    IMAGE_EXTENSIONS,
+    RAW_EXTENSIONS,
+    FailureLog,
+    ImageError,
+    iter_image_files,
+    read_head,
+    sniff_format,
+)
+from piaa.data.raw import load_raw
+from piaa.errors import one_line, where
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
+    "RAW_EXTENSIONS",
+    "RENDERING_INTENT",
     "FailureLog",
     "ImageError",
+    "as_rgb_image",
+    "from_array",
     "iter_image_files",
     "load_image",
     "to_rgb",
+    "to_srgb",
 ]
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
-"""Suffixes (lower case) that a directory walk picks up; explicit files are taken whatever their name."""
+log = logging.getLogger("piaa.data.images")
 
 MAX_PIXELS: int = 100_000_000
 """Default decompression-bomb guard: 100 MP is well above any camera yet far below what exhausts memory."""
 
 _ORIENTATION_TAG = 0x0112
 _WHITE = (255, 255, 255)
-
-
-def _one_line(text: str) -> str:
-    """Collapse whitespace so that messages from libraries never break a log line."""
-    return " ".join(str(text).split())
-
-
-class ImageError(Exception):
-    """A file that cannot be used as an image; ``str()`` is one line, ``"<path>: <reason>"``.
-
-    Batch jobs print these instead of tracebacks, so the message must say which file and why.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        super().__init__(path, reason)  # keeps the exception picklable (DataLoader workers)
-        self.path: Path = Path(path)
-        self.reason: str = _one_line(reason)
-
-    def __str__(self) -> str:
-        path = str(self.path).replace("\r", "\\r").replace("\n", "\\n")  # keep odd names on one line
-        return f"{path}: {self.reason}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -111,8 +112,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
       NaN becomes 0.
     * Everything else (1, L, P, CMYK, YCbCr, RGBX, LAB, HSV, ...) uses Pillow's conversion.
 
-    An image that is already RGB is returned as is (no copy). Raises ValueError for a mode
-    Pillow cannot convert.
+    Colour profiles are not looked at here: :func:`to_srgb` converts them first. An image that is
+    already RGB is returned as is (no copy). Raises ValueError for a mode Pillow cannot convert.
     """
     mode = img.mode
     if mode == "RGB":
@@ -141,6 +142,169 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Colour management
+# ---------------------------------------------------------------------------------------------------------
+
+RENDERING_INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
+"""How embedded profiles are converted to sRGB. Relative colorimetric keeps every colour that sRGB can
+show exactly and clips the rest, which is what colour-managed browsers and photo viewers do, i.e. what
+the person saw when judging. For matrix profiles (Adobe RGB, Display P3, camera profiles: nearly every
+photo) lcms has no perceptual table and the intents give the same pixels; only LUT profiles (CMYK print
+profiles) differ, where perceptual would also shift in-gamut colours."""
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+# Profile colour space -> the 8-bit Pillow mode its pixels come in.
+_SPACE_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK", "LAB": "LAB"}
+_MODE_NAMES = {"RGB": "RGB", "L": "greyscale", "CMYK": "CMYK", "LAB": "Lab"}
+
+
+def _is_identity(transform: ImageCms.ImageCmsTransform, mode: str) -> bool:
+    """Whether an RGB or grey -> sRGB transform moves no value by more than one level (an sRGB profile
+    by another name): such files keep their stored pixels, so tagged and untagged copies are identical."""
+    if mode == "L":
+        grid = np.arange(256, dtype=np.uint8).reshape(1, -1)
+        want = np.repeat(grid[..., None], 3, axis=-1)
+    else:
+        levels = np.linspace(0, 255, 18).round().astype(np.uint8)
+        want = grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
+    out = np.asarray(transform.apply(Image.fromarray(grid, mode)), dtype=np.int16)
+    return int(np.abs(out - want).max()) <= 1
+
+
+@functools.lru_cache(maxsize=32)
+def _profile_transform(icc: bytes) -> tuple[ImageCms.ImageCmsTransform | None, str, str | None]:
+    """``(transform to sRGB or None if it would change nothing, input mode, problem or None)``."""
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = profile.profile.xcolor_space.strip().upper()
+    except Exception as exc:  # noqa: BLE001 - lcms reports garbage in several ways
+        return None, "", f"embedded colour profile is unreadable ({one_line(exc)}); colours used as stored"
+    mode = _SPACE_MODES.get(space)
+    if mode is None:
+        return None, "", f"embedded colour profile is for {space or 'unknown'} data; colours used as stored"
+    try:
+        transform = ImageCms.buildTransform(
+            profile, _SRGB, mode, "RGB", RENDERING_INTENT, flags=ImageCms.Flags.NOCACHE
+        )
+    except Exception as exc:  # noqa: BLE001
+        return None, mode, f"embedded colour profile is unusable ({one_line(exc)}); colours used as stored"
+    if mode in ("RGB", "L") and _is_identity(transform, mode):
+        return None, mode, None
+    return transform, mode, None
+
+
+def _split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    if img.mode == "La":
+        img = _unpremultiply_la(img)
+    elif img.mode == "RGBa":
+        img = img.convert("RGBA")
+    elif img.mode in ("P", "PA") or (img.mode in ("L", "RGB", "1") and "transparency" in img.info):
+        img = img.convert("RGBA") if _has_transparency(img) else img.convert("RGB")
+    if img.mode in ("RGBA", "LA"):
+        return img.convert(img.mode[:-1]), img.getchannel("A")
+    return img, None
+
+
+def _colour_part(img: Image.Image, mode: str) -> tuple[Image.Image, Image.Image | None] | None:
+    """The pixels in the profile's 8-bit mode plus any alpha; None when they are not in that space."""
+    colour, alpha = _split_alpha(img)
+    if mode == "RGB" and colour.mode in ("RGB", "RGBX"):
+        return colour.convert("RGB"), alpha
+    if mode == "L" and colour.mode in ("1", "L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"):
+        return to_rgb(colour).getchannel("R"), alpha  # 16-bit and float scaled as to_rgb does
+    if colour.mode == mode:
+        return colour, alpha
+    return None
+
+
+def _convert_profile(img: Image.Image, notes: list[str]) -> Image.Image | None:
+    """``img`` converted to sRGB (RGB or RGBA) by its embedded profile; None if there is nothing to do."""
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return None
+    transform, mode, problem = _profile_transform(bytes(icc))
+    if problem:
+        notes.append(problem)
+    if transform is None:
+        return None
+    parts = _colour_part(img, mode)
+    if parts is None:
+        notes.append(
+            f"embedded colour profile is for {_MODE_NAMES[mode]} data but the image is {img.mode}; "
+            "colours used as stored"
+        )
+        return None
+    colour, alpha = parts
+    out = transform.apply(colour)
+    out.info.pop("icc_profile", None)
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
+
+
+def _srgb(img: Image.Image, notes: list[str]) -> Image.Image:
+    converted = _convert_profile(img, notes)
+    out = to_rgb(converted if converted is not None else img)
+    if out is not img:
+        out.info.pop("icc_profile", None)  # the pixels are sRGB now: converting again would be wrong
+    return out
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """Convert an image to 8-bit RGB in sRGB, the colour space the models were trained on.
+
+    An embedded ICC profile (``img.info["icc_profile"]``: Adobe RGB, Display P3, camera, grey and CMYK
+    profiles) is converted with lcms at :data:`RENDERING_INTENT`; then :func:`to_rgb` handles the mode.
+    The result carries no profile, so converting twice is harmless. A profile that is unreadable, for
+    another colour space than the pixels, or already sRGB leaves the stored colours as they are (the
+    first two with a logged one-line note). ``img`` is not modified; an RGB image without a profile is
+    returned as is. Raises ValueError for a mode Pillow cannot convert.
+    """
+    notes: list[str] = []
+    out = _srgb(img, notes)
+    _report(_source(img), notes)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Notes
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _source(img: Image.Image) -> str:
+    return getattr(img, "filename", "") or "<image in memory>"
+
+
+def _report(source: str | os.PathLike[str], notes: list[str], img: Image.Image | None = None) -> None:
+    """Log each note once as ``"<file>: <note>"`` and list them in ``img.info["piaa_notes"]``."""
+    lines = [f"{where(source)}: {one_line(note)}" for note in dict.fromkeys(notes)]
+    for line in lines:
+        log.warning("%s", line)
+    if img is not None and lines:
+        img.info["piaa_notes"] = [*img.info.get("piaa_notes", []), *lines]
+
+
+@contextlib.contextmanager
+def _warnings_as_notes(notes: list[str]):
+    """Turn the decoders' UserWarnings (Pillow's corrupt EXIF, odd chunks) into notes instead of raw
+    warning output; other categories (ResourceWarning, DeprecationWarning) are passed on as they were.
+    ``warnings.catch_warnings`` is process-wide: loads in parallel threads may swap each other's notes."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
+            warnings.simplefilter("always")
+            # max_pixels is the limit that counts; Pillow's hard error still applies.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                notes.append(one_line(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------------------
 
@@ -156,10 +320,12 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def _apply_orientation(img: Image.Image) -> None:
-    """Rotate/flip ``img`` upright in place; leave it as stored if the EXIF block is corrupt."""
-    with contextlib.suppress(Exception):
+def _apply_orientation(img: Image.Image, notes: list[str]) -> None:
+    """Rotate/flip ``img`` upright in place; leave it as stored (with a note) if the EXIF is corrupt."""
+    try:
         ImageOps.exif_transpose(img, in_place=True)
+    except Exception as exc:  # noqa: BLE001 - bad metadata must not lose a good image
+        notes.append(f"EXIF orientation unreadable ({type(exc).__name__}); image used as stored")
 
 
 def _check_draft_size(draft_size: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -170,29 +336,60 @@ def _check_draft_size(draft_size: tuple[int, int] | None) -> tuple[int, int] | N
     return int(draft_size[0]), int(draft_size[1])
 
 
+def _is_raw(path: Path, kind: str | None) -> bool:
+    """RAW by content (RAF, CR3, ORF, RW2 signatures) or by name when the content is TIFF-like or unknown
+    (DNG, CR2, NEF, ARW are TIFF inside: Pillow would return their small preview IFD)."""
+    return kind == "RAW" or (path.suffix.lower() in RAW_EXTENSIONS and kind in ("TIFF", None))
+
+
+def _open_pillow(p: Path, kind: str | None, max_pixels: int | None, draft: tuple[int, int] | None):
+    if kind == "HEIF" and not HEIF_AVAILABLE:
+        raise ImageError(p, "HEIC/HEIF images need the pillow-heif package (pip install pillow-heif)")
+    if kind == "AVIF" and not features.check("avif"):
+        raise ImageError(p, "AVIF images need Pillow 11.3 or later built with AVIF support")
+    img = Image.open(p)
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        img.close()
+        raise ImageError(p, f"image too large ({width}x{height} pixels, limit {max_pixels})")
+    if draft is not None and isinstance(img, JpegImagePlugin.JpegImageFile):
+        if _orientation(img) in (5, 6, 7, 8):  # stored sideways: the request is for upright size
+            draft = (draft[1], draft[0])
+        img.draft("RGB", draft)
+    with img:
+        img.load()
+    return img
+
+
 def load_image(
     path: str | os.PathLike[str],
     *,
     max_pixels: int | None = MAX_PIXELS,
     draft_size: tuple[int, int] | None = None,
 ) -> Image.Image:
-    """Open, fully decode, orient upright and convert one image file to 8-bit RGB.
+    """Open, fully decode, orient upright and convert one image file to 8-bit sRGB.
 
-    Decoding happens here, not lazily later, so a truncated or corrupt file fails at the
-    call site with an :class:`ImageError` naming it instead of deep inside a batch.
+    The format is judged by content (a JPEG named ``.png`` loads); HEIC/HEIF via pillow-heif, AVIF via
+    Pillow, camera RAW via rawpy (:func:`piaa.data.raw.load_raw`: the embedded preview when it covers
+    ``draft_size``, else a demosaic). Decoding happens here, not lazily later, so a truncated or corrupt
+    file fails at the call site with an :class:`ImageError` naming it instead of deep inside a batch.
+    Colour profiles are converted by :func:`to_srgb`; warnings and unusable metadata become notes
+    (module doc).
 
-    ``max_pixels`` (None: no limit of ours) is checked against the header's size before any
-    pixel is decoded. Pillow's own warning threshold (``Image.MAX_IMAGE_PIXELS``) is silenced
-    for this call, since ``max_pixels`` is the limit that counts; Pillow's hard error (at twice
-    that) still applies and is reported as an ImageError too.
+    ``max_pixels`` (None: no limit of ours) is checked against the header's size before any pixel is
+    decoded. Pillow's own warning threshold (``Image.MAX_IMAGE_PIXELS``) is silenced for this call,
+    since ``max_pixels`` is the limit that counts; Pillow's hard error (at twice that) still applies and
+    is reported as an ImageError too.
 
-    ``draft_size=(width, height)`` lets JPEG decoding use DCT scaling (1/2, 1/4, 1/8), which is
-    several times faster for big photos; the result is never smaller than ``draft_size`` in
-    either dimension (sizes are meant upright, i.e. after EXIF orientation). Other formats
-    ignore it. Callers still resize to their exact input size afterwards.
+    ``draft_size=(width, height)`` lets JPEG decoding use DCT scaling (1/2, 1/4, 1/8), which is several
+    times faster for big photos; the result is never smaller than ``draft_size`` in either dimension
+    (sizes are meant upright, i.e. after EXIF orientation). Other formats ignore it, except RAW (it
+    picks the preview). Callers still resize to their exact input size afterwards. Raises ValueError
+    for a malformed ``draft_size``.
     """
     draft = _check_draft_size(draft_size)
     p = Path(path)
+    notes: list[str] = []
     try:
         if not p.exists():
             raise ImageError(p, "no such file")
@@ -202,20 +399,16 @@ def load_image(
             raise ImageError(p, "not a regular file")
         if p.stat().st_size == 0:
             raise ImageError(p, "file is empty")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(p)
-        with img:
-            width, height = img.size
-            if max_pixels is not None and width * height > max_pixels:
-                raise ImageError(p, f"image too large ({width}x{height} pixels, limit {max_pixels})")
-            if draft is not None and isinstance(img, JpegImagePlugin.JpegImageFile):
-                if _orientation(img) in (5, 6, 7, 8):  # stored sideways: the request is for upright size
-                    draft = (draft[1], draft[0])
-                img.draft("RGB", draft)
-            img.load()
-            _apply_orientation(img)
-            return to_rgb(img)
+        kind = sniff_format(read_head(p))
+        if kind == "JXL" and ".jxl" not in IMAGE_EXTENSIONS:
+            raise ImageError(p, "JPEG XL images are not supported (convert to JPEG, PNG or AVIF)")
+        with _warnings_as_notes(notes):
+            if _is_raw(p, kind):
+                img = load_raw(p, max_pixels=max_pixels, draft_size=draft)
+            else:
+                img = _open_pillow(p, kind, max_pixels, draft)
+            _apply_orientation(img, notes)
+            out = _srgb(img, notes)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -234,126 +427,84 @@ def load_image(
     except ValueError as exc:
         if "unsupported image mode" in str(exc):
             raise ImageError(p, str(exc)) from exc
-        raise ImageError(p, f"truncated or corrupt image data ({_one_line(str(exc))})") from exc
+        raise ImageError(p, f"truncated or corrupt image data ({one_line(exc)})") from exc
     except (OSError, SyntaxError, EOFError) as exc:
-        detail = _one_line(str(exc))
+        detail = one_line(exc)
         reason = "truncated or corrupt image data"
         raise ImageError(p, f"{reason} ({detail})" if detail else reason) from exc
     except Exception as exc:  # decoders raise all sorts (struct.error, IndexError, ...) on garbage
-        raise ImageError(p, f"cannot decode image ({type(exc).__name__}: {_one_line(str(exc))})") from exc
+        raise ImageError(p, f"cannot decode image ({type(exc).__name__}: {one_line(exc)})") from exc
+    out.info.pop("icc_profile", None)  # ours: used (or judged unusable) once, never again downstream
+    _report(p, notes, out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Finding files
+# Any route
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _file_key(path: Path) -> tuple[int, int] | str:
-    """Identity of a file, so that the same file reached twice (symlink, ``a/../a``) is yielded once."""
-    try:
-        st = path.stat()
-        return (st.st_dev, st.st_ino)
-    except OSError:
-        return os.path.abspath(path)
+def from_array(array: np.ndarray) -> Image.Image:
+    """A numpy image as 8-bit RGB: H x W (grey), H x W x 1, 3 (RGB) or 4 (RGBA, over white).
 
-
-def _walk(directory: Path, recursive: bool, seen_dirs: set[tuple[int, int] | str]) -> Iterator[Path]:
-    """Depth-first, entries in name order (a folder's contents come where its name sorts)."""
-    key = _file_key(directory)
-    if key in seen_dirs:  # symlink loop or a folder listed twice
-        return
-    seen_dirs.add(key)
-    try:
-        names = sorted(os.listdir(directory))
-    except PermissionError as exc:
-        raise ImageError(directory, "permission denied (cannot list directory)") from exc
-    except OSError as exc:
-        raise ImageError(directory, f"cannot list directory ({_one_line(exc.strerror or str(exc))})") from exc
-    for name in names:
-        if name.startswith("."):
-            continue
-        child = directory / name
-        if child.is_dir():
-            if recursive:
-                yield from _walk(child, recursive, seen_dirs)
-        elif child.suffix.lower() in IMAGE_EXTENSIONS and child.is_file():
-            yield child
-
-
-def iter_image_files(paths: Iterable[str | os.PathLike[str]], *, recursive: bool = True) -> Iterator[Path]:
-    """Expand files and folders into the image files to process, in a deterministic order.
-
-    Folders are walked (recursively unless ``recursive=False``) in sorted name order,
-    skipping hidden entries (names starting with '.') and keeping files whose suffix is in
-    :data:`IMAGE_EXTENSIONS` (case-insensitive). A file named explicitly is yielded whatever
-    its suffix: the user asked for it, and :func:`load_image` will say clearly if it is not an
-    image. A file reached twice is yielded once, the first time.
-
-    All paths are checked up front, so a typo raises ``ImageError(path, "no such file or
-    directory")`` at the call, before any work is done.
+    uint8 is taken as is, uint16 scaled 65535 -> 255, floats must lie in [0, 1] (scaled by 255 and
+    rounded, so ``u8 / 255`` gives back the same pixels). Arrays carry no profile: they are taken as
+    sRGB. Raises ValueError (one line naming the shape and dtype) for anything else.
     """
-    if isinstance(paths, str | os.PathLike):  # one path, not an iterable of its characters
-        paths = [paths]
-    roots = [Path(p) for p in paths]
-    for root in roots:
-        if not root.exists():
-            raise ImageError(root, "no such file or directory")
-    return _iter_image_files(roots, recursive)
+    a = np.asarray(array)
+    what = f"shape {a.shape}, dtype {a.dtype}"
+    expected = "expected H x W or H x W x 1/3/4 of uint8, uint16 or float in [0, 1]"
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"image array has {what}; {expected}")
+    if a.dtype == np.uint8:
+        u8 = a
+    elif a.dtype == np.uint16:
+        u8 = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all() or a.min() < 0.0 or a.max() > 1.0:
+            raise ValueError(f"image array has {what} with values outside [0, 1] or not finite; {expected}")
+        u8 = np.rint(a.astype(np.float64) * 255.0).astype(np.uint8)
+    else:
+        raise ValueError(f"image array has {what}; {expected}")
+    if u8.ndim == 3 and u8.shape[2] == 1:
+        u8 = u8[..., 0]
+    mode = "L" if u8.ndim == 2 else ("RGB" if u8.shape[2] == 3 else "RGBA")
+    return to_rgb(Image.fromarray(np.ascontiguousarray(u8), mode=mode))
 
 
-def _iter_image_files(roots: list[Path], recursive: bool) -> Iterator[Path]:
-    seen_files: set[tuple[int, int] | str] = set()
-    seen_dirs: set[tuple[int, int] | str] = set()
-    for root in roots:
-        if root.is_dir():
-            candidates: Iterable[Path] = _walk(root, recursive, seen_dirs)
-        elif root.exists():
-            candidates = (root,)
-        else:  # vanished since the up-front check
-            raise ImageError(root, "no such file or directory")
-        for path in candidates:
-            key = _file_key(path)
-            if key not in seen_files:
-                seen_files.add(key)
-                yield path
+def as_rgb_image(
+    image: str | os.PathLike[str] | Image.Image | np.ndarray,
+    *,
+    max_pixels: int | None = MAX_PIXELS,
+    draft_size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """The one way to pixels, so a photo gives the same pixels (and score) however it arrives.
 
+    * a path: :func:`load_image` (``max_pixels`` and ``draft_size`` apply only here);
+    * a PIL image: EXIF orientation applied, embedded profile converted (:func:`to_srgb`), mode made
+      8-bit RGB; the caller's image is never modified (an upright sRGB RGB image is returned as is);
+    * a numpy array: :func:`from_array`, taken as sRGB.
 
-# ---------------------------------------------------------------------------------------------------------
-# Reporting
-# ---------------------------------------------------------------------------------------------------------
-
-
-class FailureLog:
-    """Per-file failures of a batch job: one bad file is reported at the end instead of aborting the run."""
-
-    def __init__(self) -> None:
-        self._entries: list[tuple[Path, str]] = []
-
-    def add(self, path: str | os.PathLike[str], reason: str | BaseException) -> None:
-        """Record that ``path`` was skipped; ``reason`` may be a message or the exception that was caught."""
-        if isinstance(reason, ImageError):
-            text = reason.reason
-        elif isinstance(reason, BaseException):
-            message = _one_line(str(reason))
-            text = f"{type(reason).__name__}: {message}" if message else type(reason).__name__
-        else:
-            text = _one_line(reason)
-        self._entries.append((Path(path), text))
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __iter__(self) -> Iterator[tuple[Path, str]]:
-        return iter(list(self._entries))
-
-    def lines(self) -> list[str]:
-        """One ``"<path>: <reason>"`` line per failure, in the order they were added."""
-        return [_one_line(f"{path}: {reason}") for path, reason in self._entries]
-
-    def summary(self, noun: str = "image") -> str:
-        """Human report such as ``"2 images skipped:"`` plus one indented line each; ``""`` if none."""
-        if not self._entries:
-            return ""
-        count = len(self._entries)
-        header = f"{count} {noun if count == 1 else noun + 's'} skipped:"
-        return "\n".join([header, *(f"  {line}" for line in self.lines())])
+    Raises :class:`ImageError` for a file, or for a lazily opened PIL image whose data is corrupt;
+    ValueError for a bad array or mode; TypeError for anything else.
+    """
+    if isinstance(image, str | os.PathLike):
+        return load_image(image, max_pixels=max_pixels, draft_size=draft_size)
+    if isinstance(image, np.ndarray):
+        return from_array(image)
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
+    source = _source(image)
+    notes: list[str] = []
+    try:
+        with _warnings_as_notes(notes):
+            image.load()
+            if _orientation(image) != 1:
+                turned = ImageOps.exif_transpose(image)  # a copy: the caller's image stays as it is
+                if turned is not None:
+                    image = turned
+            out = _srgb(image, notes)
+    except (OSError, SyntaxError, EOFError) as exc:
+        raise ImageError(source, f"truncated or corrupt image data ({one_line(exc)})") from exc
+    _report(source, notes, out if out is not image else None)
+    return out
