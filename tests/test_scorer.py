@@ -48,7 +48,7 @@ def test_every_route_gives_the_same_score(profile_dir, photos):
     assert s(img) == pytest.approx(from_path, abs=1e-4)
     assert s(np.asarray(img)) == pytest.approx(from_path, abs=1e-4)
     assert s(str(path)) == pytest.approx(from_path, abs=1e-4)
-    x = torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float() / 255
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255
     t = s(x)
     assert t.shape == (1,) and not t.requires_grad
     assert float(t) == pytest.approx(from_path, abs=1e-4)

@@ -90,12 +90,29 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         raise ValueError(f"{path}: output must end in .csv or .json")
 
 
+def walk(paths: list[Path]) -> list[Path]:
+    """The photos under ``paths`` (folders walked recursively); every other file is listed with the
+    reason it was skipped, and finding no photo at all is a one-line error (exit 2)."""
+    from piaa.data.images import FailureLog, iter_image_files
+
+    skipped = FailureLog()
+    files = list(iter_image_files(paths, skipped=skipped))
+    if len(skipped):
+        err_console.print(f"[yellow]{skipped.summary('file')}[/]", highlight=False, soft_wrap=True)
+    if not files:
+        raise ValueError(f"{', '.join(map(str, paths))}: no photos found")
+    return files
+
+
 def _write_and_report(output: Path | None, rows: list[dict[str, Any]], failures: Any, noun: str) -> None:
-    """The end of every batch command: the rows to ``output`` (when given), then the skipped files."""
+    """The end of every batch command: the rows to ``output`` (when given), then the files that could
+    not be read. A batch goes on past bad files (exit 0); when none could be read, the exit status is 2."""
     if output:
         write_rows(output, rows)
         say(f"wrote {len(rows)} {noun} to {output}")
     report_failures(failures)
+    if len(failures) and not rows:
+        raise typer.Exit(2)
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from piaa.cli._common import (
     friendly,
     report_failures,
     say,
+    walk,
 )
 
 
@@ -68,6 +69,8 @@ def personalize_cmd(
     )
     profile = personalize(reference, album, prefs, out, config=cfg)
     rep = profile.report
+    if len(rep.skipped):
+        err_console.print(f"[yellow]{rep.skipped.summary('file')}[/]", highlight=False, soft_wrap=True)
     report_failures(rep.failures)
     if rep.unknown_images:
         err_console.print(
@@ -95,11 +98,11 @@ def score_cmd(
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
 ) -> None:
     """Score photos with a profile (1-10, higher is better) and rank them."""
-    from piaa.data.images import FailureLog, iter_image_files
+    from piaa.data.images import FailureLog
     from piaa.models.profile import load_profile
 
     prof = load_profile(profile)
-    files = list(iter_image_files(paths))
+    files = walk(paths)
     failures = FailureLog()
     results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
     results.sort(key=lambda r: -r.score)
@@ -116,5 +119,3 @@ def score_cmd(
     _write_and_report(
         output, [{"rank": i, **r.to_dict()} for i, r in enumerate(results, 1)], failures, "scores"
     )
-    if not results:
-        raise typer.Exit(1)

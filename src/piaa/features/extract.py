@@ -151,10 +151,7 @@ class FeatureExtractor:
         """Features of in-memory images (PIL images or H x W x 3 uint8 arrays of any size)."""
         out: list[FeatureMaps] = []
         for start in range(0, len(images), self.batch_size):
-            chunk = [
-                self.preprocess.from_pil(im if isinstance(im, Image.Image) else Image.fromarray(im))
-                for im in images[start : start + self.batch_size]
-            ]
+            chunk = [self.preprocess.from_pil(im) for im in images[start : start + self.batch_size]]
             out.append(self.forward(np.stack(chunk)))
         return concat(out)
 

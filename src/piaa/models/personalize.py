@@ -39,7 +39,8 @@ class PersonalizeReport:
     contradictions: list[Contradiction] = field(default_factory=list)
     generic_loss: list[float] = field(default_factory=list)
     ranking_loss: list[float] = field(default_factory=list)
-    failures: FailureLog = field(default_factory=FailureLog)
+    failures: FailureLog = field(default_factory=FailureLog)  # photos that could not be read
+    skipped: FailureLog = field(default_factory=FailureLog)  # files in the album that are not photos
     seconds: float = 0.0
     # the album ranked by the new profile, from the maps already computed (album-relative name, as in
     # preferences -> score); None when the backbone was fine-tuned, whose maps changed
@@ -88,7 +89,7 @@ def personalize(
     )  # a bad file fails before any work
     backbone = ref.create_backbone()
     extractor = FeatureExtractor(backbone, engine=engine)
-    files = list(iter_image_files([album]))
+    files = list(iter_image_files([album], skipped=rep.skipped))
     kept, album_maps = extractor.collect(
         files, failures=rep.failures, progress="album" if progress else False
     )
@@ -167,6 +168,11 @@ def _preference_pairs(
     unknown = sorted({n for p in pairs for n in p if n not in index})
     rep.unknown_images = unknown
     known = [p for p in pairs if p[0] in index and p[1] in index]
+    if pairs and not known:
+        raise ValueError(
+            f"none of the {len(pairs)} preference pairs name photos of the album (for example "
+            f"{unknown[0]!r}); the names must be album-relative paths or absolute paths of its photos"
+        )
     enriched = enrich_transitive(known)
     rep.pairs_stated = len(known)
     rep.pairs_inferred = len(enriched) - len(known)

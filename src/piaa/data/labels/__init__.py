@@ -24,7 +24,7 @@ case-insensitively, surrounding spaces ignored).
 
 * Image column: the first of ``image, image_id, image_name, imagename, filename, file, path, name, id``
   (in that priority order) present in the header. A value ending in an image extension
-  (``.jpg .jpeg .png .bmp .gif .tif .tiff .webp``) is the file name and the id is the value without
+  (:data:`piaa.data.images.IMAGE_EXTENSIONS`) is the file name and the id is the value without
   the extension; any other value is the id and the file is ``f"{value}.jpg"``.
 * Scores, first match wins:
 
