@@ -1,7 +1,9 @@
 """The backbone registry: ``create_backbone(name, weights=...)`` and ``list_backbones()``.
 
-``weights`` is ``"imagenet"`` (the default: the pretrained weights the backbone ships or fetches),
-``None`` (random, reproducible initialisation; for tests) or a path to a state-dict file.
+``weights`` is ``"imagenet"`` (the default: the pretrained weights the backbone ships or fetches; for
+``nima-mobilenet`` these are AVA aesthetic weights, also called ``"ava"``), ``None`` (random, reproducible
+initialisation; for tests) or a path to a state-dict file (``nima-mobilenet`` also reads idealo's
+original Keras ``.hdf5``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def _lite(name: str) -> Callable[[str | None], Backbone]:
     return make
 
 
+def _nima(weights: str | None) -> Backbone:
+    from piaa.backbones.nima import NimaMobileNet
+
+    return NimaMobileNet(weights)
+
+
 def _vgg16(weights: str | None) -> Backbone:
     from piaa.backbones.vgg import VGG16
 
@@ -47,6 +55,9 @@ def _vgg16(weights: str | None) -> Backbone:
 _REGISTRY: dict[str, _Entry] = {
     "efficientnet-lite0": _Entry(_lite("efficientnet-lite0"), "EfficientNet-Lite0, 224 px (default)", True),
     "efficientnet-lite2": _Entry(_lite("efficientnet-lite2"), "EfficientNet-Lite2, 260 px", True),
+    "nima-mobilenet": _Entry(
+        _nima, "NIMA MobileNet v1 trained on AVA aesthetics (idealo's weights), 224 px", True
+    ),
     "vgg16": _Entry(_vgg16, "VGG16 as in the paper, 224 px (weights from torchvision)", False),
 }
 

@@ -21,7 +21,11 @@ from torch import nn
 
 from piaa.images import load_image, to_rgb
 
-_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
 
 
 class BackboneError(RuntimeError):
@@ -34,6 +38,11 @@ class Preprocess:
 
     ``resize="squash"`` scales the whole photo to ``size`` x ``size`` without cropping: aesthetics
     depend on composition, and a centre crop would cut away exactly what a person judges.
+
+    ``draft=True`` lets JPEG decoding shrink big photos by DCT scaling first (several times faster).
+    A backbone ported from a framework that resizes the full decoded image (NIMA: Keras's ``load_img``,
+    nearest neighbour) sets ``draft=False``: nearest neighbour then samples different pixels, and its
+    scores would move away from the published ones.
     """
 
     size: int
@@ -41,10 +50,11 @@ class Preprocess:
     std: tuple[float, float, float]
     resize: str = "squash"
     interpolation: str = "bicubic"
+    draft: bool = True
 
     def load(self, path: str | Path) -> np.ndarray:
         """Decode ``path`` to a ``size`` x ``size`` x 3 uint8 array (raises ``ImageError``)."""
-        img = load_image(path, draft_size=(self.size, self.size))
+        img = load_image(path, draft_size=(self.size, self.size) if self.draft else None)
         return self.from_pil(img)
 
     def from_pil(self, img: Image.Image) -> np.ndarray:
