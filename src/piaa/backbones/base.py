@@ -41,8 +41,8 @@ class Preprocess:
 
     ``draft=True`` lets JPEG decoding shrink big photos by DCT scaling first (several times faster).
     A backbone ported from a framework that resizes the full decoded image (NIMA: Keras's ``load_img``,
-    nearest neighbour) sets ``draft=False``: nearest neighbour then samples different pixels, and its
-    scores would move away from the published ones.
+    nearest neighbour) sets ``draft=False``: nearest neighbour would sample other pixels, and NIMA's mean
+    scores moved by up to 0.29 (35 photos).
     """
 
     size: int
