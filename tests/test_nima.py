@@ -196,3 +196,24 @@ def test_converter_and_state_dict_file_agree(tmp_path):
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(a.aesthetic_distribution(x), b.aesthetic_distribution(x), rtol=0, atol=0)
+
+
+def test_fetch_weights_offline_says_how_to_get_them(tmp_path, monkeypatch):
+    import urllib.error
+
+    from piaa.backbones import nima
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(BackboneError) as e:
+        nima.fetch_weights()
+    msg = str(e.value)
+    assert "\n" not in msg and "--weights" in msg and nima.WEIGHTS_URL in msg
+    cached = tmp_path / "checkpoints" / "weights_mobilenet_aesthetic_0.07.hdf5"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"x")
+    assert nima.fetch_weights() == cached
