@@ -29,8 +29,9 @@ class AlbumImageNotFound(LookupError):
     """Not an image of this album (whatever the request tried)."""
 
 
-class Album:
-    """Image files under ``root`` (recursively, hidden files skipped), by album-relative POSIX name."""
+class ServedAlbum:
+    """The album the web app serves: image files under ``root`` (recursively, hidden files skipped),
+    by album-relative POSIX name."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)

@@ -24,9 +24,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from piaa.preferences import PairSampler, PreferenceStore
-from piaa.sampling.active import STRATEGIES, ActiveSampler, make_sampler
-from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, Album, AlbumImageNotFound
+from piaa.preferences import PreferenceStore
+from piaa.sampling import create_sampler, list_samplers
+from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
 from piaa.web.training import Trainer
 
 STATIC = Path(__file__).parent / "static"
@@ -54,8 +54,9 @@ class CollectConfig:
         """Fail before the server starts, with one line naming what is wrong."""
         if not self.album.is_dir():
             raise FileNotFoundError(f"{self.album}: album folder not found")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.strategy not in list_samplers():
+            choices = ", ".join(list_samplers())
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {choices}")
         if self.target < 1:
             raise ValueError(f"--target must be at least 1, got {self.target}")
         if not self.store.parent.is_dir():
@@ -65,7 +66,7 @@ class CollectConfig:
 
 
 def _default_features(paths: list[Path], progress: Callable[[int, int], None]) -> np.ndarray:
-    from piaa.sampling.active import album_features
+    from piaa.sampling.features import album_features
 
     return album_features(paths, progress=progress)
 
@@ -107,17 +108,16 @@ class Collector:
     def __init__(self, cfg: CollectConfig) -> None:
         cfg.check()
         self.cfg = cfg
-        self.album = Album(cfg.album)
+        self.album = ServedAlbum(cfg.album)
         self.store = PreferenceStore(cfg.store)
         try:
             pairs = self.store.pairs()
-            self.sampler: PairSampler | ActiveSampler = make_sampler(
+            self.sampler = create_sampler(
                 cfg.strategy, self.album.names, seed=cfg.seed, seen=pairs, background=True
             )
             paths = [self.album.files[n] for n in self.album.names]
             self.features = Features(paths, cfg.features or _default_features)
-            if isinstance(self.sampler, ActiveSampler):
-                self.sampler.update(pairs)
+            self.sampler.update(pairs)
             profile_dir = cfg.profile_dir or cfg.store.with_name(f"{cfg.store.stem}-profile")
             self.trainer = Trainer(
                 album=cfg.album,
@@ -136,12 +136,11 @@ class Collector:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Background work that should not delay the first page: features for the active sampler."""
-        if isinstance(self.sampler, ActiveSampler):
+        """Background work that should not delay the first page: features for a sampler that uses them."""
+        if self.sampler.needs_features:
             threading.Thread(target=self._load_features, daemon=True).start()
 
     def _load_features(self) -> None:
-        assert isinstance(self.sampler, ActiveSampler)
         with contextlib.suppress(Exception):  # the sampler stays random; /api/state shows the error
             self.sampler.set_features(self.features.get())
 
@@ -155,10 +154,9 @@ class Collector:
 
     def state(self) -> dict[str, Any]:
         count = len(self.store.pairs())
-        sampler: dict[str, Any] = {"strategy": self.cfg.strategy}
-        if isinstance(self.sampler, ActiveSampler):
+        sampler = self.sampler.status()
+        if self.sampler.needs_features:
             sampler |= {
-                "model_judgements": self.sampler.model_judgements,
                 "features": "ready" if self.features.ready else (self.features.error or "computing"),
                 "features_done": self.features.done,
             }
@@ -178,8 +176,7 @@ class Collector:
         return None if pair is None else {"left": self.photo(pair[0]), "right": self.photo(pair[1])}
 
     def _after_change(self) -> None:
-        if isinstance(self.sampler, ActiveSampler):
-            self.sampler.update(self.store.pairs())
+        self.sampler.update(self.store.pairs())
 
     def choose(self, preferred: str, other: str) -> None:
         self._check_names(preferred, other)

@@ -1,9 +1,9 @@
 """Training from the web page: one background job at a time, its progress polled by the page.
 
 With a reference, the job is the real thing: ``personalize`` on the album and the store, then the
-album scored by the new profile. Without one, it fits the cheap linear model of ``piaa.sampling.active``
-on the judgements and ranks the album by it, so the person still sees what their clicks say (the page tells
-them that ``--reference`` gives the full personal model).
+album scored by the new profile. Without one, it fits the cheap linear model of
+``piaa.sampling.bradley_terry`` on the judgements and ranks the album by it, so the person still sees what
+their clicks say (the page tells them that ``--reference`` gives the full personal model).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class Trainer:
         return _ranking(scores)
 
     def _linear(self, pairs: list[Pair]) -> list[dict[str, Any]]:
-        from piaa.sampling.active import fit_ranker
+        from piaa.sampling.bradley_terry import fit_ranker
 
         if not pairs:
             raise ValueError("no judgements yet: choose a few photos first")
@@ -144,10 +144,10 @@ class Trainer:
 
 
 def _ranking(scores: dict[str, float]) -> list[dict[str, Any]]:
-    from piaa.web.album import Album
+    from piaa.web.album import ServedAlbum
 
     order = sorted(scores, key=lambda n: (-scores[n], n))
     return [
-        {"rank": k, "name": n, "score": round(scores[n], 3), "thumb": Album.url(n, thumb=True)}
+        {"rank": k, "name": n, "score": round(scores[n], 3), "thumb": ServedAlbum.url(n, thumb=True)}
         for k, n in enumerate(order, 1)
     ]
