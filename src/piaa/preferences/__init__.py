@@ -23,6 +23,7 @@ from piaa.preferences.rules import (
     enrich_transitive,
     enrich_transitive_with_sources,
     infer_transitive,
+    match_names,
     normalize_name,
     resolve,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "is_sqlite_file",
     "load_pairs",
     "load_statements",
+    "match_names",
     "normalize_name",
     "read_pairs_csv",
     "resolve",

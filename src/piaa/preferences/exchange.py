@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from piaa.errors import file_error
 from piaa.io import atomic_write_text
 from piaa.preferences.rules import Pair, PreferenceError, check_pair, normalize_name, resolve
 
@@ -31,15 +32,19 @@ def read_pairs_csv(path: str | os.PathLike[str], album: str | os.PathLike[str] |
     """All rows of a preference CSV in file order (repeats and contradictions kept; see ``resolve``).
 
     Fails on the first bad line with ``PreferenceError("{path}:{line}: ...")`` so the file can be fixed.
-    A UTF-8 byte order mark (as spreadsheets write) and blank lines are accepted.
+    A UTF-8 byte order mark (as spreadsheets write), blank lines and spaces around names
+    (``preferred, other``) are accepted; names go through ``normalize_name``.
     """
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise file_error(PreferenceError, path, f"cannot read ({exc.strerror or exc})") from exc
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise PreferenceError(f"{path}:{line}: not valid UTF-8") from None
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, skipinitialspace=True)
     rows: list[Pair] = []
     try:
         header = next(reader, None)
@@ -80,25 +85,30 @@ def write_pairs_csv(
 
 
 def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
-    """Detect by content, not by suffix, because stores get renamed and copied around."""
-    with open(path, "rb") as fh:
-        return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    """Detect by content, not by suffix, because stores get renamed and copied around. An unreadable
+    file is ``PreferenceError`` naming it."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError as exc:
+        raise file_error(PreferenceError, path, f"cannot read ({exc.strerror or exc})") from exc
 
 
 def load_statements(path: str | os.PathLike[str], album: str | os.PathLike[str] | None = None) -> list[Pair]:
-    """Every stated pair, in order, unresolved, from a preference CSV or a ``PreferenceStore`` file."""
+    """Every stated pair, in order, unresolved, from a preference CSV or a ``PreferenceStore`` file.
+
+    A store is opened read-only: this never waits for (or blocks) a process writing to it, and a store
+    locked exclusively is a one-line ``PreferenceError`` naming it after a couple of seconds. Names are
+    normalised (``normalize_name``, relative to ``album`` when given).
+    """
     from piaa.preferences.store import PreferenceStore  # the store imports this module (CSV methods)
 
     if not os.path.isfile(path):
         raise PreferenceError(f"{path}: no such preferences file")
     if is_sqlite_file(path):
-        with PreferenceStore(path) as store:
+        with PreferenceStore(path, readonly=True) as store:
             pairs = [j.pair for j in store.judgements()]
-        return (
-            pairs
-            if album is None
-            else [(normalize_name(a, album), normalize_name(b, album)) for a, b in pairs]
-        )
+        return [(normalize_name(a, album), normalize_name(b, album)) for a, b in pairs]
     return read_pairs_csv(path, album)
 
 

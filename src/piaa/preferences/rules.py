@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "enrich_transitive",
     "enrich_transitive_with_sources",
     "infer_transitive",
+    "match_names",
     "normalize_name",
     "resolve",
 ]
@@ -83,25 +85,63 @@ class Contradiction:
 # ------------------------------------------------------------------------------------------- names
 
 
-def normalize_name(name: str, album: str | os.PathLike[str] | None = None) -> str:
-    """Canonical image name, so the same file is one name whether given absolute or relative.
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
 
-    Without an album, names are only cleaned (POSIX separators, no ``.`` parts). With one, relative
-    names are taken relative to the album, and anything inside the album becomes album-relative while
-    anything outside becomes absolute. Symlinks are not resolved, so names survive moving the album.
-    Raises ``PreferenceError`` for an empty or non-string name.
+
+def normalize_name(name: str, album: str | os.PathLike[str] | None = None) -> str:
+    """Canonical image name, so the same file is one name however a person or a file system wrote it.
+
+    Surrounding whitespace is dropped (``"a.jpg, b.jpg"`` in a CSV) and Unicode is NFC-composed (macOS
+    writes accents decomposed, most editors composed). Without an album, names are then only cleaned
+    (POSIX separators, no ``.`` parts). With one, relative names are taken relative to the album, and
+    anything inside the album becomes album-relative while anything outside becomes absolute. Symlinks
+    are not resolved, so names survive moving the album. This is the one place names are made
+    comparable: the store, the CSV reader, ``match_names``, personalization and the web app all use it.
+    Raises ``PreferenceError`` for an empty (or all-blank) or non-string name.
     """
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name.strip():
         raise PreferenceError(f"image name must be a non-empty string, got {name!r}")
-    path = Path(name)
+    path = Path(_nfc(name.strip()))
     if album is None:
         return path.as_posix()
-    root = Path(os.path.abspath(album))
+    root = Path(os.path.abspath(_nfc(os.fspath(album))))
     full = Path(os.path.normpath(root / path))  # root / absolute == absolute
     try:
         return full.relative_to(root).as_posix()
     except ValueError:
         return full.as_posix()
+
+
+def match_names(
+    statements: Iterable[Pair],
+    album_names: Iterable[str],
+    *,
+    album: str | os.PathLike[str] | None = None,
+) -> tuple[list[Pair], list[str]]:
+    """Split preference statements into those naming two album photos and the names that match none.
+
+    Both sides go through ``normalize_name`` (relative to ``album`` when given, so absolute paths inside
+    it match album-relative names), so whitespace, Unicode normal form and ``./`` do not matter.
+    Returns ``(matched_pairs, unmatched_names)``: the matched pairs in input order (repeats and
+    contradictions kept, for ``resolve``), each name spelled exactly as in ``album_names`` so callers
+    can index their file list with it; and the distinct statement names not in the album, in order of
+    first mention (normalised), for a message such as "3 judgements name photos not in the album".
+    Raises ``PreferenceError`` for an empty name.
+    """
+    lookup: dict[str, str] = {}
+    for name in album_names:
+        lookup.setdefault(normalize_name(name, album), name)
+    matched: list[Pair] = []
+    unmatched: dict[str, None] = {}
+    for preferred, other in statements:
+        a, b = normalize_name(preferred, album), normalize_name(other, album)
+        if a in lookup and b in lookup:
+            matched.append((lookup[a], lookup[b]))
+        for n in (a, b):
+            if n not in lookup:
+                unmatched.setdefault(n)
+    return matched, list(unmatched)
 
 
 def check_pair(preferred: object, other: object) -> Pair:

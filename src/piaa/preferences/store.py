@@ -5,11 +5,18 @@ and once it returns the judgement survives the process being killed and, with FU
 power loss (judgements are minutes of a person's attention and come in at click speed, so one fsync per
 judgement is cheap insurance; NORMAL would only protect against process crashes). The rules the stored
 judgements follow (contradictions, transitivity) are in :mod:`piaa.preferences.rules`.
+
+Reading never takes a lock a writer could be holding: reads go through a read-only connection
+(``mode=ro``), which in WAL mode neither waits for writers nor needs a checkpoint, and the read-write
+connection is only opened by the first write. So ``piaa prefs show`` works while ``piaa collect`` is
+writing, and a store that is really stuck (another process holding it exclusively) is a one-line
+``PreferenceError`` naming the file after ``READ_TIMEOUT_S``, not a 30-second wait and a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -17,7 +24,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import quote
 
+from piaa.errors import file_error
 from piaa.preferences.exchange import read_pairs_csv, write_pairs_csv
 from piaa.preferences.rules import (
     Contradiction,
@@ -29,29 +38,12 @@ from piaa.preferences.rules import (
     resolve,
 )
 
-__all__ = ["SCHEMA_VERSION", "PreferenceStore"]
+__all__ = ["BUSY_TIMEOUT_S", "READ_TIMEOUT_S", "SCHEMA_VERSION", "PreferenceStore"]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x50494141  # "PIAA": tells our stores apart from other SQLite files
-BUSY_TIMEOUT_S = 30.0
-
-
-# -------------------------------------------------------------------------------------------- store
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """Take the write lock at BEGIN: a deferred transaction that later writes can fail with "database is
-    locked" without waiting, because SQLite cannot let it wait without risking deadlock."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
+BUSY_TIMEOUT_S = 30.0  # writers wait this long for the write lock (others hold it for milliseconds)
+READ_TIMEOUT_S = 2.0  # readers are only ever blocked by an exclusive lock: do not wait long for it
 
 _SCHEMA = """
 CREATE TABLE judgements (
@@ -64,66 +56,187 @@ CREATE TABLE judgements (
 )
 """
 
+# SQLite primary result codes -> what the person is told (the file name goes in front).
+_PROBLEMS = {
+    "SQLITE_BUSY": "the preference store is locked by another process; try again when it is done",
+    "SQLITE_LOCKED": "the preference store is locked by another process; try again when it is done",
+    "SQLITE_NOTADB": "not a piaa preference store (not an SQLite database)",
+    "SQLITE_CORRUPT": "the preference store is corrupt",
+    "SQLITE_FULL": "cannot write the preference store: the disk is full",
+    "SQLITE_READONLY": "cannot write the preference store: it or its folder is read-only",
+    "SQLITE_CANTOPEN": "cannot open the preference store",
+    "SQLITE_PERM": "cannot open the preference store: permission denied",
+    "SQLITE_AUTH": "cannot open the preference store: permission denied",
+}
+
+
+def _primary(name: str | None) -> str:
+    """``SQLITE_BUSY_SNAPSHOT`` -> ``SQLITE_BUSY``: extended codes share their primary's meaning."""
+    if not name:
+        return ""
+    parts = name.split("_")
+    return "_".join(parts[:2])
+
+
+def _problem(exc: BaseException) -> str:
+    if isinstance(exc, sqlite3.Error):
+        known = _PROBLEMS.get(_primary(getattr(exc, "sqlite_errorname", None)))
+        return f"{known} ({exc})" if known else f"SQLite error: {exc}"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "cannot write: the disk is full"
+    if isinstance(exc, OSError):
+        return f"cannot access the file ({exc.strerror or exc})"
+    return str(exc)
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """Take the write lock at BEGIN: a deferred transaction that later writes can fail with "database is
+    locked" without waiting, because SQLite cannot let it wait without risking deadlock."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")  # a full disk fails here: roll back below, keep the connection usable
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
 
 class PreferenceStore:
     """One user's judgements in a SQLite file, safe to share between threads and processes.
 
-    One connection guarded by a lock serves all threads of a process (a FastAPI app's request
-    threads), since SQLite serialises writers anyway. Between processes, writes take the database
-    write lock up front (``BEGIN IMMEDIATE``) and wait up to ``timeout`` seconds for it rather than
-    failing. ``AUTOINCREMENT`` keeps ids from being reused after ``undo``, so id order is time order.
+    A missing file is created (unless ``readonly``); an existing one is only checked, read-only, until
+    the first write. One read-only and (once written to) one read-write connection, guarded by a lock,
+    serve all threads of a process (a FastAPI app's request threads), since SQLite serialises writers
+    anyway. Between processes, writes take the database write lock up front (``BEGIN IMMEDIATE``) and
+    wait up to ``timeout`` seconds for it; reads wait at most ``READ_TIMEOUT_S``. ``AUTOINCREMENT``
+    keeps ids from being reused after ``undo``, so id order is time order.
+
+    Every failure of the file (locked, not a store, corrupt, disk full, read-only, missing with
+    ``readonly``) raises ``PreferenceError("<path>: <problem>")``; a closed store raises ``ValueError``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], timeout: float = BUSY_TIMEOUT_S) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], timeout: float = BUSY_TIMEOUT_S, *, readonly: bool = False
+    ) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        self._timeout = timeout
         self._lock = threading.RLock()
-        conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        self._closed = False
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
         try:
-            self._setup(conn)
+            if self._is_new() and readonly:
+                raise file_error(PreferenceError, self.path, "no such preference store")
+            if self._is_new() or self._check(self._read_connection()):
+                self._write_connection()  # creates the file or its schema
         except BaseException:
-            conn.close()
+            self.close()
             raise
-        self._conn: sqlite3.Connection | None = conn
 
-    @staticmethod
-    def _setup(conn: sqlite3.Connection) -> None:
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException) -> PreferenceError:
+        return file_error(PreferenceError, self.path, _problem(exc))
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """SQLite and OS errors become one line naming the file (the lock is held by the caller)."""
         try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise PreferenceError(f"not a usable SQLite file: {exc}") from None
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise self._error(exc) from exc
+
+    def _is_new(self) -> bool:
+        try:
+            return self.path.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def _read_connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise ValueError(f"preference store {self.path} is closed")
+        if self._reader is None:
+            uri = "file:" + quote(os.path.abspath(self.path)) + "?mode=ro"
+            with self._errors():
+                self._reader = sqlite3.connect(
+                    uri, uri=True, timeout=min(self._timeout, READ_TIMEOUT_S), isolation_level=None,
+                    check_same_thread=False,
+                )  # fmt: skip
+        return self._reader
+
+    def _write_connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise ValueError(f"preference store {self.path} is closed")
+        if self.readonly:
+            raise file_error(PreferenceError, self.path, "the preference store was opened read-only")
+        if self._writer is None:
+            with self._errors():
+                conn = sqlite3.connect(
+                    self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                )
+                try:
+                    self._setup(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            self._writer = conn
+        return self._writer
+
+    def _check(self, conn: sqlite3.Connection) -> bool:
+        """Refuse files that are not a piaa store, without writing; True if the schema is still to be made."""
+        with self._errors():
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        return self._check_header(version, app_id, tables, creating=not self.readonly)
+
+    def _check_header(self, version: int, app_id: int, tables: int, *, creating: bool) -> bool:
+        """True if the schema has to be created (an empty SQLite file and ``creating``)."""
+        if version == 0 and tables == 0 and creating:
+            return True
+        if version == 0 and tables:
+            raise file_error(
+                PreferenceError, self.path, "SQLite file has tables but is not a piaa preference store"
+            )
+        if app_id != APPLICATION_ID:
+            raise file_error(PreferenceError, self.path, "SQLite file is not a piaa preference store")
+        if version > SCHEMA_VERSION:
+            problem = f"preference store has schema version {version}; this piaa reads up to {SCHEMA_VERSION}"
+            raise file_error(PreferenceError, self.path, problem)
+        return False
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise PreferenceError(f"could not switch to WAL mode (got {mode!r})")
+            raise file_error(PreferenceError, self.path, f"could not switch to WAL mode (got {mode!r})")
         conn.execute("PRAGMA synchronous=FULL")
         with _transaction(conn):  # also serialises two processes creating the schema at once
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            if version == 0:
-                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-                    raise PreferenceError("SQLite file has tables but is not a piaa preference store")
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if self._check_header(version, app_id, tables, creating=True):
                 conn.execute(_SCHEMA)
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif app_id != APPLICATION_ID:
-                raise PreferenceError("SQLite file is not a piaa preference store")
-            elif version > SCHEMA_VERSION:
-                raise PreferenceError(
-                    f"preference store has schema version {version}; this piaa reads up to {SCHEMA_VERSION}"
-                )
             # (future schema migrations from older versions go here, inside this transaction)
-
-    # -- plumbing ---------------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise ValueError(f"preference store {self.path} is closed")
-        return self._conn
 
     def _write(self, statements: Iterable[tuple[str, tuple[object, ...]]]) -> list[sqlite3.Cursor]:
         """Run statements as one transaction so a batch is either fully there or not at all."""
         with self._lock:
-            conn = self._connection()
-            with _transaction(conn):
+            conn = self._write_connection()
+            with self._errors(), _transaction(conn):
                 return [conn.execute(sql, params) for sql, params in statements]
+
+    def _read(self, sql: str) -> list[tuple]:
+        with self._lock:
+            conn = self._read_connection()
+            with self._errors():
+                return conn.execute(sql).fetchall()
 
     # -- API ----------------------------------------------------------------------------------------
 
@@ -147,8 +260,8 @@ class PreferenceStore:
     def undo(self) -> Judgement | None:
         """Remove and return the most recent judgement (``None`` if there is none)."""
         with self._lock:
-            conn = self._connection()
-            with _transaction(conn):  # read and delete under one write lock: no writer in between
+            conn = self._write_connection()
+            with self._errors(), _transaction(conn):  # read and delete under one write lock
                 row = conn.execute(
                     "SELECT id, preferred, other, created, source FROM judgements ORDER BY id DESC LIMIT 1"
                 ).fetchone()
@@ -157,17 +270,12 @@ class PreferenceStore:
         return None if row is None else Judgement(*row)
 
     def judgements(self) -> list[Judgement]:
-        """Every stored judgement, oldest first."""
-        with self._lock:
-            rows = (
-                self._connection()
-                .execute("SELECT id, preferred, other, created, source FROM judgements ORDER BY id")
-                .fetchall()
-            )
+        """Every stored judgement, oldest first (read-only: never waits for a writer)."""
+        rows = self._read("SELECT id, preferred, other, created, source FROM judgements ORDER BY id")
         return [Judgement(*row) for row in rows]
 
     def pairs(self) -> list[Pair]:
-        """Effective pairs: latest statement wins, repeats collapsed (module docstring)."""
+        """Effective pairs: latest statement wins, repeats collapsed (:mod:`piaa.preferences.rules`)."""
         return resolve(self.judgements())[0]
 
     def contradictions(self) -> list[Contradiction]:
@@ -176,8 +284,7 @@ class PreferenceStore:
 
     def __len__(self) -> int:
         """Number of stored judgements (statements, not effective pairs)."""
-        with self._lock:
-            return int(self._connection().execute("SELECT count(*) FROM judgements").fetchone()[0])
+        return int(self._read("SELECT count(*) FROM judgements")[0][0])
 
     def import_csv(self, path: str | os.PathLike[str], album: str | os.PathLike[str] | None = None) -> int:
         """Append a CSV's rows as new judgements, all or nothing; returns how many.
@@ -201,17 +308,23 @@ class PreferenceStore:
         """Write all judgements in order (or only the effective pairs if ``resolved``), atomically.
 
         Exporting every statement keeps the history, so importing the file elsewhere yields the same
-        ``pairs()``. With an album, names inside it are written relative to it, others absolute.
+        ``pairs()``. With an album, names inside it are written relative to it, others absolute. A CSV
+        that cannot be written (disk full, say) is ``PreferenceError`` naming the CSV.
         """
         pairs = self.pairs() if resolved else [j.pair for j in self.judgements()]
-        write_pairs_csv(path, pairs, album)
+        try:
+            write_pairs_csv(path, pairs, album)
+        except OSError as exc:
+            raise file_error(PreferenceError, path, _problem(exc)) from exc
 
     def close(self) -> None:
-        """Close the connection; further use raises ``ValueError``. Closing twice is fine."""
+        """Close the connections; further use raises ``ValueError``. Closing twice is fine."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._closed = True
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    conn.close()
+            self._reader = self._writer = None
 
     def __enter__(self) -> PreferenceStore:
         return self
@@ -225,5 +338,5 @@ class PreferenceStore:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._conn is None else "open"
+        state = "closed" if self._closed else "open"
         return f"PreferenceStore({str(self.path)!r}, {state})"
