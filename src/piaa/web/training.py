@@ -60,7 +60,7 @@ class Trainer:
         self,
         *,
         album: Path,
-        names: list[str],
+        files: dict[str, Path],
         store_path: Path,
         reference: Path | None,
         profile_dir: Path,
@@ -68,7 +68,8 @@ class Trainer:
         features: Callable[[Callable[[int, int], None]], np.ndarray],
         overrides: dict[str, Any] | None = None,
     ) -> None:
-        self.album, self.names, self.store_path = album, names, store_path
+        self.album, self.files, self.store_path = album, files, store_path
+        self.names = list(files)
         self.reference, self.profile_dir = reference, profile_dir
         self._pairs, self._features = pairs, features
         self.overrides = dict(overrides or {})
@@ -121,12 +122,14 @@ class Trainer:
         )  # fmt: skip
         self._set(phase="scoring the album", fraction=0.0, profile=str(self.profile_dir))
         if profile.report.album_scores is not None:  # scored from the maps personalize computed
-            return _ranking(profile.report.album_scores)
-        paths = [self.album / name for name in self.names]
+            served = profile.report.album_scores
+            return _ranking({n: s for n, s in served.items() if n in self.files})  # skipped: not ranked
+        paths = [self.files[name] for name in self.names]
+        name_of = {str(path): name for name, path in self.files.items()}
         scores: dict[str, float] = {}
         for start in range(0, len(paths), SCORE_CHUNK):
             for r in profile.score_files(paths[start : start + SCORE_CHUNK], progress=False):
-                scores[Path(r.path).relative_to(self.album).as_posix()] = r.score
+                scores[name_of[str(r.path)]] = r.score
             self._set(fraction=min(1.0, (start + SCORE_CHUNK) / len(paths)))
         return _ranking(scores)
 
