@@ -75,6 +75,7 @@ def test_match_names(tmp_path: Path) -> None:
     assert unmatched == ["missing.jpg", "gone.jpg"]
     assert match_names([], album_names) == ([], [])
     assert match_names([("./a.jpg", "x.jpg")], ["a.jpg"]) == ([], ["x.jpg"])
+    assert match_names([(" ", "a.jpg"), ("a.jpg", "./a.jpg")], ["a.jpg"]) == ([], [" "])  # legacy rows
 
 
 def test_load_statements_normalises_store_names_too(tmp_path: Path) -> None:

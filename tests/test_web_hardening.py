@@ -173,3 +173,17 @@ def test_a_busy_store_is_a_one_line_error_for_the_page(tmp_path: Path) -> None:
             holder.execute("ROLLBACK")
             holder.close()
         assert c.post("/api/choose", json={"preferred": "p0.jpg", "other": "p1.jpg"}).status_code == 200
+
+
+def test_judgements_stored_with_old_spellings_count_as_judged(tmp_path: Path) -> None:
+    album = _photos(tmp_path / "album", 3)[0].parent
+    db = tmp_path / "prefs.sqlite"
+    with _client(album, tmp_path):
+        pass  # creates the store
+    with sqlite3.connect(db) as conn:  # written before names were normalised
+        conn.execute("INSERT INTO judgements (preferred, other, created) VALUES (' p0.jpg', 'p1.jpg ', 0)")
+    with _client(album, tmp_path) as c:
+        offered = []
+        while (p := c.post("/api/pair", json={}).json()["pair"]) is not None:
+            offered.append(frozenset((p["left"]["name"], p["right"]["name"])))
+        assert len(offered) == 2 and frozenset(("p0.jpg", "p1.jpg")) not in offered

@@ -127,20 +127,27 @@ def match_names(
     contradictions kept, for ``resolve``), each name spelled exactly as in ``album_names`` so callers
     can index their file list with it; and the distinct statement names not in the album, in order of
     first mention (normalised), for a message such as "3 judgements name photos not in the album".
-    Raises ``PreferenceError`` for an empty name.
+    A statement name that cannot be a file name (blank) is unmatched, as given; a pair whose two names
+    are one album photo is dropped. Raises ``PreferenceError`` for a blank album name.
     """
     lookup: dict[str, str] = {}
     for name in album_names:
         lookup.setdefault(normalize_name(name, album), name)
     matched: list[Pair] = []
     unmatched: dict[str, None] = {}
-    for preferred, other in statements:
-        a, b = normalize_name(preferred, album), normalize_name(other, album)
-        if a in lookup and b in lookup:
-            matched.append((lookup[a], lookup[b]))
-        for n in (a, b):
-            if n not in lookup:
-                unmatched.setdefault(n)
+    for pair in statements:
+        found: list[str] = []
+        for raw in pair:
+            try:
+                name = normalize_name(raw, album)
+            except PreferenceError:
+                name = raw
+            if name in lookup:
+                found.append(lookup[name])
+            else:
+                unmatched.setdefault(name)
+        if len(found) == 2 and found[0] != found[1]:
+            matched.append((found[0], found[1]))
     return matched, list(unmatched)
 
 

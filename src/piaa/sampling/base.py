@@ -69,11 +69,6 @@ class PairSampler(ABC):
         """The pairs naming two different items, in order."""
         return [p for p in pairs if p[0] in self._index and p[1] in self._index and p[0] != p[1]]
 
-    def index_rows(self, pairs: Iterable[Pair]) -> np.ndarray:
-        """``(k, 2)`` int64 rows of (preferred, other) item indices, for the pairs naming two items."""
-        rows = [(self._index[a], self._index[b]) for a, b in self.in_album(pairs)]
-        return np.array(rows, np.int64).reshape(-1, 2)
-
     def _open_keys(self, blocked: set[int]) -> list[int]:
         n = len(self.items)
         return [k for k in (i * n + j for i in range(n) for j in range(i + 1, n)) if k not in blocked]

@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from piaa.errors import one_line
-from piaa.preferences import PreferenceError, PreferenceStore
+from piaa.preferences import Pair, PreferenceError, PreferenceStore, match_names
 from piaa.sampling import create_sampler, list_samplers
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
 from piaa.web.security import BodyLimit, clip_name, same_origin
@@ -120,7 +120,7 @@ class Collector:
         self.album = ServedAlbum(cfg.album)
         self.store = PreferenceStore(cfg.store)
         try:
-            pairs = self.store.pairs()
+            pairs = self.album_pairs()
             self.sampler = create_sampler(
                 cfg.strategy, self.album.names, seed=cfg.seed, seen=pairs, background=True
             )
@@ -134,7 +134,7 @@ class Collector:
                 store_path=cfg.store,
                 reference=cfg.reference,
                 profile_dir=profile_dir,
-                pairs=self.store.pairs,
+                pairs=self.album_pairs,
                 features=lambda progress: self.features.get(progress),
                 overrides=cfg.train_overrides,
             )
@@ -155,6 +155,11 @@ class Collector:
 
     def close(self) -> None:
         self.store.close()
+
+    def album_pairs(self) -> list[Pair]:
+        """The store's effective pairs between photos of this album, spelled as the album spells them
+        (judgements stored before names were normalised may differ in spaces or Unicode form)."""
+        return match_names(self.store.pairs(), self.album.names)[0]
 
     # -- views -----------------------------------------------------------------------------------------
 
@@ -186,7 +191,7 @@ class Collector:
         return None if pair is None else {"left": self.photo(pair[0]), "right": self.photo(pair[1])}
 
     def _after_change(self) -> None:
-        self.sampler.update(self.store.pairs())
+        self.sampler.update(self.album_pairs())
 
     def choose(self, preferred: str, other: str) -> None:
         self._check_names(preferred, other)
