@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,24 +130,53 @@ def channel_stats(*maps: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class BackboneInfo:
-    """Metadata that travels with a backbone into every store and profile made with it."""
+class BackboneConfig:
+    """A backbone's metadata without its network (timm's ``pretrained_cfg``): input pipeline, output
+    sizes, licence, where its weights come from. ``get_backbone_config(name)`` reads it unbuilt."""
 
     name: str
     preprocess: Preprocess
-    channels: tuple[int, int, int]  # channels of z1, z2, z3
+    channels: tuple[int, int, int]  # channels of Z1, Z2, Z3
     embed_dim: int
     stats_dim: int  # length of FeatureMaps.stats
-    weights: str  # "imagenet", "random" or a file path
+    summary: str
+    license: str
+    offline: bool  # pretrained weights available without a network
+    weights_url: str = ""  # where the pretrained weights come from when they are not packaged
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """A built backbone's config plus the weights it holds: what travels into every store and profile
+    made with it (``to_dict``), and what they check on load."""
+
+    config: BackboneConfig
+    weights: str  # "imagenet", "ava", "random" or a file path
     weights_hash: str
     description: str = ""
-    license: str = ""
     extra: dict = field(default_factory=dict)
 
+    name = property(lambda self: self.config.name)
+    preprocess = property(lambda self: self.config.preprocess)
+    channels = property(lambda self: self.config.channels)
+    embed_dim = property(lambda self: self.config.embed_dim)
+    stats_dim = property(lambda self: self.config.stats_dim)
+    license = property(lambda self: self.config.license)
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["preprocess"] = self.preprocess.to_dict()
-        return d
+        c = self.config
+        return {
+            "name": c.name,
+            "preprocess": c.preprocess.to_dict(),
+            "channels": list(c.channels),
+            "embed_dim": c.embed_dim,
+            "stats_dim": c.stats_dim,
+            "weights": self.weights,
+            "weights_hash": self.weights_hash,
+            "description": self.description,
+            "license": c.license,
+            "extra": self.extra,
+        }
 
 
 class Backbone(nn.Module):
@@ -208,6 +238,23 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict):
         raise BackboneError(f"{p}: not a state dict")
     return sd
+
+
+def download_weights(name: str, url: str) -> Path:
+    """``url``'s file in torch's hub cache, downloaded there if it is not there yet (to a temporary name,
+    renamed when complete). Raises ``BackboneError`` naming the URL and the cache path when offline."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(path), progress=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        raise BackboneError(
+            f"{name}: its weights are not on this machine and could not be downloaded ({e}). Download "
+            f"{url} and pass it with --weights PATH (or weights=PATH), or put it at {path}."
+        ) from None
+    return path
 
 
 def cache_dir() -> Path:
