@@ -21,6 +21,7 @@ from PIL import Image
 from torch import nn
 
 from piaa.data.images import as_rgb_image, load_image
+from piaa.errors import PiaaError
 from piaa.io import sha256_file
 
 _RESAMPLE = {
@@ -30,7 +31,7 @@ _RESAMPLE = {
 }
 
 
-class BackboneError(RuntimeError):
+class BackboneError(PiaaError, RuntimeError):
     """A backbone cannot be built as asked (unknown name, missing or mismatched weights)."""
 
 
