@@ -296,7 +296,23 @@ def _profile_backbone(
             f"{path}: trained on {name} weights {saved_hash}, but the {name} weights here hash to "
             f"{bb.info.weights_hash}"
         )
+    check_preprocess(path / CONFIG, info.get("preprocess") or {}, bb, ProfileError)
     return bb
+
+
+def check_preprocess(source: Path, saved: dict, backbone: Backbone, error: type[Exception]) -> None:
+    """Refuse a backbone whose input pipeline differs from the one a store or profile was made with:
+    the same weights fed differently prepared pixels give other features (keys absent from ``saved``,
+    written by an older piaa, are not compared)."""
+    now = backbone.info.preprocess.to_dict()
+    diff = [
+        k
+        for k, v in saved.items()
+        if k in now and (list(now[k]) if isinstance(now[k], tuple) else now[k]) != v
+    ]
+    if diff:
+        k = diff[0]
+        raise error(f"{source}: made with {backbone.name} input {k}={saved[k]!r}, but it is now {now[k]!r}")
 
 
 # Profiles that ship with piaa, by name (filled by piaa.models.pretrained): name -> builder.
