@@ -108,7 +108,10 @@ def score_rate(profile, paths: list[Path], workers: int | None) -> float:
     return n / (time.perf_counter() - t)
 
 
-def build_rate(photos_dir: Path, paths: list[Path], work: Path, workers: int | None, batch: int) -> float:
+def build_rate(
+    backbone, photos_dir: Path, paths: list[Path], work: Path, workers: int | None, batch: int
+) -> float:
+    """``piaa reference build``'s rate (its ``images/s`` line), the backbone already loaded."""
     from piaa.features.reference import build_reference
 
     labels = work / "labels.csv"
@@ -116,7 +119,9 @@ def build_rate(photos_dir: Path, paths: list[Path], work: Path, workers: int | N
     labels.write_text("\n".join(rows) + "\n")
     out = work / "ref"
     shutil.rmtree(out, ignore_errors=True)
-    rep = build_reference(labels, photos_dir, out, batch_size=batch, workers=workers, progress=False)
+    rep = build_reference(
+        labels, photos_dir, out, backbone=backbone, batch_size=batch, workers=workers, progress=False
+    )
     return rep.newly_embedded / rep.seconds
 
 
@@ -140,11 +145,13 @@ def peak_memory(profile_dir: Path, paths: list[Path], work: Path) -> float:
         link = folder / p.name
         if not link.exists():
             link.symlink_to(p)
+    # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's peak (it survives fork and exec).
     code = (
-        "import resource, sys; from piaa.cli.main import app\n"
+        "import re, sys; from piaa.cli.main import app\n"
         "try: app(sys.argv[1:])\n"
         "except SystemExit: pass\n"
-        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+        "print('PEAK_KB', hwm, file=sys.stderr)"
     )
     res = subprocess.run(
         [sys.executable, "-c", code, "score", str(folder), "--profile", str(profile_dir),
@@ -182,7 +189,7 @@ def main() -> None:
         got = {"network": network_rate(fe, pixels, rounds=2)}
         got["score"] = score_rate(profile, paths, args.workers)
         if not args.skip_build:
-            got["build"] = build_rate(args.photos, paths, work, args.workers, fe.batch_size)
+            got["build"] = build_rate(profile.backbone, args.photos, paths, work, args.workers, fe.batch_size)
         if cam_plain:
             got["camera"] = score_rate(profile, cam_plain, args.workers)
             with embedded_previews():  # piaa score --previews
