@@ -5,11 +5,11 @@
 
 Every figure is a ratio to a rate measured in the same run, interleaved (the machine is shared and
 noisy): each round measures the network alone (pre-decoded pixels, piaa's arrangement of ONNX Runtime
-calls), then ``Profile.score_files`` (what ``piaa score`` runs) and ``build_reference`` on JPEG files,
+calls) and decoding alone (``bound``: the best ratio that decoding and the network sharing the cores
+allow), then ``Profile.score_files`` (what ``piaa score`` runs) and ``build_reference`` on JPEG files,
 then the same scoring on 24-MP camera JPEGs, decoded from the photo and (``piaa score --previews``) from
-their embedded MPF preview. Medians of
-``--repeats`` rounds are printed. ``--memory`` also runs ``piaa score`` as a subprocess on 200 and on
-1000 photos and prints each one's peak resident memory.
+their embedded MPF preview. Medians of ``--repeats`` rounds are printed. ``--memory`` also runs
+``piaa score`` as a subprocess on 200 and on 1000 photos and prints each one's peak resident memory.
 
 Camera JPEGs are made once (cached under /tmp/piaa-bench-camera): shared photos upscaled to 6000x4000
 with added grain, saved at quality 92 (~8 MB each), one copy plain and one carrying a 1620x1080 MPF
@@ -101,6 +101,17 @@ def network_rate(fe: FeatureExtractor, pixels: np.ndarray, rounds: int = 1) -> f
         return len(chunks) * bs / (time.perf_counter() - t)
 
 
+def decode_rate(fe: FeatureExtractor, paths: list[Path]) -> float:
+    """Images/s of decoding alone (to the network's input size), on as many threads as the network uses.
+    Decoding and the network both need the cores, so ``decode / (decode + network)`` bounds the ratio
+    any arrangement can reach."""
+    with ThreadPoolExecutor(fe.streams) as pool:
+        t = time.perf_counter()
+        for _ in pool.map(fe.preprocess.load, paths):
+            pass
+        return len(paths) / (time.perf_counter() - t)
+
+
 def score_rate(profile, paths: list[Path], workers: int | None) -> float:
     profile._extractor = FeatureExtractor(profile.backbone, workers=workers)
     t = time.perf_counter()
@@ -186,7 +197,7 @@ def main() -> None:
     score_rate(profile, paths[:32], args.workers)  # warm-up
     rows: dict[str, list[float]] = {}
     for r in range(args.repeats):
-        got = {"network": network_rate(fe, pixels, rounds=2)}
+        got = {"network": network_rate(fe, pixels, rounds=2), "decode": decode_rate(fe, paths)}
         got["score"] = score_rate(profile, paths, args.workers)
         if not args.skip_build:
             got["build"] = build_rate(profile.backbone, args.photos, paths, work, args.workers, fe.batch_size)
@@ -196,7 +207,8 @@ def main() -> None:
                 got["camera+preview"] = score_rate(profile, cam_prev, args.workers)
         got["network2"] = network_rate(fe, pixels, rounds=2)
         net = (got["network"] + got["network2"]) / 2
-        ratios = {k: v / net for k, v in got.items() if not k.startswith("network")}
+        ratios = {"bound": got["decode"] / (got["decode"] + net)}
+        ratios.update({k: v / net for k, v in got.items() if k not in ("network", "network2", "decode")})
         for k in ("camera", "camera+preview"):
             if k in got:
                 ratios[k + " / score"] = got[k] / got["score"]

@@ -254,3 +254,19 @@ def test_score_previews_option(tmp_path, profile):
         rows[flag] = float(out.read_text().splitlines()[1].split(",")[2])
     assert rows["--previews"] != rows["--no-previews"]  # a different source, within a few hundredths
     assert abs(rows["--previews"] - rows["--no-previews"]) < 0.1
+
+
+def test_decoding_on_threads_leaves_the_warnings_machinery_as_it_was(tmp_path, lite0):
+    """load_image's warning recorder is process-wide; overlapping loads on two threads must not leave
+    one of them installed (every later warning of the process would vanish into it)."""
+    import warnings
+
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(24):
+        paths.append(tmp_path / f"{i}.jpg")
+        synthetic_photo(rng, 64, 48).save(paths[-1], quality=80)
+    showwarning, filters = warnings.showwarning, list(warnings.filters)
+    fe = FeatureExtractor(lite0, batch_size=1, streams=2, workers=0)
+    assert sum(len(b.indices) for b in fe.files(paths, progress=False)) == 24
+    assert warnings.showwarning is showwarning and warnings.filters == filters

@@ -218,7 +218,13 @@ class FeatureExtractor:
         try:
             if pool is not None:
                 torch.set_num_threads(1)  # the caller's head must not fight ONNX Runtime for the cores
-            with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, smoothing=0.1) as bar:
+            # load_image records decoder warnings with warnings.catch_warnings, which is process-wide:
+            # overlapping loads on several threads can leave another load's recorder installed when
+            # they end. The state from before the run is restored once every thread is done.
+            with (
+                warnings.catch_warnings(),
+                tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, smoothing=0.1) as bar,
+            ):
                 jobs = self._in_workers(paths, workers, pool) if workers else self._in_threads(paths, pool)
                 for count, reasons, job in jobs:
                     indices, features = job.result() if isinstance(job, Future) else job
