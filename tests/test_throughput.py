@@ -270,3 +270,15 @@ def test_decoding_on_threads_leaves_the_warnings_machinery_as_it_was(tmp_path, l
     fe = FeatureExtractor(lite0, batch_size=1, streams=2, workers=0)
     assert sum(len(b.indices) for b in fe.files(paths, progress=False)) == 24
     assert warnings.showwarning is showwarning and warnings.filters == filters
+
+
+def test_a_broken_preview_falls_back_to_the_photo(tmp_path):
+    img = _photo((2400, 1600))
+    path = save_with_preview(img, _preview_of(img, (960, 640)), tmp_path / "cam.jpg", quality=92)
+    with Image.open(path) as im:
+        size, offset = im.mpinfo[0xB002][1]["Size"], im.mpinfo[0xB002][1]["DataOffset"]
+    data = path.read_bytes()
+    entry = struct.pack("<LLL", LARGE_THUMBNAIL, size, offset)
+    path.write_bytes(data.replace(entry, struct.pack("<LLL", LARGE_THUMBNAIL, size // 2, offset)))
+    with embedded_previews():
+        assert load_image(path, draft_size=(224, 224)).size == (600, 400)  # the photo, DCT-scaled 1/4

@@ -118,7 +118,7 @@ def score_cmd(
         bool,
         typer.Option(
             help="Decode camera JPEGs from their embedded preview when it is at least twice the network's "
-            "input: ~4x faster for 24-MP photos, but scores move by ~0.01 (up to 0.04).",
+            "input: ~3.5x faster for 24-MP photos, but scores move by ~0.01 (up to 0.04).",
         ),
     ] = False,
 ) -> None:
