@@ -60,7 +60,8 @@ def test_real_photos_score_as_before(profile):
     paths = sorted(SHARED_PHOTOS.iterdir())[:20]
     old = _old_scores(profile, paths)
     profile._extractor = None
-    new = np.array([r.score for r in profile.score_files(paths, progress=False)])
+    with decode_workers(0):  # decoding on the network threads, whatever this machine's cores
+        new = np.array([r.score for r in profile.score_files(paths, progress=False)])
     assert len(new) == 20
     assert np.abs(new - old).max() <= 0.01
     eager = FeatureExtractor(profile.backbone, engine="torch")  # the reference engine agrees too
@@ -95,8 +96,8 @@ def test_torch_held_to_one_thread_while_files_stream(tmp_path, lite0):
         paths.append(tmp_path / f"{i}.png")
         synthetic_photo(rng).save(paths[-1])
     before = torch.get_num_threads()
-    fe = FeatureExtractor(lite0, batch_size=2)
-    assert fe.engine_name == "onnx" and fe.decode_workers() == 0
+    fe = FeatureExtractor(lite0, batch_size=2, workers=0)
+    assert fe.engine_name == "onnx"
     seen = [torch.get_num_threads() for _ in fe.files(paths, progress=False)]
     assert seen == [1, 1, 1]
     assert torch.get_num_threads() == before
@@ -106,12 +107,17 @@ def test_torch_held_to_one_thread_while_files_stream(tmp_path, lite0):
     assert torch.get_num_threads() == before
 
 
-def test_decode_workers_setting(lite0):
+def test_decode_workers_setting(lite0, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
     fe = FeatureExtractor(lite0)
     with decode_workers(2):
         assert fe.decode_workers() == 2
         assert FeatureExtractor(lite0, workers=0).decode_workers() == 0  # an explicit choice wins
-    assert fe.decode_workers() == 0
+    assert fe.streams == 2 and fe.decode_workers() == 0  # every core runs the network: decode there
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    assert fe.decode_workers() == 1  # a spare core decodes
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert fe.decode_workers() == 2
     assert FeatureExtractor(lite0, engine="torch").decode_workers() == 1
     with pytest.raises(ValueError, match="workers"), decode_workers(-1):
         pass

@@ -55,8 +55,9 @@ def personalize_cmd(
         int | None,
         typer.Option(
             min=0,
-            help="Decode processes (default 0: each network thread decodes its own batch, fastest "
-            "measured for small and camera-size photos alike).",
+            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
+            "cores, where each network thread decodes its own batch (measured fastest there for small "
+            "and camera-size photos alike).",
         ),
     ] = None,
 ) -> None:
@@ -110,8 +111,9 @@ def score_cmd(
         int | None,
         typer.Option(
             min=0,
-            help="Decode processes (default 0: each network thread decodes its own batch, fastest "
-            "measured for small and camera-size photos alike).",
+            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
+            "cores, where each network thread decodes its own batch (measured fastest there for small "
+            "and camera-size photos alike).",
         ),
     ] = None,
     previews: Annotated[

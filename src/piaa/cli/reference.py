@@ -37,8 +37,9 @@ def reference_build(
         int | None,
         typer.Option(
             min=0,
-            help="Decode processes (default 0: each network thread decodes its own batch, fastest "
-            "measured for small and camera-size photos alike).",
+            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
+            "cores, where each network thread decodes its own batch (measured fastest there for small "
+            "and camera-size photos alike).",
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N labelled images.")] = None,
@@ -103,8 +104,9 @@ def reference_neighbors(
         int | None,
         typer.Option(
             min=0,
-            help="Decode processes (default 0: each network thread decodes its own batch, fastest "
-            "measured for small and camera-size photos alike).",
+            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
+            "cores, where each network thread decodes its own batch (measured fastest there for small "
+            "and camera-size photos alike).",
         ),
     ] = None,
 ) -> None:

@@ -130,11 +130,13 @@ class FeatureExtractor:
     """Runs a backbone over files or in-memory images, batched, with a progress bar.
 
     With ONNX Runtime, ``streams`` threads (default: cores, at most 2) each run one call on one core,
-    and by default (``workers=0``) each thread decodes its own batch just before running it: no
-    inter-process copies, and no core waits for another while there is decoding or network work left,
-    whatever the photo size. This beat decode processes feeding the threads both for 500x375 photos
-    and for 24-MP camera JPEGs (README benchmarks). ``workers=N`` decodes in N processes instead
-    (the default with eager PyTorch: one, overlapping the network's own multi-threaded calls). While
+    and where that takes every core (``workers=0``, the default on 1 and 2 cores) each thread decodes
+    its own batch just before running it: no inter-process copies, and no core waits for another while
+    there is decoding or network work left, whatever the photo size. On 2 cores this beat decode
+    processes feeding the threads both for 500x375 photos and for 24-MP camera JPEGs (README
+    benchmarks). ``workers=N`` decodes in N processes instead: the default is the cores left over by
+    the network threads (at most 2), and one with eager PyTorch (overlapping its multi-threaded calls).
+    While
     :meth:`files` runs with ONNX Runtime, torch is held to one thread, so that what the caller does
     with each batch (a scoring head) does not spin OpenMP threads against ONNX Runtime's.
     """
@@ -194,11 +196,14 @@ class FeatureExtractor:
 
     def decode_workers(self) -> int:
         """Decode processes :meth:`files` uses: ``workers``, else :func:`decode_workers`' setting, else
-        0 with ONNX Runtime (decode on the network threads) and 1 with eager PyTorch."""
+        with ONNX Runtime 0 (decode on the network threads) when every core runs a network thread, and
+        the spare cores (at most 2) when there are more; 1 with eager PyTorch."""
         for workers in (self.workers, _WORKERS.get()):
             if workers is not None:
                 return workers
-        return 0 if self._onnx is not None else 1
+        if self._onnx is None:
+            return 1
+        return max(0, min(2, (os.cpu_count() or 1) - self.streams))
 
     def files(
         self,
