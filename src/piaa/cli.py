@@ -358,6 +358,55 @@ def score_cmd(
         raise typer.Exit(1)
 
 
+@app.command("retouch")
+@friendly
+def retouch_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Images or folders (walked recursively).")],
+    profile: Annotated[Path, typer.Option(help="Profile folder (`piaa personalize`).")],
+    out: Annotated[Path, typer.Option(help="Folder for the results (never overwrites a file).")],
+    ops: Annotated[str, typer.Option(help="Comma-separated: exposure, colour, dehaze.")] = (
+        "exposure,colour,dehaze"
+    ),
+    strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="0: unchanged, 1: the full edit.")] = 1.0,
+    method: Annotated[
+        str, typer.Option(help="optimize (per photo) or learned (a predictor trained on --album).")
+    ] = "optimize",
+    album: Annotated[
+        Path | None, typer.Option(help="learned: photos to train on (default: the inputs).")
+    ] = None,
+    compare_generic: Annotated[bool, typer.Option(help="Also retouch with the generic model.")] = False,
+    generic: Annotated[
+        Path | None, typer.Option(help="The generic model: a profile made without --prefs.")
+    ] = None,
+    report: Annotated[bool, typer.Option(help="Write OUT/report.html.")] = True,
+) -> None:
+    """Retouch photos toward the profile's taste (exposure, colour, dehaze; the paper's section 4.6)."""
+    from piaa.images import FailureLog, iter_image_files
+    from piaa.profile import load_profile
+    from piaa.retouch.batch import retouch_files, write_report
+
+    if compare_generic and generic is None:
+        raise ValueError("--compare-generic needs --generic PROFILE (a profile made without --prefs)")
+    prof = load_profile(profile)
+    gen = load_profile(generic) if compare_generic and generic is not None else None
+    files = list(iter_image_files(paths))
+    album_files = list(iter_image_files([album])) if album is not None else None
+    failures = FailureLog()
+    results = retouch_files(
+        prof, files, out, ops=ops, strength=strength, method=method, generic=gen, album=album_files,
+        failures=failures, progress=len(files) > 1,
+    )  # fmt: skip
+    for r in results:
+        s = r.scores["personal"]
+        say(f"{r.source} -> {r.output}  personal score {s['original']:.2f} -> {s['personal']:.2f}")
+    if report and results:
+        write_report(out / "report.html", results, profile.name, generic.name if gen is not None else None)
+        say(f"wrote {len(results)} photos and {out / 'report.html'}")
+    report_failures(failures)
+    if failures or not results:
+        raise typer.Exit(2)
+
+
 @app.command("collect")
 @friendly
 def collect_cmd(
