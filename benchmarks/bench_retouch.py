@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -35,13 +36,16 @@ from piaa.features import FeatureExtractor
 from piaa.images import FailureLog, iter_image_files, load_image
 from piaa.profile import Profile
 from piaa.retouch import get_ops, optimize_params, pixel_scorer, retouch, train_predictor
-from piaa.retouch.core import _contexts, apply_full, thumbnail
+from piaa.retouch.core import FIDELITY, _contexts, apply_full, thumbnail
+from piaa.retouch.scoring import to_tensor
 from piaa.simulate import crowd_histograms, crowd_taste, haze, photo_attributes
 from piaa.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head
 
+print = functools.partial(print, flush=True)  # noqa: A001 - progress must show while it runs
 NAMES = ("brightness", "colourfulness", "contrast", "sharpness", "warmth", "haze")
 CENTER = np.array([0.5, 0.35, 0.6, 0.5, 0.5, 0.2], np.float32)
 SCALE = np.array([0.15, 0.2, 0.2, 0.3, 0.08, 0.1], np.float32)
+ALBUM, EPOCHS = 32, 6  # the learned predictor trains on ALBUM album photos for EPOCHS epochs
 CROWD = np.array([*crowd_taste().weights, 0.0], np.float32)
 PERSONS = {  # personal weights on NAMES, added to 0.3 x the crowd's
     "bright": [1.0, 0, 0, 0, 0, 0],
@@ -102,11 +106,11 @@ def build_world(photos: Path, n_test: int, seed: int) -> dict:
     }
 
 
-def run(world: dict, steps: int, out_png: Path) -> None:
+def run(world: dict, steps: int, fidelity: float, out_png: Path) -> None:
     bb, imgs, attrs = world["bb"], world["imgs"], world["attrs"]
     ops = get_ops("exposure,colour,dehaze")
     size = bb.preprocess.size
-    thumbs = {i: thumbnail(imgs[i], size) for i in (*world["album"][:40], *world["test"])}
+    thumbs = {i: thumbnail(imgs[i], size) for i in (*world["album"][:ALBUM], *world["test"])}
     test = world["test"]
     test_thumbs = torch.cat([thumbs[i] for i in test])
     ctx_full = [_contexts(ops, thumbs[i]) for i in test]
@@ -117,20 +121,29 @@ def run(world: dict, steps: int, out_png: Path) -> None:
     results: dict[str, dict[str, list[Image.Image]]] = {}
     seconds: dict[str, float] = {}
     for name, head in world["heads"].items():
+        print(f"retouching for {name}...")
         scorer = pixel_scorer(Profile(head, bb, {}))
         t = time.perf_counter()
         results.setdefault("optimize", {})[name] = apply_all(
-            optimize_params(scorer, test_thumbs, ops, steps=steps)
+            optimize_params(scorer, test_thumbs, ops, steps=steps, fidelity=fidelity)
         )
         seconds[f"optimize/{name}"] = time.perf_counter() - t
         if name == "generic":
             continue
         t = time.perf_counter()
-        album_thumbs = torch.cat([thumbs[i] for i in world["album"][:40]])
-        net = train_predictor(scorer, album_thumbs, ops)
+        album_thumbs = torch.cat([thumbs[i] for i in world["album"][:ALBUM]])
+        net = train_predictor(scorer, album_thumbs, ops, epochs=EPOCHS, fidelity=fidelity)
         seconds[f"train/{name}"] = time.perf_counter() - t
         with torch.no_grad():
             results.setdefault("learned", {})[name] = apply_all(net(test_thumbs))
+    prof = Profile(world["heads"]["bright"], bb, {})
+    with torch.no_grad():  # from the full photo: the torch resize against Pillow's
+        mine = np.array([float(pixel_scorer(prof)(to_tensor(imgs[i]))) for i in test])
+    ref = np.array([r.score for r in prof.score([world["files"][i] for i in test])])
+    print(
+        f"pixel scorer vs Profile.score on {len(test)} photos: max |difference| "
+        f"{np.abs(mine - ref).max():.3f}"
+    )
     before = attrs[test]
     after = {
         m: {n: np.stack([attributes(im) for im in r]) for n, r in res.items()} for m, res in results.items()
@@ -157,18 +170,19 @@ def grid(world: dict, results: dict, path: Path, side: int = 200) -> None:
     """One row per person: a held-out photo, its generic retouch, its personal retouch."""
     test, imgs = world["test"], world["imgs"]
     rows = list(PERSONS)
-    canvas = Image.new("RGB", (3 * side + 40, len(rows) * (side + 24) + 24), "white")
+    row_h = side + 40
+    canvas = Image.new("RGB", (3 * side + 40, len(rows) * row_h + 8), "white")
     draw = ImageDraw.Draw(canvas)
-    for c, label in enumerate(("original", "generic retouch", "personal retouch")):
-        draw.text((10 + c * (side + 10), 4), label, fill="black")
     for r, name in enumerate(rows):
         k = r * 3 % len(test)
+        y = 8 + r * row_h
+        draw.text(
+            (10, y), f"person who likes: {name} — original / generic retouch / personal retouch", fill="black"
+        )
         for c, im in enumerate((imgs[test[k]], results["generic"][k], results[name][k])):
             th = im.copy()
             th.thumbnail((side, side))
-            y = 24 + r * (side + 24)
-            canvas.paste(th, (10 + c * (side + 10), y))
-        draw.text((10, 24 + r * (side + 24) + side + 4), f"person who likes: {name}", fill="black")
+            canvas.paste(th, (10 + c * (side + 10), y + 18))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     print(f"wrote {path}")
@@ -192,15 +206,17 @@ def speed(world: dict, repeats: int = 2) -> None:
                 r.image.save(Path(tmp) / "out.jpg", quality=95)
                 times.append(time.perf_counter() - t)
             print(
-                f"12 MP, {method}: {min(times):.2f} s per photo (best of {repeats}; {r.seconds:.2f} s before encoding)"
+                f"12 MP, {method}: {min(times):.2f} s per photo end to end (best of {repeats}; "
+                f"{r.seconds:.2f} s without encoding)"
             )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/photos")
-    ap.add_argument("--test", type=int, default=24)
-    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--test", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--fidelity", type=float, default=FIDELITY)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("docs/retouch.png"))
     ap.add_argument("--no-speed", action="store_true")
@@ -209,7 +225,8 @@ def main() -> None:
     t = time.perf_counter()
     world = build_world(args.photos, args.test, args.seed)
     print(f"world built in {time.perf_counter() - t:.0f} s")
-    run(world, args.steps, args.out)
+    print(f"fidelity λ = {args.fidelity}, {args.steps} optimisation steps")
+    run(world, args.steps, args.fidelity, args.out)
     if not args.no_speed:
         speed(world)
     print(f"total {time.perf_counter() - t:.0f} s")

@@ -179,6 +179,16 @@ def test_learned_predictor_starts_at_identity_and_trains(bright_profile, photos)
         find_params(scorer, thumbs, ops, "learned", None)
 
 
+def test_auto_method_learns_only_with_an_album_or_a_predictor():
+    from piaa.retouch.core import MIN_ALBUM, resolve_method
+
+    assert resolve_method("auto", None, 0) == "optimize"
+    assert resolve_method("auto", None, MIN_ALBUM) == "learned"
+    assert resolve_method("optimize", None, 100) == "optimize"
+    with pytest.raises(ValueError, match="unknown method"):
+        resolve_method("magic", None)
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 

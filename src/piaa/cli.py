@@ -369,10 +369,11 @@ def retouch_cmd(
     ),
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="0: unchanged, 1: the full edit.")] = 1.0,
     method: Annotated[
-        str, typer.Option(help="optimize (per photo) or learned (a predictor trained on --album).")
-    ] = "optimize",
+        str,
+        typer.Option(help="auto (learned for 8+ photos, else optimize), optimize (per photo) or learned."),
+    ] = "auto",
     album: Annotated[
-        Path | None, typer.Option(help="learned: photos to train on (default: the inputs).")
+        Path | None, typer.Option(help="learned: the person's photos to train on (default: the inputs).")
     ] = None,
     compare_generic: Annotated[bool, typer.Option(help="Also retouch with the generic model.")] = False,
     generic: Annotated[

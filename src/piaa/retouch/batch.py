@@ -35,6 +35,8 @@ from piaa.retouch.core import (
     DEFAULT_OPS,
     ParamPredictor,
     RetouchResult,
+    album_thumbnails,
+    resolve_method,
     retouch_image,
     thumbnail,
     train_predictor,
@@ -147,22 +149,6 @@ def _score(scorer: PixelScorer, images: Sequence[Image.Image]) -> list[float]:
     return [float(s) for s in scorer(x)]
 
 
-def train_on(
-    scorer: PixelScorer, files: Sequence[Path], ops: Sequence[str] | str, failures: FailureLog | None
-):
-    """A :class:`ParamPredictor` trained on the readable photos among ``files`` (the "learned" method)."""
-    thumbs = []
-    for p in files:
-        try:
-            thumbs.append(thumbnail(load_image(p, draft_size=(scorer.size, scorer.size)), scorer.size))
-        except ImageError as e:
-            if failures is not None:
-                failures.add(p, e)
-    if not thumbs:
-        raise ValueError("no readable photos to train the learned retoucher on")
-    return train_predictor(scorer, torch.cat(thumbs), get_ops(ops))
-
-
 def retouch_files(
     profile: Any,
     files: Sequence[Path],
@@ -178,17 +164,21 @@ def retouch_files(
     on_result: Callable[[FileResult], None] | None = None,
 ) -> list[FileResult]:
     """Retouch every file into ``out`` (see the module docstring); ``generic`` (a profile) also
-    retouches with the generic model into ``out/generic``. ``method="learned"`` trains the predictor on
-    ``album`` (default: the files themselves). Unreadable files go to ``failures``."""
+    retouches with the generic model into ``out/generic``. The learned predictor (``method="learned"``,
+    or ``"auto"`` with at least ``MIN_ALBUM`` photos) trains on ``album``, by default on the files
+    themselves (its loss needs no labels). Unreadable files go to ``failures``."""
     get_ops(ops)  # unknown op names fail before any work
     failures = failures if failures is not None else FailureLog()
     scorers = {"personal": pixel_scorer(profile)}
     if generic is not None:
         scorers["generic"] = pixel_scorer(generic)
     predictors: dict[str, ParamPredictor | None] = {k: None for k in scorers}
+    training = list(album) if album else list(files)
+    method = resolve_method(method, None, len(training))
     if method == "learned":
+        thumbs = album_thumbnails(training, scorers["personal"].size, FailureLog())  # bad files: below
         for k, sc in scorers.items():
-            predictors[k] = train_on(sc, album or files, ops, None)
+            predictors[k] = train_predictor(sc, thumbs, get_ops(ops))
     results: list[FileResult] = []
     taken: set[Path] = set()
     for path in tqdm(files, desc="retouching", unit="photo", disable=not progress):
