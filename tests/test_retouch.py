@@ -225,8 +225,8 @@ def test_cli_writes_results_never_overwrites_and_lists_bad_files(profile_dir, ph
     assert c.size == (120, 90)  # orientation applied to the pixels...
     assert c.getexif()[0x0112] == 1 and c.getexif()[0x010F] == "TestCam"  # ...and the tag reset
     assert "data:image/jpeg;base64" in (out / "report.html").read_text()
-    # --out is the input folder: results get new names; no original changes
-    res = runner.invoke(app, [*args, str(src), "--no-report"])
+    # --out is the input folder: results get new names; no original changes (learned: trained on the inputs)
+    res = runner.invoke(app, [*args, str(src), "--no-report", "--method", "learned"])
     assert res.exit_code == 2, res.output
     assert {p.name: p.read_bytes() for p in src.iterdir() if p.name in originals} == originals
     assert (src / "a-retouched.jpg").is_file() and (src / "b-retouched.png").is_file()

@@ -126,13 +126,22 @@ def write_new(folder: Path, name: str, data: bytes, taken: set[Path] | None = No
             os.unlink(tmp)
 
 
-def encode(img: Image.Image, fmt: str, exif: bytes | None) -> bytes:
-    """The image in ``fmt`` (JPEG quality 95), with ``exif`` where the format carries it."""
-    fmt = fmt if fmt in _SAVE_OPTIONS else "PNG"
+def encode(img: Image.Image, fmt: str, exif: bytes | None, name: str = "") -> bytes:
+    """The image in ``fmt`` (JPEG quality 95), with ``exif`` where the format carries it. Multi-picture
+    JPEGs (Pillow's "MPO", from many cameras) are written as plain JPEG; a format piaa does not write
+    falls back to the one the file name's suffix says, else PNG."""
+    fmt = "JPEG" if fmt == "MPO" else fmt
+    if fmt not in _SAVE_OPTIONS:
+        fmt = Image.registered_extensions().get(os.path.splitext(name)[1].lower(), "PNG")
+        fmt = fmt if fmt in _SAVE_OPTIONS else "PNG"
     kwargs: dict[str, Any] = dict(_SAVE_OPTIONS[fmt])
-    if exif and fmt in _EXIF_FORMATS:
-        kwargs["exif"] = exif
     buf = io.BytesIO()
+    if exif and fmt in _EXIF_FORMATS:
+        try:
+            img.save(buf, format=fmt, exif=exif, **kwargs)
+            return buf.getvalue()
+        except Exception:  # noqa: BLE001 - metadata Pillow cannot write must not lose the photo
+            buf = io.BytesIO()
     img.save(buf, format=fmt, **kwargs)
     return buf.getvalue()
 
@@ -189,13 +198,13 @@ def retouch_files(
                 for k, sc in scorers.items()
             }
             name = Path(path).name
-            output = write_new(out, name, encode(runs["personal"].image, fmt, exif), taken)
+            output = write_new(out, name, encode(runs["personal"].image, fmt, exif, name), taken)
             taken.add(output)
             res = FileResult(Path(path), output, runs["personal"])
             if "generic" in runs:
                 res.generic = runs["generic"]
                 res.generic_output = write_new(
-                    out / "generic", name, encode(runs["generic"].image, fmt, exif)
+                    out / "generic", name, encode(runs["generic"].image, fmt, exif, name)
                 )
                 images = {
                     "original": img,
