@@ -177,7 +177,7 @@ def grid(world: dict, results: dict, path: Path, side: int = 200) -> None:
         k = r * 3 % len(test)
         y = 8 + r * row_h
         draw.text(
-            (10, y), f"person who likes: {name} — original / generic retouch / personal retouch", fill="black"
+            (10, y), f"person who likes: {name}: original / generic retouch / personal retouch", fill="black"
         )
         for c, im in enumerate((imgs[test[k]], results["generic"][k], results[name][k])):
             th = im.copy()
