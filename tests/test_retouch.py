@@ -197,6 +197,22 @@ def profile_dir(bright_profile, tmp_path_factory):
     return bright_profile.save(tmp_path_factory.mktemp("prof") / "bright")
 
 
+def test_write_new_never_replaces_a_file(tmp_path):
+    from piaa.retouch.batch import write_new
+
+    (tmp_path / "a.jpg").write_bytes(b"original")
+    assert write_new(tmp_path, "a.jpg", b"1") == tmp_path / "a-retouched.jpg"
+    assert write_new(tmp_path, "a.jpg", b"2") == tmp_path / "a-retouched-2.jpg"
+    assert write_new(tmp_path, "b.jpg", b"3") == tmp_path / "b.jpg"
+    assert (tmp_path / "a.jpg").read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-retouched-2.jpg",
+        "a-retouched.jpg",
+        "a.jpg",
+        "b.jpg",
+    ]
+
+
 def _exif_rotated_jpeg(path, img):
     """Stored sideways with orientation 6 (rotate 90° clockwise to view)."""
     ex = Image.Exif()

@@ -401,8 +401,8 @@ def retouch_cmd(
         s = r.scores["personal"]
         say(f"{r.source} -> {r.output}  personal score {s['original']:.2f} -> {s['personal']:.2f}")
     if report and results:
-        write_report(out / "report.html", results, profile.name, generic.name if gen is not None else None)
-        say(f"wrote {len(results)} photos and {out / 'report.html'}")
+        page = write_report(out / "report.html", results, profile.name, generic.name if gen else None)
+        say(f"wrote {len(results)} photos and {page}")
     report_failures(failures)
     if failures or not results:
         raise typer.Exit(2)

@@ -240,11 +240,10 @@ def _data_uri(img: Image.Image) -> str:
 
 def write_report(
     path: Path, results: Sequence[FileResult], profile_name: str, generic_name: str | None
-) -> None:
+) -> Path:
     """``report.html``: one row per photo, original / generic retouch / personal retouch, each with the
-    scores of both models (the page style of ``piaa demo``'s report; thumbnails embedded)."""
-    from piaa.io import atomic_write_text
-
+    scores of both models (the page style of ``piaa demo``'s report; thumbnails embedded). Like the
+    photos, it never replaces an existing file (``report-retouched.html`` then); returns its path."""
     models = [m for m in ("personal", "generic") if any(m in r.scores for r in results)]
     labels = {"personal": f"personal ({profile_name})", "generic": f"generic ({generic_name})"}
     rows = []
@@ -279,4 +278,4 @@ img{{max-width:256px;max-height:192px}} h2{{font-size:15px;margin-bottom:4px}}</
 personal model's score (the paper's section 4.6); the generic retouch maximises the generic model's.</p>
 {"".join(rows)}
 """
-    atomic_write_text(path, page)
+    return write_new(path.parent, path.name, page.encode("utf-8"))
