@@ -185,7 +185,9 @@ def retouch_files(
     training = list(album) if album else list(files)
     method = resolve_method(method, None, len(training))
     if method == "learned":
-        thumbs = album_thumbnails(training, scorers["personal"].size, FailureLog())  # bad files: below
+        thumbs = album_thumbnails(
+            training, scorers["personal"].preprocess.size, FailureLog()
+        )  # bad files: below
         for k, sc in scorers.items():
             predictors[k] = train_predictor(sc, thumbs, get_ops(ops))
     results: list[FileResult] = []
