@@ -159,23 +159,24 @@ class Reference:
             )
         info = json.loads(self.meta["backbone_info"])
         channels = info["channels"]
-        idx = [int(self.item_idx[r]) for r in rows]
+        rows = np.asarray(rows, dtype=np.int64)
         db = open_read_only(self.path / DB_NAME)
         try:
             codec = None
             if self.meta.get("store_maps") == "compact":
                 blob = db.execute("SELECT value FROM blobs WHERE key = 'map_codec'").fetchone()
                 codec = MapCodec.from_bytes(blob[0])
-            for start in range(0, len(idx), chunk):
-                yield self._read_maps(db, idx[start : start + chunk], channels, codec)
+            for start in range(0, len(rows), chunk):
+                yield self._read_maps(db, rows[start : start + chunk], channels, codec)
         except sqlite3.DatabaseError as e:
             raise ReferenceError(f"{self.path}: the reference store is corrupt ({e})") from None
         finally:
             db.close()
 
     def _read_maps(
-        self, db: sqlite3.Connection, idx: list[int], channels: list[int], codec: MapCodec | None
+        self, db: sqlite3.Connection, rows: np.ndarray, channels: list[int], codec: MapCodec | None
     ) -> FeatureMaps:
+        idx = [int(i) for i in self.item_idx[rows]]
         found = {}
         for chunk in range(0, len(idx), 500):
             part = sorted(set(idx[chunk : chunk + 500]))
@@ -186,21 +187,18 @@ class Reference:
         if missing:
             raise ReferenceError(f"{self.path}: feature maps missing for {len(missing)} images")
         c1, c2, c3 = channels
-        z3 = torch.from_numpy(
-            np.stack([np.frombuffer(found[i][2], "<f2") for i in idx]).reshape(len(idx), c3, 1, 1)
-        )
-        out = []
-        for pos, ch in enumerate((c1, c2)):
-            blobs = [found[i][pos] for i in idx]
-            if codec is None:
-                arr = np.stack([np.frombuffer(b, "<f2") for b in blobs])
+        blobs = [[found[i][pos] for i in idx] for pos in range(4)]
+        if codec is None:
+            out = []
+            for pos, ch in enumerate((c1, c2)):
+                arr = np.stack([np.frombuffer(b, "<f2") for b in blobs[pos]])
                 side = int(round((arr.shape[1] / ch) ** 0.5))
                 out.append(torch.from_numpy(arr.reshape(len(idx), ch, side, side)))
-            else:
-                r = codec.bases[pos].shape[1]
-                side = int(round(((len(blobs[0]) - 2 * r) / r) ** 0.5))
-                out.append(codec.decode(blobs, pos, side))
-        stats = np.stack([np.frombuffer(found[i][3], "<f2") for i in idx]).astype(np.float32)
+            z3 = torch.from_numpy(np.stack([np.frombuffer(b, "<f2") for b in blobs[2]]).reshape(-1, c3, 1, 1))
+        else:  # compact: the coarse grids as stored (the head runs on any grid)
+            out = [codec.decode(blobs[0], 0, c1), codec.decode(blobs[1], 1, c2)]
+            z3 = codec.decode_z3(blobs[2], self.embeddings[rows], c3)
+        stats = np.stack([np.frombuffer(b, "<f2") for b in blobs[3]]).astype(np.float32)
         return FeatureMaps(out[0], out[1], z3, z3.float().mean(dim=(2, 3)), torch.from_numpy(stats))
 
 

@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from piaa.backbones import DEFAULT_BACKBONE, Backbone, FeatureMaps, create_backbone
+from piaa.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
 from piaa.data.images import FailureLog
 from piaa.data.labels import read_labels
 from piaa.features.extract import Batch, FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
-from piaa.features.mapcodec import MapCodec, encode_maps
+from piaa.features.mapcodec import fit_codec, load_codec, map_blobs
 from piaa.io import atomic_open, remove_stale_temporaries
 from piaa.version import __version__
 
@@ -42,7 +41,7 @@ FORMAT = "piaa-reference-2"  # 2: stored maps include the low-level statistics
 EMB_NAME = "embeddings.npy"
 PENDING, DONE, FAILED = 0, 1, 2
 COMPACT_FROM = 20_000  # images: larger references store compact maps unless told otherwise
-CODEC_FIT_IMAGES = 256  # images whose maps fit the compact codec
+CODEC_FIT_IMAGES = 1  # images whose maps fit the compact codec (it checks Z3 = embedding)
 MAP_MODES = {True: "1", False: "0", "full": "1", "none": "0", "compact": "compact"}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -239,7 +238,7 @@ def _embed_pending(
         batches = extractor.files(paths, failures=run_failures, progress=desc)
     seen_failures = 0
     newly = 0
-    codec = _load_codec(db) if mode == "compact" else None
+    codec = load_codec(db) if mode == "compact" else None
     held: list[Batch] = []  # compact: the first batches, until the codec is fitted on them
 
     def record_failures() -> None:
@@ -258,20 +257,20 @@ def _embed_pending(
         rows = [idxs[k] for k in batch.indices]
         with db:  # one transaction per batch: all of it lands, or none of it
             record_failures()
-            write_rows(db, rows, f.embedding.numpy(), _map_blobs(f, mode, codec))
+            write_rows(db, rows, f.embedding.numpy(), map_blobs(f, mode, codec))
 
     for batch in batches:
         if mode == "compact" and codec is None:
             held.append(batch)
             if sum(len(b.indices) for b in held) < CODEC_FIT_IMAGES:
                 continue
-            codec = _fit_codec(db, held)
+            codec = fit_codec(db, held)
         for b in held or [batch]:
             write(b)
             newly += len(b.indices)
         held = []
     if held:  # fewer images than CODEC_FIT_IMAGES in all
-        codec = _fit_codec(db, held)
+        codec = fit_codec(db, held)
         for b in held:
             write(b)
             newly += len(b.indices)
@@ -295,38 +294,6 @@ def write_rows(
             "INSERT OR REPLACE INTO maps VALUES (?, ?, ?, ?, ?)",
             [(i, *m) for i, m in zip(rows, maps, strict=True)],
         )
-
-
-def _map_blobs(f: FeatureMaps, mode: str, codec: MapCodec | None) -> list[tuple] | None:
-    if mode == "0":
-        return None
-    if mode == "compact":
-        assert codec is not None
-        return encode_maps(codec, f)
-    return [tuple(_f16(t[j]) for t in (f.z1, f.z2, f.z3, f.stats)) for j in range(len(f.z1))]
-
-
-def _load_codec(db: sqlite3.Connection) -> MapCodec | None:
-    row = db.execute("SELECT value FROM blobs WHERE key = 'map_codec'").fetchone()
-    return MapCodec.from_bytes(row[0]) if row else None
-
-
-def _fit_codec(db: sqlite3.Connection, held: list[Batch]) -> MapCodec:
-    codec = MapCodec.fit(
-        np.concatenate([b.features.z1.float().numpy() for b in held]),
-        np.concatenate([b.features.z2.float().numpy() for b in held]),
-    )
-    save_codec(db, codec)
-    return codec
-
-
-def save_codec(db: sqlite3.Connection, codec: MapCodec) -> None:
-    with db:  # before any compact row: a resumed build decodes every row with the same codec
-        db.execute("INSERT OR REPLACE INTO blobs VALUES ('map_codec', ?)", (codec.to_bytes(),))
-
-
-def _f16(t: torch.Tensor) -> bytes:
-    return t.numpy().astype("<f2").tobytes()
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
