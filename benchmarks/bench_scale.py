@@ -9,7 +9,7 @@ codec's fidelity is measured on real photos, see the README).
 
     PYTHONPATH=src python benchmarks/bench_scale.py --out /tmp/ava-synth [--rows 255000] [--seed-ref REF]
 
-Open + query and personalize are measured in fresh processes (peak RSS = ru_maxrss of that process).
+Open + query and personalize are measured in fresh processes (peak RSS = VmHWM of that process).
 """
 
 from __future__ import annotations
@@ -95,8 +95,16 @@ def build(out: Path, rows: int, seed_ref: Path | None) -> dict:
     return {"write_s": round(write_s, 1), "finalize_s": round(time.perf_counter() - t, 1)}
 
 
-_QUERY = """
-import resource, sys, time, json, numpy as np
+_PEAK = """
+def peak_gb():
+    with open("/proc/self/status") as f:
+        return round(int(next(x for x in f if x.startswith("VmHWM")).split()[1]) / 2**20, 2)
+"""
+
+_QUERY = (
+    _PEAK
+    + """
+import sys, time, json, numpy as np
 t00 = time.perf_counter()
 from piaa.features.reference import Reference
 from piaa.features.index import NeighborIndex
@@ -111,12 +119,15 @@ ref.neighbors(q, 50)
 t2 = time.perf_counter()
 print(json.dumps({"imports_s": round(t0 - t00, 2), "open_s": round(t1 - t0, 2),
                   "query_s": round(t2 - t1, 3), "total_s": round(t2 - t0, 2),
-                  "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+                  "peak_gb": peak_gb(),
                   "index": ref.index.kind}))
 """
+)
 
-_PERSONALIZE = """
-import resource, sys, time, json, numpy as np, torch
+_PERSONALIZE = (
+    _PEAK
+    + """
+import sys, time, json, numpy as np, torch
 from piaa.features.reference import Reference
 from piaa.features.index import probe_queries
 from piaa.models.train import TrainConfig, cached_source, fit_generic, new_head
@@ -136,8 +147,9 @@ fit_generic(head, cached_source(maps), torch.from_numpy(ref.distributions[rows])
 t3 = time.perf_counter()
 print(json.dumps({"neighbours": int(len(rows)), "search_s": round(t1 - t0, 2), "maps_s": round(t2 - t1, 2),
                   "train_s": round(t3 - t2, 1), "total_s": round(t3 - t0, 1),
-                  "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}))
+                  "peak_gb": peak_gb()}))
 """
+)
 
 
 def run(code: str, *args: str) -> dict:

@@ -114,6 +114,10 @@ def score_cmd(
     output: Annotated[Path | None, typer.Option(help="Write FILE.csv or FILE.json.")] = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show and write only the best N.")] = None,
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Embed on a Ray cluster: its address, 'auto', or 'local' (pip install piaa[ray])."),
+    ] = None,
 ) -> None:
     """Score photos with a profile (1-10, higher is better) and rank them."""
     from piaa.data.images import FailureLog
@@ -122,7 +126,14 @@ def score_cmd(
     prof = load_profile(profile)
     files = walk(paths)
     failures = FailureLog()
-    results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
+    if ray:
+        from piaa.features.distributed import score_files_ray
+
+        results = score_files_ray(
+            prof, files, failures=failures, progress=len(files) > 16, engine=engine, address=ray
+        )
+    else:
+        results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
     results.sort(key=lambda r: -r.score)
     if top:
         results = results[:top]
