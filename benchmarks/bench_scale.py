@@ -85,7 +85,7 @@ def build(out: Path, rows: int, seed_ref: Path | None) -> dict:
     for s in range(0, rows, 1024):
         idx = list(range(s, min(rows, s + 1024)))
         with db:
-            store.write_rows(db, idx, emb[idx], [blobs[i % pool] for i in idx])
+            store.write_rows(db, idx, emb[idx], [blobs[i % pool] for i in idx], "compact")
     write_s = time.perf_counter() - t0
     del emb
     t = time.perf_counter()

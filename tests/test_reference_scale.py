@@ -41,7 +41,7 @@ def test_compact_maps_are_the_pooled_full_maps(full_and_compact):
         assert ((y.float() - pooled).abs().flatten(1).amax(1) <= step * 0.51 + 2e-2).all()
     torch.testing.assert_close(b.z3.float(), a.z3.float(), atol=2e-2, rtol=2e-3)  # from embedding x norm
     torch.testing.assert_close(b.stats, a.stats)
-    np.testing.assert_allclose(compact.embeddings, full.embeddings, atol=1e-6)
+    np.testing.assert_allclose(compact.embeddings, full.embeddings, atol=1e-3)  # stored float16
 
 
 def test_the_head_trains_on_compact_maps_and_scores_full_ones(full_and_compact, lite0):

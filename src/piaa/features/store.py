@@ -257,7 +257,7 @@ def _embed_pending(
         rows = [idxs[k] for k in batch.indices]
         with db:  # one transaction per batch: all of it lands, or none of it
             record_failures()
-            write_rows(db, rows, f.embedding.numpy(), map_blobs(f, mode, codec))
+            write_rows(db, rows, f.embedding.numpy(), map_blobs(f, mode, codec), mode)
 
     for batch in batches:
         if mode == "compact" and codec is None:
@@ -279,15 +279,20 @@ def _embed_pending(
     return newly
 
 
+def emb_dtype(mode: str) -> str:
+    """Stored embeddings: float32, float16 in a compact store (half the space; cosines move < 1e-3)."""
+    return "<f2" if mode == "compact" else "<f4"
+
+
 def write_rows(
-    db: sqlite3.Connection, rows: list[int], embeddings: np.ndarray, maps: list[tuple] | None
+    db: sqlite3.Connection, rows: list[int], embeddings: np.ndarray, maps: list[tuple] | None, mode: str
 ) -> None:
     """Store one batch (inside the caller's transaction): embeddings normalised here, map blobs as made
-    by :func:`_map_blobs`."""
-    emb = normalize(embeddings)
+    by :func:`map_blobs` for maps ``mode``."""
+    emb = normalize(embeddings).astype(emb_dtype(mode))
     db.executemany(
         "UPDATE items SET status = ?, error = NULL, embedding = ? WHERE idx = ?",
-        [(DONE, emb[j].astype("<f4").tobytes(), i) for j, i in enumerate(rows)],
+        [(DONE, emb[j].tobytes(), i) for j, i in enumerate(rows)],
     )
     if maps is not None:
         db.executemany(
@@ -338,11 +343,13 @@ def open_read_only(dbp: Path) -> sqlite3.Connection:
 def embeddings_from_db(db: sqlite3.Connection) -> np.ndarray:
     """The normalised embeddings of the embedded rows, in row order, read in pieces (no second copy)."""
     n = db.execute("SELECT COUNT(*) FROM items WHERE status = ?", (DONE,)).fetchone()[0]
+    mode = db.execute("SELECT value FROM meta WHERE key = 'store_maps'").fetchone()
+    dtype = emb_dtype(mode[0] if mode else "1")
     cur = db.execute("SELECT embedding FROM items WHERE status = ? ORDER BY idx", (DONE,))
     out: np.ndarray | None = None
     pos = 0
     while rows := cur.fetchmany(8192):
-        part = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        part = np.frombuffer(b"".join(r[0] for r in rows), dtype=dtype).reshape(len(rows), -1)
         if out is None:
             out = np.empty((n, part.shape[1]), np.float32)
         out[pos : pos + len(rows)] = part
