@@ -141,6 +141,10 @@ def score_cmd(
             "input: ~3.5x faster for 24-MP photos, but scores move by ~0.01 (up to 0.04).",
         ),
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Embed on a Ray cluster: its address, 'auto', or 'local' (pip install piaa[ray])."),
+    ] = None,
 ) -> None:
     """Score photos with a profile (1-10, higher is better) and rank them."""
     from piaa.data.images import FailureLog, embedded_previews
@@ -150,8 +154,15 @@ def score_cmd(
     prof = load_profile(profile)
     files = walk(paths)
     failures = FailureLog()
-    with decode_workers(workers), embedded_previews(previews):
-        results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
+    if ray:
+        from piaa.features.distributed import score_files_ray
+
+        results = score_files_ray(
+            prof, files, failures=failures, progress=len(files) > 16, engine=engine, address=ray
+        )
+    else:
+        with decode_workers(workers), embedded_previews(previews):
+            results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
     results.sort(key=lambda r: -r.score)
     if top:
         results = results[:top]

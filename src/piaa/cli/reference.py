@@ -43,6 +43,10 @@ def reference_build(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N labelled images.")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Embed on a Ray cluster: its address, 'auto', or 'local' (pip install piaa[ray])."),
+    ] = None,
 ) -> None:
     """Embed every labelled image; a killed build resumes where it stopped."""
     from piaa.features.reference import build_reference
@@ -58,6 +62,7 @@ def reference_build(
         batch_size=batch_size,
         workers=workers,
         limit=limit,
+        ray=ray,
     )
     if rep.labels_skipped:
         n = len(rep.labels_skipped)
@@ -86,8 +91,9 @@ def reference_info(ref: Path) -> None:
     m = r.meta
     say(
         f"{ref}: {len(r)} images, backbone {m['backbone']} (weights {m['weights_hash']}), "
-        f"labels {m['labels_format']} from {m['labels']}, maps {'stored' if r.has_maps else 'not stored'}"
+        f"labels {m['labels_format']} from {m['labels']}, maps {r.maps_kind}"
     )
+    say(f"neighbour index: {r.index.kind}; {r.index.why}")
 
 
 @reference_app.command("neighbors")
