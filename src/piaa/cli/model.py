@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from piaa.cli._common import (
+    Workers,
     _write_and_report,
     app,
     console,
@@ -60,15 +61,7 @@ def personalize_cmd(
     select: Annotated[
         bool, typer.Option(help="Pull toward the generic model as far as held-out pairs say (off: paper).")
     ] = True,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
-            "cores, where each network thread decodes its own batch (measured fastest there for small "
-            "and camera-size photos alike).",
-        ),
-    ] = None,
+    workers: Workers = None,
 ) -> None:
     """Train a personal profile: a generic model (from a reference's neighbours, or --generic), then the
     preferences."""
@@ -125,15 +118,7 @@ def score_cmd(
     output: Annotated[Path | None, typer.Option(help="Write FILE.csv or FILE.json.")] = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show and write only the best N.")] = None,
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
-            "cores, where each network thread decodes its own batch (measured fastest there for small "
-            "and camera-size photos alike).",
-        ),
-    ] = None,
+    workers: Workers = None,
     previews: Annotated[
         bool,
         typer.Option(

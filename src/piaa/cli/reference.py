@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from piaa.cli._common import (
+    Workers,
     _write_and_report,
     console,
     err_console,
@@ -33,15 +34,7 @@ def reference_build(
     maps: Annotated[bool, typer.Option(help="Store feature maps (fast personalization).")] = True,
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
-            "cores, where each network thread decodes its own batch (measured fastest there for small "
-            "and camera-size photos alike).",
-        ),
-    ] = None,
+    workers: Workers = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N labelled images.")] = None,
     ray: Annotated[
         str | None,
@@ -106,15 +99,7 @@ def reference_neighbors(
         Path | None, typer.Option(help="Write all neighbours to FILE.csv or FILE.json.")
     ] = None,
     show: Annotated[int, typer.Option(help="Neighbours shown per image in the terminal.")] = 5,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
-            "cores, where each network thread decodes its own batch (measured fastest there for small "
-            "and camera-size photos alike).",
-        ),
-    ] = None,
+    workers: Workers = None,
 ) -> None:
     """The K nearest reference images (cosine similarity) of each query image."""
     from piaa.data.images import FailureLog
