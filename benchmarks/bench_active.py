@@ -24,7 +24,7 @@ from piaa.data.images import iter_image_files, load_image
 from piaa.evaluation.metrics import spearman
 from piaa.evaluation.simulate import photo_attributes, random_user
 from piaa.preferences import PairSampler
-from piaa.sampling.active import ActiveSampler, album_features, fit_ranker
+from piaa.sampling import ActiveSampler, album_features, fit_ranker
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 CHECKPOINTS = (10, 25, 50, 100)

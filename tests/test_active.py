@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 
 from piaa.evaluation.metrics import spearman
-from piaa.preferences import PairSampler, infer_transitive
-from piaa.sampling.active import (
+from piaa.preferences import infer_transitive
+from piaa.sampling import (
     ActiveSampler,
     LinearRanker,
+    PairSampler,
+    RandomSampler,
     album_features,
+    create_sampler,
     design_matrix,
     fit_ranker,
-    make_sampler,
+    list_samplers,
 )
 
 NAMES = [f"p{i:02d}.jpg" for i in range(12)]
@@ -150,11 +153,15 @@ def test_linear_ranker_recovers_a_linear_taste():
     assert model.cov is not None and np.all(np.linalg.eigvalsh(model.cov) > 0)
 
 
-def test_make_sampler():
-    assert isinstance(make_sampler("random", NAMES), PairSampler)
-    assert isinstance(make_sampler("active", NAMES), ActiveSampler)
+def test_create_sampler():
+    assert list_samplers() == ["random", "active"]
+    assert isinstance(create_sampler("random", NAMES), RandomSampler)
+    assert isinstance(create_sampler("active", NAMES), ActiveSampler)
+    assert all(isinstance(create_sampler(name, NAMES), PairSampler) for name in list_samplers())
+    s = create_sampler("active", NAMES, seed=3, warmup=4, background=True)
+    assert s.warmup == 4 and s.background and s.needs_features
     with pytest.raises(ValueError, match="unknown strategy"):
-        make_sampler("clever", NAMES)
+        create_sampler("clever", NAMES)
     with pytest.raises(ValueError, match="unknown criterion"):
         ActiveSampler(NAMES, criterion="vibes")
 

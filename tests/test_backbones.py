@@ -13,8 +13,8 @@ CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egypti
 COFFEE_CLASSES = {967, 968}  # espresso, cup
 
 
-def test_registry_lists_the_three_backbones():
-    assert {"efficientnet-lite0", "efficientnet-lite2", "vgg16"} <= set(list_backbones())
+def test_registry_lists_the_backbones():
+    assert {"efficientnet-lite0", "efficientnet-lite2", "vgg16", "nima-mobilenet"} <= set(list_backbones())
 
 
 def test_unknown_backbone_names_the_choices():
@@ -131,7 +131,7 @@ def test_channel_stats_are_spatial_mean_and_std_per_channel():
     torch.testing.assert_close(s, torch.tensor([[2.0, 2.0, 1.0, 0.0, 0.0, 0.0]]), atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["efficientnet-lite0", "efficientnet-lite2", "vgg16"])
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "efficientnet-lite2", "vgg16", "nima-mobilenet"])
 def test_every_backbone_yields_its_low_level_statistics(name):
     bb = create_backbone(name, weights=None)
     with torch.no_grad():

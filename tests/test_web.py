@@ -28,7 +28,11 @@ def fake_features(paths: list[Path], progress) -> np.ndarray:
 
 @pytest.fixture
 def album(tmp_path: Path) -> Path:
-    """Eight photos (one in a subfolder, one with a space), plus things that must never be served."""
+    """Eight photos (one in a subfolder, one with a space), plus things that must never be served.
+
+    Symlinks are followed as every command follows them (``iter_image_files``), so the ones here lead
+    out of the album to a file that is not an image: listed as skipped at startup, never served.
+    Symlinked *photos* are album photos: ``test_symlinked_photos_are_album_photos``."""
     rng = np.random.default_rng(0)
     root = tmp_path / "album"
     (root / "sub").mkdir(parents=True)
@@ -42,8 +46,7 @@ def album(tmp_path: Path) -> Path:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.jpg").write_bytes(SECRET)
-    synthetic_photo(rng).save(outside / "elsewhere.jpg")
-    (root / "escape.jpg").symlink_to(outside / "elsewhere.jpg")  # an image, but outside the album
+    (root / "escape.jpg").symlink_to(outside / "secret.jpg")  # out of the album, to a non-image
     (root / "linked").symlink_to(outside, target_is_directory=True)
     return root
 
@@ -69,7 +72,7 @@ def test_page_and_assets_load(album, tmp_path):
 
 def test_pair_choose_skip_undo_and_counter(album, tmp_path):
     with make_client(album, tmp_path, target=3) as c:
-        d = c.get("/api/pair").json()
+        d = c.post("/api/pair", json={}).json()
         assert d["state"]["count"] == 0 and d["state"]["target"] == 3 and d["state"]["album"] == 8
         left, right = d["pair"]["left"]["name"], d["pair"]["right"]["name"]
         assert {left, right} <= ALBUM_NAMES and left != right
@@ -80,7 +83,7 @@ def test_pair_choose_skip_undo_and_counter(album, tmp_path):
         with PreferenceStore(tmp_path / "prefs.sqlite") as s:  # on disk already, readable by anyone
             assert [(j.preferred, j.other, j.source) for j in s.judgements()] == [(right, left, "collect")]
 
-        d2 = c.get("/api/pair").json()["pair"]
+        d2 = c.post("/api/pair", json={}).json()["pair"]
         a, b = d2["left"]["name"], d2["right"]["name"]
         assert {a, b} != {left, right}
         r = c.post("/api/skip", json={"a": a, "b": b}).json()
@@ -97,7 +100,7 @@ def test_pair_choose_skip_undo_and_counter(album, tmp_path):
 def test_pairs_never_repeat_and_run_out(album, tmp_path):
     with make_client(album, tmp_path) as c:
         seen = []
-        while (p := c.get("/api/pair").json()["pair"]) is not None:
+        while (p := c.post("/api/pair", json={}).json()["pair"]) is not None:
             seen.append(frozenset((p["left"]["name"], p["right"]["name"])))
         assert len(seen) == len(set(seen)) == 8 * 7 // 2
 
@@ -109,7 +112,7 @@ def test_existing_judgements_are_counted_and_not_asked_again(album, tmp_path):
     with make_client(album, tmp_path, strategy="active") as c:
         assert c.get("/api/state").json()["count"] == 2
         seen = set()
-        while (p := c.get("/api/pair").json()["pair"]) is not None:
+        while (p := c.post("/api/pair", json={}).json()["pair"]) is not None:
             seen.add(frozenset((p["left"]["name"], p["right"]["name"])))
         assert frozenset(("p0.jpg", "p1.jpg")) not in seen and len(seen) == 28 - 2
 
@@ -202,7 +205,7 @@ def test_concurrent_choices_from_many_threads(tmp_path):
         def worker() -> None:
             try:
                 for _ in range(20):
-                    p = c.get("/api/pair").json()["pair"]
+                    p = c.post("/api/pair", json={}).json()["pair"]
                     pair = (p["left"]["name"], p["right"]["name"])
                     assert (
                         c.post("/api/choose", json={"preferred": pair[0], "other": pair[1]}).status_code
@@ -249,7 +252,7 @@ def test_train_with_reference_ranks_the_album(demo_world, tmp_path):
     with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
         assert c.post("/api/train", json={}).status_code == 409  # nothing to learn from yet
         for _ in range(10):
-            p = c.get("/api/pair").json()["pair"]
+            p = c.post("/api/pair", json={}).json()["pair"]
             c.post("/api/choose", json={"preferred": p["left"]["name"], "other": p["right"]["name"]})
         assert c.get("/api/state").json()["count"] == 10
         r = c.post("/api/train", json={})
@@ -271,7 +274,7 @@ def test_train_with_reference_ranks_the_album(demo_world, tmp_path):
 def test_train_without_reference_uses_the_quick_model(album, tmp_path):
     with make_client(album, tmp_path, target=2) as c:
         for _ in range(4):
-            p = c.get("/api/pair").json()["pair"]
+            p = c.post("/api/pair", json={}).json()["pair"]
             c.post("/api/choose", json={"preferred": p["left"]["name"], "other": p["right"]["name"]})
         assert c.post("/api/train", json={}).status_code == 202
         job = _wait_for_training(c)
@@ -284,7 +287,7 @@ def test_train_without_reference_uses_the_quick_model(album, tmp_path):
 def test_active_strategy_trains_its_model_in_the_background(album, tmp_path):
     with make_client(album, tmp_path, strategy="active") as c:
         for _ in range(12):
-            p = c.get("/api/pair").json()["pair"]
+            p = c.post("/api/pair", json={}).json()["pair"]
             c.post("/api/choose", json={"preferred": p["left"]["name"], "other": p["right"]["name"]})
         deadline = time.monotonic() + 10
         while (s := c.get("/api/state").json()["sampler"])["model_judgements"] is None:
@@ -339,7 +342,7 @@ def test_cli_server_killed_mid_session_loses_nothing(album, tmp_path):
                 time.sleep(0.1)
         posted = []
         for _ in range(5):
-            p = httpx.get(f"{base}/api/pair").json()["pair"]
+            p = httpx.post(f"{base}/api/pair", json={}).json()["pair"]
             pair = (p["right"]["name"], p["left"]["name"])
             httpx.post(f"{base}/api/choose", json={"preferred": pair[0], "other": pair[1]}).raise_for_status()
             posted.append(pair)

@@ -2,8 +2,10 @@
 ``get_backbone_config(name)`` (timm's ``get_pretrained_cfg``: what a backbone needs and gives, readable
 without building the network).
 
-``weights`` is ``"imagenet"`` (the default: the pretrained weights the backbone ships or fetches),
-``None`` (random, reproducible initialisation; for tests) or a path to a state-dict file.
+``weights`` is ``"imagenet"`` (the default: the pretrained weights the backbone ships or fetches; for
+``nima-mobilenet`` these are AVA aesthetic weights, also called ``"ava"``), ``None`` (random, reproducible
+initialisation; for tests) or a path to a state-dict file (``nima-mobilenet`` also reads idealo's
+original Keras ``.hdf5``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ def _lite(name: str) -> Callable[[str | None], Backbone]:
     return make
 
 
+def _nima(weights: str | None) -> Backbone:
+    from piaa.backbones.nima import NimaMobileNet
+
+    return NimaMobileNet(weights)
+
+
 def _vgg16(weights: str | None) -> Backbone:
     from piaa.backbones.vgg import VGG16
 
@@ -83,6 +91,16 @@ _REGISTRY: dict[str, _Entry] = {
         BackboneConfig(
             "efficientnet-lite2", dataclasses.replace(_LITE, size=260), (120, 1280, 1280), 1280, 240,
             "EfficientNet-Lite2, 260 px", "Apache-2.0", True,
+        ),
+    ),
+    "nima-mobilenet": _Entry(
+        _nima,
+        BackboneConfig(
+            "nima-mobilenet", dataclasses.replace(_LITE, interpolation="nearest", draft=False),
+            (512, 1024, 1024), 1024, 960,
+            "NIMA MobileNet v1 trained on AVA aesthetics (idealo's weights), 224 px", "Apache-2.0", True,
+            "https://github.com/idealo/image-quality-assessment/raw/master/models/MobileNet/"
+            "weights_mobilenet_aesthetic_0.07.hdf5",
         ),
     ),
     "vgg16": _Entry(

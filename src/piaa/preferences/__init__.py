@@ -1,6 +1,62 @@
-"""A person's pairwise preferences: the store, CSV exchange, contradiction rules and transitivity.
+"""A person's pairwise preferences: the rules (contradictions, transitivity), CSV exchange, the store.
 
-Kept free of torch so that it imports quickly (child processes, the web app's store)."""
+Kept free of torch so that it imports quickly (child processes, the web app's store).
+"""
 
-from piaa.preferences.store import *  # noqa: F403
-from piaa.preferences.store import __all__  # noqa: F401
+from __future__ import annotations
+
+from typing import Any
+
+from piaa.preferences.exchange import (
+    CSV_HEADER,
+    is_sqlite_file,
+    load_pairs,
+    load_statements,
+    read_pairs_csv,
+    write_pairs_csv,
+)
+from piaa.preferences.rules import (
+    Contradiction,
+    Judgement,
+    Pair,
+    PreferenceError,
+    enrich_transitive,
+    enrich_transitive_with_sources,
+    infer_transitive,
+    match_names,
+    normalize_name,
+    resolve,
+)
+from piaa.preferences.store import SCHEMA_VERSION, PreferenceStore
+
+__all__ = [
+    "CSV_HEADER",
+    "SCHEMA_VERSION",
+    "Contradiction",
+    "Judgement",
+    "Pair",
+    "PairSampler",
+    "PreferenceError",
+    "PreferenceStore",
+    "enrich_transitive",
+    "enrich_transitive_with_sources",
+    "infer_transitive",
+    "is_sqlite_file",
+    "load_pairs",
+    "load_statements",
+    "match_names",
+    "normalize_name",
+    "read_pairs_csv",
+    "resolve",
+    "write_pairs_csv",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """``PairSampler``, the random sampler's old home: it now lives in :mod:`piaa.sampling` as
+    ``RandomSampler`` (imported lazily, since sampling depends on this package and not the reverse)."""
+    if name == "PairSampler":
+        from piaa.sampling.random import RandomSampler
+
+        return RandomSampler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

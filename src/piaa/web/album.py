@@ -1,10 +1,17 @@
-"""The album as the web app sees it: a fixed list of image files, looked up only by exact name.
+"""The album as the web app serves it: image files checked once at startup, looked up only by exact name.
+
+The album is walked like every other command walks a folder (:func:`piaa.data.images.iter_image_files`:
+recursive, hidden files skipped, symlinked files and folders followed), so ``collect`` accepts exactly
+the photos ``score`` and ``personalize`` accept. Each photo is decoded once at startup; one that cannot
+be (truncated, corrupt, not an image) is listed in ``skipped`` with its reason and is never offered,
+ranked or served.
 
 The server never turns a request path into a file path. A name is served only if it is one of the
 album-relative names listed at startup (so ``..``, absolute paths, encoded variants and backslashes
-simply are not names), and only if the file still resolves inside the album (a symlink may have been
-re-pointed since). Photos are sent as downscaled JPEG copies: a 24-megapixel original would take a
-second to load; a 1024-pixel copy is instant and shows everything a side-by-side choice needs.
+simply are not names), and only if the file still resolves to where it did at startup (a symlink
+re-pointed since, to a secret say, is refused). Photos are sent as downscaled JPEG copies: a 24-megapixel
+original would take a second to load; a 1024-pixel copy is instant and shows everything a side-by-side
+choice needs.
 """
 
 from __future__ import annotations
@@ -13,36 +20,74 @@ import io
 import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
 from PIL import Image
 
-from piaa.data.images import ImageError, iter_image_files, load_image
+from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
+from piaa.preferences import normalize_name
+
+__all__ = ["CACHE_BYTES", "DISPLAY_SIDE", "THUMB_SIDE", "AlbumImageNotFound", "ServedAlbum"]
 
 DISPLAY_SIDE = 1024
 THUMB_SIDE = 256
 CACHE_BYTES = 64 * 1024 * 1024
+CHECK_THREADS = 8  # decoding releases the GIL: a few threads make the startup check several times faster
 
 
 class AlbumImageNotFound(LookupError):
     """Not an image of this album (whatever the request tried)."""
 
 
-class Album:
-    """Image files under ``root`` (recursively, hidden files skipped), by album-relative POSIX name."""
+def _check(path: Path) -> str | None:
+    """None if the photo decodes (at display size: DCT scaling keeps this fast), else why not."""
+    try:
+        load_image(path, draft_size=(DISPLAY_SIDE, DISPLAY_SIDE))
+    except ImageError as exc:
+        return exc.reason
+    except Exception as exc:  # noqa: BLE001 - one odd file must not stop the app from starting
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+
+class ServedAlbum:
+    """The album the web app serves: photos under ``root`` that decode, by album-relative POSIX name.
+
+    ``names`` (sorted as walked) are the photos that may be offered; ``files`` maps each to its path;
+    ``skipped`` (a ``FailureLog``) lists the image files left out and why. Names are
+    ``normalize_name``'d (NFC), so they compare equal to the names in a preference store. Raises
+    ``FileNotFoundError`` for a missing folder and ``ValueError`` for fewer than two usable photos.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, check: bool = True) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: album folder not found")
-        self._real_root = self.root.resolve()
-        self.files: dict[str, Path] = {}
+        found: dict[str, Path] = {}
         for path in iter_image_files([self.root]):
-            if self._inside(path):  # symlinks leading out of the album are not part of it
-                self.files[path.relative_to(self.root).as_posix()] = path
+            found.setdefault(normalize_name(path.relative_to(self.root).as_posix()), path)
+        self.skipped = FailureLog()
+        reasons: list[str | None] = [None] * len(found)
+        if check and found:
+            with ThreadPoolExecutor(min(CHECK_THREADS, os.cpu_count() or 1)) as pool:
+                reasons = list(pool.map(_check, found.values()))
+        self.files: dict[str, Path] = {}
+        self._targets: dict[str, str] = {}  # name -> where the file resolved to at startup
+        for (name, path), reason in zip(found.items(), reasons, strict=True):
+            if reason is not None:
+                self.skipped.add(path, reason)
+                continue
+            self.files[name] = path
+            self._targets[name] = os.path.realpath(path)
         if len(self.files) < 2:
-            raise ValueError(f"{self.root}: the album needs at least two images, found {len(self.files)}")
+            detail = (
+                f" ({len(self.skipped)} could not be read: {self.skipped.lines()[0]})" if self.skipped else ""
+            )
+            raise ValueError(
+                f"{self.root}: the album needs at least two images, found {len(self.files)}{detail}"
+            )
         self.names = list(self.files)
         self._cache: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
         self._cache_size = 0
@@ -54,27 +99,38 @@ class Album:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self.files
 
-    def _inside(self, path: Path) -> bool:
-        try:
-            return path.resolve().is_relative_to(self._real_root) and path.is_file()
-        except OSError:
-            return False
+    def skipped_photos(self) -> list[dict[str, str]]:
+        """``[{"name", "reason"}]`` for every image file left out at startup (album-relative names)."""
+        out = []
+        for path, reason in self.skipped:
+            out.append({"name": path.relative_to(self.root).as_posix(), "reason": reason})
+        return out
 
     def path(self, name: str) -> Path:
         """The file behind an album name, or ``AlbumImageNotFound``."""
         path = self.files.get(name)
-        if path is None or not self._inside(path):
+        if path is None:
             raise AlbumImageNotFound(name)
+        try:
+            if os.path.realpath(path) != self._targets[name] or not path.is_file():
+                raise AlbumImageNotFound(name)
+        except OSError:
+            raise AlbumImageNotFound(name) from None
         return path
 
     @staticmethod
     def url(name: str, thumb: bool = False) -> str:
+        """The page's URL for a photo (``/img/<quoted name>``, ``?size=thumb`` for 256 pixels)."""
         return f"/img/{quote(name, safe='/')}" + ("?size=thumb" if thumb else "")
 
     def jpeg(self, name: str, side: int = DISPLAY_SIDE) -> bytes:
-        """A JPEG copy at most ``side`` pixels on its long edge, upright (EXIF), cached in memory."""
+        """A JPEG copy at most ``side`` pixels on its long edge, upright (EXIF), cached in memory.
+        Raises ``AlbumImageNotFound`` for anything not servable (see the module docstring)."""
         path = self.path(name)
-        key = (name, side, path.stat().st_mtime_ns)
+        try:
+            key = (name, side, path.stat().st_mtime_ns)
+        except OSError:
+            raise AlbumImageNotFound(name) from None
         with self._lock:
             data = self._cache.get(key)
             if data is not None:

@@ -2,35 +2,44 @@
 
 Every click is one ``PreferenceStore.add`` (its own durable transaction) before the page moves on, so
 closing the tab or killing the server loses nothing already clicked. Request handlers run in a thread
-pool; the store, the samplers and the album cache are thread-safe, and each ``/api/pair`` call draws a
+pool; the store, the samplers and the album cache are thread-safe, and each ``POST /api/pair`` draws a
 fresh pair, so two tabs never get the same one.
+
+Other web sites must not be able to drive the app from the person's browser: every request that changes
+anything (drawing a pair uses it up) is a same-origin POST with a JSON body, and bodies and echoed names
+are capped (:mod:`piaa.web.security` says why each check is there).
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from piaa.preferences import PairSampler, PreferenceStore
-from piaa.sampling.active import STRATEGIES, ActiveSampler, make_sampler
-from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, Album, AlbumImageNotFound
+from piaa.errors import one_line
+from piaa.preferences import Pair, PreferenceError, PreferenceStore, match_names
+from piaa.sampling import create_sampler, list_samplers
+from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
+from piaa.web.security import BodyLimit, clip_name, same_origin
 from piaa.web.training import Trainer
 
 STATIC = Path(__file__).parent / "static"
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+MAX_NAME_CHARS = 4096  # longer than any path a file system allows
 
 FeatureFn = Callable[[list[Path], Callable[[int, int], None]], np.ndarray]
 
@@ -54,8 +63,9 @@ class CollectConfig:
         """Fail before the server starts, with one line naming what is wrong."""
         if not self.album.is_dir():
             raise FileNotFoundError(f"{self.album}: album folder not found")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.strategy not in list_samplers():
+            choices = ", ".join(list_samplers())
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {choices}")
         if self.target < 1:
             raise ValueError(f"--target must be at least 1, got {self.target}")
         if not self.store.parent.is_dir():
@@ -65,7 +75,7 @@ class CollectConfig:
 
 
 def _default_features(paths: list[Path], progress: Callable[[int, int], None]) -> np.ndarray:
-    from piaa.sampling.active import album_features
+    from piaa.sampling.features import album_features
 
     return album_features(paths, progress=progress)
 
@@ -107,25 +117,24 @@ class Collector:
     def __init__(self, cfg: CollectConfig) -> None:
         cfg.check()
         self.cfg = cfg
-        self.album = Album(cfg.album)
+        self.album = ServedAlbum(cfg.album)
         self.store = PreferenceStore(cfg.store)
         try:
-            pairs = self.store.pairs()
-            self.sampler: PairSampler | ActiveSampler = make_sampler(
+            pairs = self.album_pairs()
+            self.sampler = create_sampler(
                 cfg.strategy, self.album.names, seed=cfg.seed, seen=pairs, background=True
             )
             paths = [self.album.files[n] for n in self.album.names]
             self.features = Features(paths, cfg.features or _default_features)
-            if isinstance(self.sampler, ActiveSampler):
-                self.sampler.update(pairs)
+            self.sampler.update(pairs)
             profile_dir = cfg.profile_dir or cfg.store.with_name(f"{cfg.store.stem}-profile")
             self.trainer = Trainer(
                 album=cfg.album,
-                names=self.album.names,
+                files=self.album.files,
                 store_path=cfg.store,
                 reference=cfg.reference,
                 profile_dir=profile_dir,
-                pairs=self.store.pairs,
+                pairs=self.album_pairs,
                 features=lambda progress: self.features.get(progress),
                 overrides=cfg.train_overrides,
             )
@@ -136,17 +145,21 @@ class Collector:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Background work that should not delay the first page: features for the active sampler."""
-        if isinstance(self.sampler, ActiveSampler):
+        """Background work that should not delay the first page: features for a sampler that uses them."""
+        if self.sampler.needs_features:
             threading.Thread(target=self._load_features, daemon=True).start()
 
     def _load_features(self) -> None:
-        assert isinstance(self.sampler, ActiveSampler)
         with contextlib.suppress(Exception):  # the sampler stays random; /api/state shows the error
             self.sampler.set_features(self.features.get())
 
     def close(self) -> None:
         self.store.close()
+
+    def album_pairs(self) -> list[Pair]:
+        """The store's effective pairs between photos of this album, spelled as the album spells them
+        (judgements stored before names were normalised may differ in spaces or Unicode form)."""
+        return match_names(self.store.pairs(), self.album.names)[0]
 
     # -- views -----------------------------------------------------------------------------------------
 
@@ -155,10 +168,9 @@ class Collector:
 
     def state(self) -> dict[str, Any]:
         count = len(self.store.pairs())
-        sampler: dict[str, Any] = {"strategy": self.cfg.strategy}
-        if isinstance(self.sampler, ActiveSampler):
+        sampler = self.sampler.status()
+        if self.sampler.needs_features:
             sampler |= {
-                "model_judgements": self.sampler.model_judgements,
                 "features": "ready" if self.features.ready else (self.features.error or "computing"),
                 "features_done": self.features.done,
             }
@@ -166,6 +178,7 @@ class Collector:
             "count": count,
             "target": self.cfg.target,
             "album": len(self.album),
+            "album_skipped": len(self.album.skipped),  # photos that cannot be shown: GET /api/album
             "skipped": self.skipped,
             "remaining": self.sampler.remaining,
             "reference": self.cfg.reference is not None,
@@ -178,8 +191,7 @@ class Collector:
         return None if pair is None else {"left": self.photo(pair[0]), "right": self.photo(pair[1])}
 
     def _after_change(self) -> None:
-        if isinstance(self.sampler, ActiveSampler):
-            self.sampler.update(self.store.pairs())
+        self.sampler.update(self.album_pairs())
 
     def choose(self, preferred: str, other: str) -> None:
         self._check_names(preferred, other)
@@ -206,19 +218,22 @@ class Collector:
     def _check_names(self, a: str, b: str) -> None:
         for name in (a, b):
             if name not in self.album:
-                raise HTTPException(404, f"not an image of this album: {name!r}")
+                raise HTTPException(404, f"not an image of this album: {clip_name(name)}")
         if a == b:
             raise HTTPException(422, "a pair needs two different images")
 
 
+Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+
+
 class Choice(BaseModel):
-    preferred: str
-    other: str
+    preferred: Name
+    other: Name
 
 
 class Skip(BaseModel):
-    a: str
-    b: str
+    a: Name
+    b: Name
 
 
 def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) -> FastAPI:
@@ -243,11 +258,26 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
     @app.middleware("http")
     async def json_posts_only(request: Request, call_next: Callable) -> Response:
         """Cross-site forms can post text/plain without asking; only same-origin scripts send JSON."""
-        if request.method == "POST" and not request.headers.get("content-type", "").startswith(
-            "application/json"
-        ):
-            return JSONResponse({"detail": "expected application/json"}, status_code=415)
+        if request.method == "POST":
+            if not same_origin(request):
+                return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+            if not request.headers.get("content-type", "").startswith("application/json"):
+                return JSONResponse({"detail": "expected application/json"}, status_code=415)
         return await call_next(request)
+
+    app.add_middleware(BodyLimit)  # outermost: before anything reads the body
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """One short line, without echoing the input back (FastAPI's default quotes it whole)."""
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return JSONResponse({"detail": f"invalid request: {where}: {first.get('msg', 'invalid')}"}, 422)
+
+    @app.exception_handler(PreferenceError)
+    async def store_unusable(_: Request, exc: PreferenceError) -> JSONResponse:
+        """A locked or full store: the page shows this line and the person can try again."""
+        return JSONResponse({"detail": one_line(exc)}, status_code=503)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -268,8 +298,13 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
     def state() -> dict[str, Any]:
         return collector.state()
 
-    @app.get("/api/pair")
+    @app.get("/api/album")
+    def album() -> dict[str, Any]:
+        return {"photos": len(collector.album), "skipped_photos": collector.album.skipped_photos()}
+
+    @app.post("/api/pair")
     def pair() -> dict[str, Any]:
+        """POST, not GET: drawing a pair uses it up, so a cross-site link or image must not do it."""
         return {"pair": collector.next_pair(), "state": collector.state()}
 
     @app.post("/api/choose")
@@ -317,4 +352,7 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8765) -> None:
     import uvicorn
 
     check_port(host, port)
+    album: ServedAlbum = app.state.collector.album
+    if album.skipped:
+        print(album.skipped.summary("photo") + "\n(these are never shown)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

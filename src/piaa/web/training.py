@@ -1,9 +1,9 @@
 """Training from the web page: one background job at a time, its progress polled by the page.
 
 With a reference, the job is the real thing: ``personalize`` on the album and the store, then the
-album scored by the new profile. Without one, it fits the cheap linear model of ``piaa.sampling.active``
-on the judgements and ranks the album by it, so the person still sees what their clicks say (the page tells
-them that ``--reference`` gives the full personal model).
+album scored by the new profile. Without one, it fits the cheap linear model of
+``piaa.sampling.bradley_terry`` on the judgements and ranks the album by it, so the person still sees what
+their clicks say (the page tells them that ``--reference`` gives the full personal model).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Trainer:
         self,
         *,
         album: Path,
-        names: list[str],
+        files: dict[str, Path],
         store_path: Path,
         reference: Path | None,
         profile_dir: Path,
@@ -68,7 +68,8 @@ class Trainer:
         features: Callable[[Callable[[int, int], None]], np.ndarray],
         overrides: dict[str, Any] | None = None,
     ) -> None:
-        self.album, self.names, self.store_path = album, names, store_path
+        self.album, self.files, self.store_path = album, files, store_path
+        self.names = list(files)
         self.reference, self.profile_dir = reference, profile_dir
         self._pairs, self._features = pairs, features
         self.overrides = dict(overrides or {})
@@ -121,17 +122,19 @@ class Trainer:
         )  # fmt: skip
         self._set(phase="scoring the album", fraction=0.0, profile=str(self.profile_dir))
         if profile.report.album_scores is not None:  # scored from the maps personalize computed
-            return _ranking(profile.report.album_scores)
-        paths = [self.album / name for name in self.names]
+            served = profile.report.album_scores
+            return _ranking({n: s for n, s in served.items() if n in self.files})  # skipped: not ranked
+        paths = [self.files[name] for name in self.names]
+        name_of = {str(path): name for name, path in self.files.items()}
         scores: dict[str, float] = {}
         for start in range(0, len(paths), SCORE_CHUNK):
             for r in profile.score_files(paths[start : start + SCORE_CHUNK], progress=False):
-                scores[Path(r.path).relative_to(self.album).as_posix()] = r.score
+                scores[name_of[str(r.path)]] = r.score
             self._set(fraction=min(1.0, (start + SCORE_CHUNK) / len(paths)))
         return _ranking(scores)
 
     def _linear(self, pairs: list[Pair]) -> list[dict[str, Any]]:
-        from piaa.sampling.active import fit_ranker
+        from piaa.sampling.bradley_terry import fit_ranker
 
         if not pairs:
             raise ValueError("no judgements yet: choose a few photos first")
@@ -144,10 +147,10 @@ class Trainer:
 
 
 def _ranking(scores: dict[str, float]) -> list[dict[str, Any]]:
-    from piaa.web.album import Album
+    from piaa.web.album import ServedAlbum
 
     order = sorted(scores, key=lambda n: (-scores[n], n))
     return [
-        {"rank": k, "name": n, "score": round(scores[n], 3), "thumb": Album.url(n, thumb=True)}
+        {"rank": k, "name": n, "score": round(scores[n], 3), "thumb": ServedAlbum.url(n, thumb=True)}
         for k, n in enumerate(order, 1)
     ]

@@ -49,6 +49,7 @@ function renderState(s) {
     else parts.push(`model from ${s.sampler.model_judgements} choices`);
   }
   if (s.skipped) parts.push(`${s.skipped} skipped`);
+  if (s.album_skipped) parts.push(`${s.album_skipped} photos cannot be shown (listed where piaa collect runs)`);
   $("status").textContent = parts.join(" · ");
   if (lastJob && lastJob.state === "done") showTraining(lastJob); // "Train again" once choices changed
 }
@@ -77,7 +78,7 @@ function showPair(p) {
 }
 
 async function loadNext() {
-  const d = await api("GET", "/api/pair");
+  const d = await api("POST", "/api/pair", {}); // POST: drawing a pair uses it up
   showPair(d.pair);
   renderState(d.state);
 }
