@@ -3,7 +3,7 @@ photos the person never saw?
 
 An album of real photos (default 200 from ../shared/data/photos) is embedded once. Each simulated person
 (``piaa.evaluation.simulate.random_user``: the crowd's taste plus personal weights, judging with noise) clicks
-through pairs drawn from 150 of the photos, by ``PairSampler`` (random, the paper) or ``ActiveSampler``
+through pairs drawn from 150 of the photos, by ``RandomSampler`` (the paper) or ``ActiveSampler``
 (expected information gain, the default; and, for comparison, plain "closest scores"). After 10, 25, 50
 and 100 clicks, the cheap linear model of ``piaa.sampling.active`` (the same for both
 strategies) is fitted to the stated plus transitively inferred pairs and its scores on the 50 held-out
@@ -23,8 +23,7 @@ import numpy as np
 from piaa.data.images import iter_image_files, load_image
 from piaa.evaluation.metrics import spearman
 from piaa.evaluation.simulate import photo_attributes, random_user
-from piaa.preferences import PairSampler
-from piaa.sampling import ActiveSampler, album_features, fit_ranker
+from piaa.sampling import ActiveSampler, RandomSampler, album_features, fit_ranker
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 CHECKPOINTS = (10, 25, 50, 100)
@@ -49,11 +48,11 @@ def simulate(
     pool, held = order[HELD_OUT:], order[:HELD_OUT]
     items = [names[i] for i in pool]
     index = {n: i for i, n in enumerate(names)}
-    sampler: PairSampler | ActiveSampler
+    sampler: RandomSampler | ActiveSampler
     if options:
         sampler = ActiveSampler(items, x[pool], seed=person, **options)
     else:
-        sampler = PairSampler(items, seed=person)
+        sampler = RandomSampler(items, seed=person)
     judge = np.random.default_rng(10_000 + person)  # the person's rating noise
     stated: list[tuple[str, str]] = []
     out: dict[int, float] = {}

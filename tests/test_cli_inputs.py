@@ -88,5 +88,5 @@ def test_preferences_naming_no_album_photo_are_refused(demo_world, tmp_path):
          "--generic-epochs", "1"],
     )  # fmt: skip
     assert res.exit_code == 2, res.output
-    assert "none of the 1 preference pairs name photos of the album" in _one_error_line(res.output)
+    assert "none of the 1 judgements name two photos of the album" in _one_error_line(res.output)
     assert not (tmp_path / "p").exists()

@@ -6,7 +6,6 @@ import itertools
 
 import pytest
 
-import piaa.preferences
 from piaa.sampling import RandomSampler
 
 
@@ -71,6 +70,3 @@ def test_sampler_on_a_large_album_never_repeats() -> None:
     assert frozenset(items[:2]) not in {frozenset(p) for p in drawn if p is not None}
     assert sampler.remaining == 10_000 * 9_999 // 2 - 1001
 
-
-def test_old_import_path_still_works() -> None:
-    assert piaa.preferences.PairSampler is RandomSampler

@@ -98,7 +98,8 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
     from piaa.evaluation.metrics import pairwise_accuracy, spearman
     from piaa.features.reference import build_reference
     from piaa.models.personalize import personalize
-    from piaa.preferences import PairSampler, PreferenceStore
+    from piaa.preferences import PreferenceStore
+    from piaa.sampling import RandomSampler
 
     console = Console()
     ex = make_example(out, seed)
@@ -115,7 +116,7 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
     judged, held_out = sorted(order[: len(names) * 3 // 5]), sorted(order[len(names) * 3 // 5 :])
     store_path = root / "preferences.sqlite"
     store_path.unlink(missing_ok=True)
-    sampler = PairSampler([names[i] for i in judged], seed=seed)
+    sampler = RandomSampler([names[i] for i in judged], seed=seed)
     index = {n: i for i, n in enumerate(names)}
     with PreferenceStore(store_path) as store:
         for _ in range(pairs):

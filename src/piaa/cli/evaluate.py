@@ -91,6 +91,8 @@ def evaluate_cmd(
     chosen = [m.strip() for m in methods.split(",")] if methods else None
     result = bench.run(bench_world, methods=chosen, splits=splits, seed=seed, config=config)
     table = result.table()
+    notes = result.personalization_notes()
+    table = f"{table}\n\n{notes}" if notes else table
     console.print(table, highlight=False, soft_wrap=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(

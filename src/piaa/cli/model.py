@@ -34,9 +34,15 @@ def backbones_cmd() -> None:
 @app.command("personalize")
 @friendly
 def personalize_cmd(
-    reference: Annotated[Path, typer.Option(help="Reference folder (`piaa reference build`).")],
     album: Annotated[Path, typer.Option(help="Folder of the person's photos.")],
     out: Annotated[Path, typer.Option(help="Profile folder to write.")],
+    reference: Annotated[
+        Path | None, typer.Option(help="Reference folder (`piaa reference build`): the paper's KNN pipeline.")
+    ] = None,
+    generic: Annotated[
+        str | None,
+        typer.Option(help="Start from this generic model, no reference: nima-ava or a profile folder."),
+    ] = None,
     prefs: Annotated[Path | None, typer.Option(help="preferred,other CSV or a preference store.")] = None,
     k: Annotated[int, typer.Option(min=1, help="Reference neighbours per album photo.")] = 50,
     seed: Annotated[int, typer.Option()] = 0,
@@ -51,8 +57,12 @@ def personalize_cmd(
     generic_epochs: Annotated[int | None, typer.Option(min=0)] = None,
     rank_epochs: Annotated[int | None, typer.Option(min=0)] = None,
     finetune_backbone: Annotated[bool, typer.Option(help="Train the backbone too (slow on a CPU).")] = False,
+    select: Annotated[
+        bool, typer.Option(help="Pull toward the generic model as far as held-out pairs say (off: paper).")
+    ] = True,
 ) -> None:
-    """Train a personal profile: generic model on the album's reference neighbours, then the preferences."""
+    """Train a personal profile: a generic model (from a reference's neighbours, or --generic), then the
+    preferences."""
     from piaa.models.personalize import personalize
     from piaa.models.train import TrainConfig
 
@@ -65,27 +75,35 @@ def personalize_cmd(
         low_level=low_level,
         rank_loss=rank_loss,
         finetune_backbone=finetune_backbone,
+        select=select,
         **{key: v for key, v in overrides.items() if v is not None},
     )
-    profile = personalize(reference, album, prefs, out, config=cfg)
+    profile = personalize(reference, album, prefs, out, generic=generic, config=cfg)
     rep = profile.report
     if len(rep.skipped):
         err_console.print(f"[yellow]{rep.skipped.summary('file')}[/]", highlight=False, soft_wrap=True)
     report_failures(rep.failures)
     if rep.unknown_images:
         err_console.print(
-            f"[yellow]{len(rep.unknown_images)} images in the preferences are not in the album "
-            f"(ignored): {', '.join(rep.unknown_images[:5])}[/]",
+            f"[yellow]{rep.judgements_unmatched} judgements name photos that are not in the album "
+            f"(ignored): {', '.join(rep.unknown_images[:5])}"
+            f"{' ...' if len(rep.unknown_images) > 5 else ''}[/]",
             highlight=False,
             soft_wrap=True,
         )
     if rep.contradictions:
         say(f"{len(rep.contradictions)} contradictory statements: the latest of each wins")
     kind = "personal" if rep.pairs_stated else "generic (no preferences given)"
+    source = f"{rep.neighbors} reference neighbours" if reference else f"generic model {generic}"
     say(
-        f"{out}: {kind} profile from {rep.album_images} photos, {rep.neighbors} reference neighbours, "
+        f"{out}: {kind} profile from {rep.album_images} photos, {source}, "
         f"{rep.pairs_stated} stated + {rep.pairs_inferred} inferred pairs, in {rep.seconds:.1f} s"
     )
+    sel = rep.selection
+    if sel.folds:
+        moved = "kept the generic model" if sel.alpha == 0 else f"moved {sel.alpha:.0%} of the way"
+        cv = ", ".join(f"{a:g}: {v:.0%}" for a, v in sel.cv_accuracy.items())
+        say(f"held-out pairs ({sel.folds} folds) chose how far to personalize: {moved} (accuracy {cv})")
 
 
 @app.command("score")

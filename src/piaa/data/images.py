@@ -12,18 +12,14 @@ warnings on the ``piaa.data.images`` logger and listed in the returned image's `
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
-import logging
 import os
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError, features
 
+from piaa.data.colour import RENDERING_INTENT, srgb_with_notes, to_rgb, to_srgb
 from piaa.data.files import (
     HEIF_AVAILABLE,
     IMAGE_EXTENSIONS,
@@ -34,8 +30,9 @@ from piaa.data.files import (
     read_head,
     sniff_format,
 )
+from piaa.data.notes import report_notes, source_name, warnings_as_notes
 from piaa.data.raw import load_raw
-from piaa.errors import one_line, where
+from piaa.errors import one_line
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -52,256 +49,11 @@ __all__ = [
     "to_srgb",
 ]
 
-log = logging.getLogger("piaa.data.images")
-
 MAX_PIXELS: int = 100_000_000
 """Default decompression-bomb guard: 100 MP is well above any camera yet far below what exhausts memory."""
 
 _ORIENTATION_TAG = 0x0112
 _WHITE = (255, 255, 255)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Mode conversion
-# ---------------------------------------------------------------------------------------------------------
-
-_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
-_UINT16_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
-
-
-def _has_transparency(img: Image.Image) -> bool:
-    if img.mode in _ALPHA_MODES:
-        return True
-    if img.mode == "P" and img.palette is not None and img.palette.mode == "RGBA":
-        return True
-    return "transparency" in img.info and img.mode in ("P", "L", "RGB", "1")
-
-
-def _from_uint8(arr: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8), mode="L").convert("RGB")
-
-
-def _scale_to_uint8(arr: np.ndarray, maximum: float) -> np.ndarray:
-    """Map [0, maximum] linearly onto [0, 255] with rounding (so 65535 -> 255 and 32768 -> 128)."""
-    if maximum <= 0:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    scaled = np.clip(arr, 0, maximum).astype(np.float64) * (255.0 / maximum)
-    return np.rint(scaled).astype(np.uint8)
-
-
-def _unpremultiply_la(img: Image.Image) -> Image.Image:
-    """Premultiplied grey + alpha ("La") to plain "LA"; Pillow has no conversion for it."""
-    arr = np.asarray(img).astype(np.uint32)
-    grey, alpha = arr[..., 0], arr[..., 1]
-    plain = np.where(alpha > 0, np.minimum((grey * 255 + alpha // 2) // np.maximum(alpha, 1), 255), 0)
-    return Image.fromarray(np.stack([plain, alpha], axis=-1).astype(np.uint8), mode="LA")
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB, the one layout the models are trained on.
-
-    * Transparent images (RGBA, LA, PA, La, RGBa, P or L/RGB with a transparency key) are
-      composited over WHITE: that is what an image viewer or web page shows, so it is what a
-      person rated. (Dropping alpha would reveal arbitrary, often black, colour under it.)
-    * 16-bit modes (``I;16``, ``I;16L``, ``I;16B``, ``I;16N``) are scaled, 65535 -> 255;
-      Pillow's own conversion clips everything above 255 to white.
-    * ``I`` (32-bit signed) is treated as 16-bit data when its maximum is <= 65535 (that is how
-      16-bit PNGs and TIFFs usually arrive); otherwise it is scaled by its own maximum.
-      Negative values become 0.
-    * ``F`` (float) is taken as [0, 1] when its maximum is <= 1, else as [0, 255] and clipped.
-      NaN becomes 0.
-    * Everything else (1, L, P, CMYK, YCbCr, RGBX, LAB, HSV, ...) uses Pillow's conversion.
-
-    Colour profiles are not looked at here: :func:`to_srgb` converts them first. An image that is
-    already RGB is returned as is (no copy). Raises ValueError for a mode Pillow cannot convert.
-    """
-    mode = img.mode
-    if mode == "RGB":
-        return img
-    if _has_transparency(img):
-        rgba = _unpremultiply_la(img).convert("RGBA") if mode == "La" else img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if mode in _UINT16_MODES:
-        arr = np.asarray(img).astype(np.uint32)
-        return _from_uint8((arr * 255 + 32767) // 65535)
-    if mode == "I":
-        arr = np.asarray(img)
-        peak = int(arr.max()) if arr.size else 0
-        return _from_uint8(_scale_to_uint8(arr, 65535 if peak <= 65535 else peak))
-    if mode == "F":
-        arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=np.inf, neginf=0.0)
-        finite = arr[np.isfinite(arr)]
-        if finite.size == 0 or float(finite.max()) <= 1.0:
-            arr = arr * 255.0
-        return _from_uint8(np.rint(np.clip(arr, 0.0, 255.0)))
-    try:
-        return img.convert("RGB")
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"unsupported image mode {mode!r}") from exc
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Colour management
-# ---------------------------------------------------------------------------------------------------------
-
-RENDERING_INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
-"""How embedded profiles are converted to sRGB. Relative colorimetric keeps every colour that sRGB can
-show exactly and clips the rest, which is what colour-managed browsers and photo viewers do, i.e. what
-the person saw when judging. For matrix profiles (Adobe RGB, Display P3, camera profiles: nearly every
-photo) lcms has no perceptual table and the intents give the same pixels; only LUT profiles (CMYK print
-profiles) differ, where perceptual would also shift in-gamut colours."""
-
-_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-# Profile colour space -> the 8-bit Pillow mode its pixels come in.
-_SPACE_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK", "LAB": "LAB"}
-_MODE_NAMES = {"RGB": "RGB", "L": "greyscale", "CMYK": "CMYK", "LAB": "Lab"}
-
-
-def _is_identity(transform: ImageCms.ImageCmsTransform, mode: str) -> bool:
-    """Whether an RGB or grey -> sRGB transform moves no value by more than one level (an sRGB profile
-    by another name): such files keep their stored pixels, so tagged and untagged copies are identical."""
-    if mode == "L":
-        grid = np.arange(256, dtype=np.uint8).reshape(1, -1)
-        want = np.repeat(grid[..., None], 3, axis=-1)
-    else:
-        levels = np.linspace(0, 255, 18).round().astype(np.uint8)
-        want = grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(1, -1, 3)
-    out = np.asarray(transform.apply(Image.fromarray(grid, mode)), dtype=np.int16)
-    return int(np.abs(out - want).max()) <= 1
-
-
-@functools.lru_cache(maxsize=32)
-def _profile_transform(icc: bytes) -> tuple[ImageCms.ImageCmsTransform | None, str, str | None]:
-    """``(transform to sRGB or None if it would change nothing, input mode, problem or None)``."""
-    try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        space = profile.profile.xcolor_space.strip().upper()
-    except Exception as exc:  # noqa: BLE001 - lcms reports garbage in several ways
-        return None, "", f"embedded colour profile is unreadable ({one_line(exc)}); colours used as stored"
-    mode = _SPACE_MODES.get(space)
-    if mode is None:
-        return None, "", f"embedded colour profile is for {space or 'unknown'} data; colours used as stored"
-    try:
-        transform = ImageCms.buildTransform(
-            profile, _SRGB, mode, "RGB", RENDERING_INTENT, flags=ImageCms.Flags.NOCACHE
-        )
-    except Exception as exc:  # noqa: BLE001
-        return None, mode, f"embedded colour profile is unusable ({one_line(exc)}); colours used as stored"
-    if mode in ("RGB", "L") and _is_identity(transform, mode):
-        return None, mode, None
-    return transform, mode, None
-
-
-def _split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    if img.mode == "La":
-        img = _unpremultiply_la(img)
-    elif img.mode == "RGBa":
-        img = img.convert("RGBA")
-    elif img.mode in ("P", "PA") or (img.mode in ("L", "RGB", "1") and "transparency" in img.info):
-        img = img.convert("RGBA") if _has_transparency(img) else img.convert("RGB")
-    if img.mode in ("RGBA", "LA"):
-        return img.convert(img.mode[:-1]), img.getchannel("A")
-    return img, None
-
-
-def _colour_part(img: Image.Image, mode: str) -> tuple[Image.Image, Image.Image | None] | None:
-    """The pixels in the profile's 8-bit mode plus any alpha; None when they are not in that space."""
-    colour, alpha = _split_alpha(img)
-    if mode == "RGB" and colour.mode in ("RGB", "RGBX"):
-        return colour.convert("RGB"), alpha
-    if mode == "L" and colour.mode in ("1", "L", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"):
-        return to_rgb(colour).getchannel("R"), alpha  # 16-bit and float scaled as to_rgb does
-    if colour.mode == mode:
-        return colour, alpha
-    return None
-
-
-def _convert_profile(img: Image.Image, notes: list[str]) -> Image.Image | None:
-    """``img`` converted to sRGB (RGB or RGBA) by its embedded profile; None if there is nothing to do."""
-    icc = img.info.get("icc_profile")
-    if not icc:
-        return None
-    transform, mode, problem = _profile_transform(bytes(icc))
-    if problem:
-        notes.append(problem)
-    if transform is None:
-        return None
-    parts = _colour_part(img, mode)
-    if parts is None:
-        notes.append(
-            f"embedded colour profile is for {_MODE_NAMES[mode]} data but the image is {img.mode}; "
-            "colours used as stored"
-        )
-        return None
-    colour, alpha = parts
-    out = transform.apply(colour)
-    out.info.pop("icc_profile", None)
-    if alpha is not None:
-        out.putalpha(alpha)
-    return out
-
-
-def _srgb(img: Image.Image, notes: list[str]) -> Image.Image:
-    converted = _convert_profile(img, notes)
-    out = to_rgb(converted if converted is not None else img)
-    if out is not img:
-        out.info.pop("icc_profile", None)  # the pixels are sRGB now: converting again would be wrong
-    return out
-
-
-def to_srgb(img: Image.Image) -> Image.Image:
-    """Convert an image to 8-bit RGB in sRGB, the colour space the models were trained on.
-
-    An embedded ICC profile (``img.info["icc_profile"]``: Adobe RGB, Display P3, camera, grey and CMYK
-    profiles) is converted with lcms at :data:`RENDERING_INTENT`; then :func:`to_rgb` handles the mode.
-    The result carries no profile, so converting twice is harmless. A profile that is unreadable, for
-    another colour space than the pixels, or already sRGB leaves the stored colours as they are (the
-    first two with a logged one-line note). ``img`` is not modified; an RGB image without a profile is
-    returned as is. Raises ValueError for a mode Pillow cannot convert.
-    """
-    notes: list[str] = []
-    out = _srgb(img, notes)
-    _report(_source(img), notes)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Notes
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _source(img: Image.Image) -> str:
-    return getattr(img, "filename", "") or "<image in memory>"
-
-
-def _report(source: str | os.PathLike[str], notes: list[str], img: Image.Image | None = None) -> None:
-    """Log each note once as ``"<file>: <note>"`` and list them in ``img.info["piaa_notes"]``."""
-    lines = [f"{where(source)}: {one_line(note)}" for note in dict.fromkeys(notes)]
-    for line in lines:
-        log.warning("%s", line)
-    if img is not None and lines:
-        img.info["piaa_notes"] = [*img.info.get("piaa_notes", []), *lines]
-
-
-@contextlib.contextmanager
-def _warnings_as_notes(notes: list[str]):
-    """Turn the decoders' UserWarnings (Pillow's corrupt EXIF, odd chunks) into notes instead of raw
-    warning output; other categories (ResourceWarning, DeprecationWarning) are passed on as they were.
-    ``warnings.catch_warnings`` is process-wide: loads in parallel threads may swap each other's notes."""
-    caught: list[warnings.WarningMessage] = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
-            warnings.simplefilter("always")
-            # max_pixels is the limit that counts; Pillow's hard error still applies.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
-    finally:
-        for w in caught:
-            if issubclass(w.category, UserWarning):
-                notes.append(one_line(w.message))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -402,13 +154,13 @@ def load_image(
         kind = sniff_format(read_head(p))
         if kind == "JXL" and ".jxl" not in IMAGE_EXTENSIONS:
             raise ImageError(p, "JPEG XL images are not supported (convert to JPEG, PNG or AVIF)")
-        with _warnings_as_notes(notes):
+        with warnings_as_notes(notes):
             if _is_raw(p, kind):
                 img = load_raw(p, max_pixels=max_pixels, draft_size=draft)
             else:
                 img = _open_pillow(p, kind, max_pixels, draft)
             _apply_orientation(img, notes)
-            out = _srgb(img, notes)
+            out = srgb_with_notes(img, notes)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
@@ -435,7 +187,7 @@ def load_image(
     except Exception as exc:  # decoders raise all sorts (struct.error, IndexError, ...) on garbage
         raise ImageError(p, f"cannot decode image ({type(exc).__name__}: {one_line(exc)})") from exc
     out.info.pop("icc_profile", None)  # ours: used (or judged unusable) once, never again downstream
-    _report(p, notes, out)
+    report_notes(p, notes, out)
     return out
 
 
@@ -494,17 +246,17 @@ def as_rgb_image(
         return from_array(image)
     if not isinstance(image, Image.Image):
         raise TypeError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
-    source = _source(image)
+    source = source_name(image)
     notes: list[str] = []
     try:
-        with _warnings_as_notes(notes):
+        with warnings_as_notes(notes):
             image.load()
             if _orientation(image) != 1:
                 turned = ImageOps.exif_transpose(image)  # a copy: the caller's image stays as it is
                 if turned is not None:
                     image = turned
-            out = _srgb(image, notes)
+            out = srgb_with_notes(image, notes)
     except (OSError, SyntaxError, EOFError) as exc:
         raise ImageError(source, f"truncated or corrupt image data ({one_line(exc)})") from exc
-    _report(source, notes, out if out is not image else None)
+    report_notes(source, notes, out if out is not image else None)
     return out

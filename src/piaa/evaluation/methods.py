@@ -173,6 +173,7 @@ def _rankiqa(s: Split) -> np.ndarray:
 METHODS: dict[str, Method] = {
     "piaa (full)": _piaa(),
     "w/o rankings (generic)": _without_rankings,
+    "w/o selection (the paper's fine-tune)": _piaa(select=False),
     "w/o attention": _ablation(attention=False),
     "w/o low-level statistics": _ablation(low_level=False),
     "w/o pre-training": _without_pretraining,

@@ -30,7 +30,8 @@ from piaa.evaluation.metrics import pairwise_accuracy, spearman
 from piaa.evaluation.report import BenchResult
 from piaa.evaluation.worlds import EvalWorld, PooledAlbum, dataset_world, extract_all, simulated_world
 from piaa.models.head import AestheticHead
-from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head
+from piaa.models.selection import fit_personal
+from piaa.models.train import TrainConfig, cached_source, fit_generic, new_head
 from piaa.preferences import enrich_transitive
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 ORACLE = "oracle (noise-free taste)"
+FULL, GENERIC = "piaa (full)", "w/o rankings (generic)"
 
 
 @dataclass
@@ -62,6 +64,8 @@ class Split:
     neighbors: np.ndarray  # reference rows
     cfg: TrainConfig
     cache: dict = field(default_factory=dict)
+    stated: int = 0  # how many of ``pairs`` were stated (the rest are inferred)
+    selections: list = field(default_factory=list)  # what ``rank`` chose, per call
 
     def new_head(self, **overrides: object) -> AestheticHead:
         cfg = dataclasses.replace(self.cfg, **overrides)
@@ -82,13 +86,11 @@ class Split:
         return copy.deepcopy(self.cache[key])
 
     def rank(self, head: AestheticHead, **overrides: object) -> AestheticHead:
-        """``head`` fine-tuned in place on the split's pairs (the ranking loss, paper section 3.3)."""
-        fit_ranking(
-            head,
-            cached_source(self.world.photo_maps),
-            torch.from_numpy(self.pairs),
-            dataclasses.replace(self.cfg, **overrides),
-        )
+        """``head`` fine-tuned in place on the split's pairs (the ranking loss, paper section 3.3), pulled
+        toward where it started as far as the pairs justify (:mod:`piaa.models.selection`)."""
+        cfg = dataclasses.replace(self.cfg, **overrides)
+        src = cached_source(self.world.photo_maps)
+        self.selections.append(fit_personal(head, src, torch.from_numpy(self.pairs), self.stated, cfg))
         return head
 
     @torch.no_grad()
@@ -131,6 +133,7 @@ def make_split(
         pairs.reshape(-1, 2),
         world.neighbors(train, cfg.k),
         cfg,
+        stated=len(stated),
     )
 
 
@@ -159,6 +162,7 @@ def run(
     rows = methods + ([ORACLE] if has_truth else [])
     rho: dict[tuple[str, int], list[float]] = {}
     acc: dict[tuple[str, int], list[float]] = {}
+    alphas: dict[int, list[float]] = {}
     jobs = [(a, x) for a in world.albums for x in xs if x < len(a.photos) - 1]
     bar = tqdm(total=len(jobs) * splits, desc="bench", unit="split", disable=not progress)
     for album, x in jobs:
@@ -170,6 +174,8 @@ def run(
             split = make_split(world, album, x, rng, cfg, pairs)
             for m in methods:
                 pred = METHODS[m](split)
+                if m == FULL and split.selections:
+                    alphas.setdefault(x, []).append(split.selections[-1].alpha)
                 per[m].append((spearman(pred, split.test_scores), pairwise_accuracy(pred, split.test_scores)))
             if has_truth:
                 assert album.truth is not None
@@ -181,4 +187,5 @@ def run(
             rho.setdefault((m, x), []).append(float(np.mean([v[0] for v in vals])))
             acc.setdefault((m, x), []).append(float(np.mean([v[1] for v in vals])))
     bar.close()
-    return BenchResult(rho, acc, tuple(xs), rows, world.description, time.perf_counter() - t0, splits)
+    seconds = time.perf_counter() - t0
+    return BenchResult(rho, acc, tuple(xs), rows, world.description, seconds, splits, alphas)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ class BenchResult:
     description: str
     seconds: float
     splits: int
+    alphas: dict[int, list[float]] = field(default_factory=dict)  # per X: piaa's chosen pull, per split
 
     def table(self) -> str:
         """Markdown: one row per method, rho (mean ± std over albums) and mean accuracy per X."""
@@ -38,6 +39,32 @@ class BenchResult:
                 ]
             name = f"**{m}**" if m == "piaa (full)" else m
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def personalization_notes(
+        self, full: str = "piaa (full)", generic: str = "w/o rankings (generic)"
+    ) -> str:
+        """Does personalization ever do harm? Per X: the albums whose personal model ranks worse than
+        their generic model (by more than 0.02 ρ), the worst difference, and how far the pairs chose to
+        move from the generic model (``alpha``: 0 = generic, 1 = the paper's fine-tune)."""
+        lines = []
+        for x in self.xs:
+            p, g = self.rho.get((full, x)), self.rho.get((generic, x))
+            if not p or not g:
+                continue
+            diff = np.asarray(p) - np.asarray(g)
+            line = (
+                f"- X = {x}: personal − generic ρ per album: mean {diff.mean():+.3f}, "
+                f"worst {diff.min():+.3f}; "
+                f"{int((diff < -0.02).sum())} of {len(diff)} albums more than 0.02 below their generic model"
+            )
+            a = self.alphas.get(x)
+            if a:
+                line += (
+                    f"; chosen alpha mean {np.mean(a):.2f} (generic kept in {np.mean(np.asarray(a) == 0):.0%}"
+                    f" of splits, full fine-tune in {np.mean(np.asarray(a) == 1):.0%})"
+                )
+            lines.append(line)
         return "\n".join(lines)
 
     def plot(self, path: Path) -> None:

@@ -1,14 +1,19 @@
-"""``piaa personalize``: album + reference (+ preferences) -> a personal profile.
+"""``piaa personalize``: album (+ preferences) -> a personal profile, from a reference corpus or from a
+generic model that ships with piaa.
 
-1. Embed the album; find the K nearest reference images of every album photo (their union).
-2. Train the generic model on those neighbours with the EMD loss (skipped for "w/o pre-training").
-3. If preferences are given: resolve contradictions, enrich by one-step transitivity, and fine-tune
-   with the ranking loss (hinge, margin 0.1). Without preferences the result is the generic model
-   (the paper's "w/o rankings").
+1. Embed the album. With a reference corpus (the paper, section 3.2): find the K nearest reference
+   images of every album photo (their union) and train the generic model on them with the EMD loss
+   (skipped for "w/o pre-training"). With ``generic`` (e.g. ``"nima-ava"``, the AVA-trained NIMA model,
+   or any profile folder): start from that model, no reference needed.
+2. If preferences are given: resolve contradictions, enrich by one-step transitivity, and fine-tune
+   with the ranking loss (hinge, margin 0.1; section 3.3), pulled back toward the generic model as far
+   as the person's own pairs say is right (:mod:`piaa.models.selection`). Without preferences the
+   result is the generic model (the paper's "w/o rankings").
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import time
@@ -24,9 +29,18 @@ from piaa.backbones.base import state_hash
 from piaa.data.images import FailureLog, iter_image_files
 from piaa.features.extract import FeatureExtractor
 from piaa.features.reference import Reference
-from piaa.models.profile import Profile
+from piaa.models.head import AestheticHead
+from piaa.models.profile import Profile, load_profile
+from piaa.models.selection import Selection, fit_personal
 from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head, pixel_source
-from piaa.preferences import Contradiction, enrich_transitive, load_statements, normalize_name, resolve
+from piaa.preferences import (
+    Contradiction,
+    enrich_transitive,
+    load_statements,
+    match_names,
+    normalize_name,
+    resolve,
+)
 
 
 @dataclass
@@ -35,10 +49,12 @@ class PersonalizeReport:
     neighbors: int = 0
     pairs_stated: int = 0
     pairs_inferred: int = 0
-    unknown_images: list[str] = field(default_factory=list)
+    unknown_images: list[str] = field(default_factory=list)  # named by preferences, not in the album
+    judgements_unmatched: int = 0  # judgements naming at least one photo that is not in the album
     contradictions: list[Contradiction] = field(default_factory=list)
     generic_loss: list[float] = field(default_factory=list)
     ranking_loss: list[float] = field(default_factory=list)
+    selection: Selection = field(default_factory=Selection)
     failures: FailureLog = field(default_factory=FailureLog)  # photos that could not be read
     skipped: FailureLog = field(default_factory=FailureLog)  # files in the album that are not photos
     seconds: float = 0.0
@@ -53,7 +69,9 @@ class PersonalizeReport:
             "pairs_stated": self.pairs_stated,
             "pairs_inferred": self.pairs_inferred,
             "unknown_images": self.unknown_images,
+            "judgements_unmatched": self.judgements_unmatched,
             "contradictions": len(self.contradictions),
+            "selection": self.selection.to_dict(),
             "skipped_images": [f"{p}: {r}" for p, r in self.failures],
             "generic_loss": [round(x, 5) for x in self.generic_loss],
             "ranking_loss": [round(x, 5) for x in self.ranking_loss],
@@ -61,33 +79,44 @@ class PersonalizeReport:
         }
 
 
-def _pixels(backbone: Backbone, paths: list[Path]) -> np.ndarray:
-    return np.stack([backbone.preprocess.load(p) for p in paths])
-
-
 def personalize(
-    reference: str | Path | Reference,
+    reference: str | Path | Reference | None,
     album: str | Path,
     prefs: str | Path | None = None,
     out: str | Path | None = None,
     *,
+    generic: str | Path | None = None,
     config: TrainConfig | None = None,
     engine: str = "auto",
     progress: bool = True,
     **overrides: Any,
 ) -> Profile:
-    """Train a personal profile (saved to ``out`` when given). ``overrides`` set TrainConfig fields."""
+    """Train a personal profile (saved to ``out`` when given). ``overrides`` set TrainConfig fields.
+
+    Give either ``reference`` (a reference corpus folder: the paper's KNN pipeline, on any backbone) or
+    ``generic`` (a built-in model such as ``"nima-ava"``, or a profile folder, to fine-tune from).
+    Raises ``ValueError``, ``ReferenceError``, ``ProfileError`` or ``PreferenceError`` (one line) for
+    unusable input; none of the stated pairs naming a photo of the album is such an error."""
     t0 = time.perf_counter()
     cfg = dataclasses.replace(config or TrainConfig(), **overrides)
-    ref = reference if isinstance(reference, Reference) else Reference.open(reference)
+    if (reference is None) == (generic is None):
+        raise ValueError("personalize needs a reference corpus (--reference) or a generic model (--generic)")
     album = Path(album)
     if not album.is_dir():
         raise FileNotFoundError(f"{album}: album folder not found")
     rep = PersonalizeReport()
-    statements = (
-        load_statements(prefs, album) if prefs is not None else []
-    )  # a bad file fails before any work
-    backbone = ref.create_backbone()
+    statements = load_statements(prefs, album) if prefs is not None else []  # a bad file fails first
+    ref: Reference | None = None
+    if generic is not None:
+        if cfg.finetune_backbone:
+            raise ValueError("--finetune-backbone needs --reference (the generic model's backbone is kept)")
+        base = load_profile(generic)
+        backbone, start_head = base.backbone, copy.deepcopy(base.head)
+        origin = {"generic": str(generic)}
+    else:
+        ref = reference if isinstance(reference, Reference) else Reference.open(reference)
+        backbone, start_head = ref.create_backbone(), None
+        origin = {"reference": str(ref.path.resolve())}
     extractor = FeatureExtractor(backbone, engine=engine)
     files = list(iter_image_files([album], skipped=rep.skipped))
     kept, album_maps = extractor.collect(
@@ -97,21 +126,65 @@ def personalize(
         raise ValueError(f"{album}: no readable images")
     files = [files[i] for i in kept]
     rep.album_images = len(files)
-
-    # 1. neighbours (union over the album)
-    nn_rows = ref.neighbor_union(album_maps.embedding.numpy(), cfg.k)
-    rep.neighbors = len(nn_rows)
-
-    # preferences -> (preferred, other) rows of album indices
     names = [normalize_name(os.path.abspath(f), album) for f in files]
     pair_idx = _preference_pairs(statements, names, rep)
     stated = [(names[a], names[b]) for a, b in pair_idx[: rep.pairs_stated]]
 
+    trainable: Backbone | None = None
+    if ref is not None:
+        head, album_source, trainable = _generic_from_reference(
+            ref, album_maps, files, backbone, extractor, cfg, rep, progress
+        )
+    else:
+        head, album_source = start_head, cached_source(album_maps)
+    assert head is not None
+    if len(pair_idx):
+        pairs = torch.from_numpy(pair_idx)
+        if trainable is None:
+            rep.selection = fit_personal(head, album_source, pairs, rep.pairs_stated, cfg, progress=progress)
+            rep.ranking_loss = rep.selection.history
+        else:
+            rep.ranking_loss = fit_ranking(
+                head, album_source, pairs, cfg, backbone=trainable, progress=progress
+            )
+    if trainable is not None:
+        backbone.requires_grad_(False)
+        backbone.info = dataclasses.replace(backbone.info, weights_hash=state_hash(backbone))  # new weights
+    rep.seconds = time.perf_counter() - t0
+    profile = Profile(
+        head,
+        backbone,
+        {"training": cfg.to_dict(), "data": {"album": str(album.resolve()), **origin, **rep.summary()}},
+        backbone_finetuned=trainable is not None,
+        pairs=stated,
+    )
+    if trainable is None:
+        scores, _ = profile.score_features(album_maps)
+        rep.album_scores = {n: float(s) for n, s in zip(names, scores, strict=True)}
+    profile.report = rep
+    if out is not None:
+        profile.save(out)
+    return profile
+
+
+def _generic_from_reference(
+    ref: Reference,
+    album_maps: Any,
+    files: list[Path],
+    backbone: Backbone,
+    extractor: FeatureExtractor,
+    cfg: TrainConfig,
+    rep: PersonalizeReport,
+    progress: bool,
+) -> tuple[AestheticHead, Any, Backbone | None]:
+    """The paper's generic model: EMD regression on the album's K nearest reference images (section
+    3.2). Returns the head, the album's feature source and the backbone when it is trained too."""
+    nn_rows = ref.neighbor_union(album_maps.embedding.numpy(), cfg.k)
+    rep.neighbors = len(nn_rows)
     if cfg.finetune_backbone:
         backbone.requires_grad_(True)  # batch-norm statistics stay frozen (eval mode)
         ref_source = pixel_source(backbone, _pixels(backbone, [ref.paths[r] for r in nn_rows]))
-        album_source = pixel_source(backbone, _pixels(backbone, files))
-        trainable: Backbone | None = backbone
+        album_source, trainable = pixel_source(backbone, _pixels(backbone, files)), backbone
     else:
         if ref.has_maps:
             ref_maps = ref.maps(nn_rows)
@@ -124,56 +197,33 @@ def personalize(
                 raise ValueError(f"{ref.path}: none of the reference neighbours' images could be read")
             ref_maps, nn_rows = maps, nn_rows[ok]
         ref_source, album_source, trainable = cached_source(ref_maps), cached_source(album_maps), None
-
-    # 2. generic regression, 3. ranking fine-tuning
     head = new_head(backbone.info.channels, cfg, backbone.info.stats_dim)
     if cfg.pretrain:
         dists = torch.from_numpy(ref.distributions[nn_rows])
         rep.generic_loss = fit_generic(head, ref_source, dists, cfg, backbone=trainable, progress=progress)
-    if len(pair_idx):
-        rep.ranking_loss = fit_ranking(
-            head, album_source, torch.from_numpy(pair_idx), cfg, backbone=trainable, progress=progress
-        )
-    if trainable is not None:
-        backbone.requires_grad_(False)
-        backbone.info = dataclasses.replace(
-            backbone.info, weights_hash=state_hash(backbone)
-        )  # names the new weights
-    rep.seconds = time.perf_counter() - t0
-    profile = Profile(
-        head,
-        backbone,
-        {
-            "training": cfg.to_dict(),
-            "data": {"album": str(album.resolve()), "reference": str(ref.path.resolve()), **rep.summary()},
-        },
-        backbone_finetuned=cfg.finetune_backbone,
-        pairs=stated,
-    )
-    if not cfg.finetune_backbone:
-        scores, _ = profile.score_features(album_maps)
-        rep.album_scores = {n: float(s) for n, s in zip(names, scores, strict=True)}
-    profile.report = rep
-    if out is not None:
-        profile.save(out)
-    return profile
+    return head, album_source, trainable
+
+
+def _pixels(backbone: Backbone, paths: list[Path]) -> np.ndarray:
+    return np.stack([backbone.preprocess.load(p) for p in paths])
 
 
 def _preference_pairs(
     statements: list[tuple[str, str]], names: list[str], rep: PersonalizeReport
 ) -> np.ndarray:
-    """Stated pairs first, then the inferred ones, as rows of (preferred, other) album indices."""
-    pairs, rep.contradictions = resolve(statements)
-    index = {n: i for i, n in enumerate(names)}
-    unknown = sorted({n for p in pairs for n in p if n not in index})
-    rep.unknown_images = unknown
-    known = [p for p in pairs if p[0] in index and p[1] in index]
-    if pairs and not known:
+    """Stated pairs first, then the inferred ones, as rows of (preferred, other) album indices.
+    Judgements naming photos outside the album are counted and named in ``rep``; when none names two
+    album photos the result would not be personal, so that is an error."""
+    matched, rep.unknown_images = match_names(statements, names)
+    rep.judgements_unmatched = len(statements) - len(matched)
+    if statements and not matched:
         raise ValueError(
-            f"none of the {len(pairs)} preference pairs name photos of the album (for example "
-            f"{unknown[0]!r}); the names must be album-relative paths or absolute paths of its photos"
+            f"none of the {len(statements)} judgements name two photos of the album (for example "
+            f"{rep.unknown_images[0]!r}); names must be album-relative or absolute paths of its photos"
         )
-    enriched = enrich_transitive(known)
-    rep.pairs_stated = len(known)
-    rep.pairs_inferred = len(enriched) - len(known)
+    pairs, rep.contradictions = resolve(matched)
+    index = {n: i for i, n in enumerate(names)}
+    enriched = enrich_transitive(pairs)
+    rep.pairs_stated = len(pairs)
+    rep.pairs_inferred = len(enriched) - len(pairs)
     return np.array([(index[a], index[b]) for a, b in enriched], dtype=np.int64).reshape(-1, 2)

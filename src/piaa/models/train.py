@@ -48,6 +48,7 @@ class TrainConfig:
     lr_halve_every: int = 500  # iterations
     weight_decay: float = 1e-4
     anchor: float = 0.0  # L2 pull toward the generic weights during ranking (0: off)
+    select: bool = True  # choose how far to move from the generic model by cross-validated pairs
     finetune_backbone: bool = False
     backbone_lr: float = 1e-5
 
@@ -177,30 +178,65 @@ def fit_ranking(
     """
     if len(pairs) == 0:
         return []
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    rank_loss = get_rank_loss(cfg.rank_loss)
-    kwargs = {"margin": cfg.margin} if cfg.rank_loss == "hinge" else {}
     pairs = torch.as_tensor(pairs, dtype=torch.long)
     fit_stats_scaling(head, source, torch.unique(pairs))  # only without a generic model
     if cfg.rank_scope == "last" and backbone is None:
         ids, rows = torch.unique(pairs, return_inverse=True)
-        with torch.no_grad():
-            head.eval()
-            pooled = torch.cat([head.pool(source(ids[i : i + 64])) for i in range(0, len(ids), 64)])
-        pairs = rows.view(-1, 2)
-        params = [*head.norm1.parameters(), *head.norm2.parameters(), *head.fc.parameters()]
-
-        def scores_of(idx: torch.Tensor) -> torch.Tensor:
-            return score_from_distribution(head.classify(pooled[idx]).softmax(dim=-1))
-
-    elif cfg.rank_scope in ("last", "head"):
-        params = list(head.parameters())
-
-        def scores_of(idx: torch.Tensor) -> torch.Tensor:
-            return score_from_distribution(head.distribution(source(idx)))
-
-    else:
+        return fit_pooled(head, pool_features(head, source, ids), rows.view(-1, 2), cfg, progress=progress)
+    if cfg.rank_scope != "head" and cfg.rank_scope != "last":
         raise ValueError(f"rank_scope must be 'last' or 'head', not {cfg.rank_scope!r}")
+    params = list(head.parameters())
+
+    def scores_of(idx: torch.Tensor) -> torch.Tensor:
+        return score_from_distribution(head.distribution(source(idx)))
+
+    return _rank_loop(head, params, scores_of, pairs, cfg, backbone, progress)
+
+
+@torch.no_grad()
+def pool_features(head: AestheticHead, source: FeatureSource, ids: torch.Tensor) -> torch.Tensor:
+    """The head's attended, pooled features of ``ids`` (N x D): what the layers after the attention
+    modules read, computed once so that ranking on them costs only those layers."""
+    head.eval()
+    return torch.cat([head.pool(source(ids[i : i + 64])) for i in range(0, len(ids), 64)])
+
+
+def last_layers(head: AestheticHead) -> list[torch.nn.Parameter]:
+    """The parameters a ``rank_scope="last"`` fine-tune trains: normalisation and the FC layer."""
+    return [*head.norm1.parameters(), *head.norm2.parameters(), *head.fc.parameters()]
+
+
+def fit_pooled(
+    head: AestheticHead,
+    pooled: torch.Tensor,
+    pairs: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    progress: bool = False,
+) -> list[float]:
+    """Rank-train the layers after the attention modules on pooled features (``pairs`` index rows of
+    ``pooled``); the mean loss per epoch."""
+    if len(pairs) == 0:
+        return []
+
+    def scores_of(idx: torch.Tensor) -> torch.Tensor:
+        return score_from_distribution(head.classify(pooled[idx]).softmax(dim=-1))
+
+    return _rank_loop(head, last_layers(head), scores_of, pairs, cfg, None, progress)
+
+
+def _rank_loop(
+    head: AestheticHead,
+    params: list[torch.nn.Parameter],
+    scores_of: Callable[[torch.Tensor], torch.Tensor],
+    pairs: torch.Tensor,
+    cfg: TrainConfig,
+    backbone: Backbone | None,
+    progress: bool,
+) -> list[float]:
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    rank_loss = get_rank_loss(cfg.rank_loss)
+    kwargs = {"margin": cfg.margin} if cfg.rank_loss == "hinge" else {}
     opt = _optimizer(params, backbone, cfg.rank_lr, cfg)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_halve_every, gamma=0.5)
     anchor = [p.detach().clone() for p in params] if cfg.anchor > 0 else None

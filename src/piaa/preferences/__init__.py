@@ -5,8 +5,6 @@ Kept free of torch so that it imports quickly (child processes, the web app's st
 
 from __future__ import annotations
 
-from typing import Any
-
 from piaa.preferences.exchange import (
     CSV_HEADER,
     is_sqlite_file,
@@ -35,7 +33,6 @@ __all__ = [
     "Contradiction",
     "Judgement",
     "Pair",
-    "PairSampler",
     "PreferenceError",
     "PreferenceStore",
     "enrich_transitive",
@@ -50,13 +47,3 @@ __all__ = [
     "resolve",
     "write_pairs_csv",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """``PairSampler``, the random sampler's old home: it now lives in :mod:`piaa.sampling` as
-    ``RandomSampler`` (imported lazily, since sampling depends on this package and not the reverse)."""
-    if name == "PairSampler":
-        from piaa.sampling.random import RandomSampler
-
-        return RandomSampler
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
