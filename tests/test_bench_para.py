@@ -28,6 +28,11 @@ def test_bench_para_tiny(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("| method | backbone | SRCC | PLCC |")
     assert len(lines) == 2 + 1 + 2 * 4  # NIMA zero-shot, then four generic rows per backbone
-    assert "NIMA-AVA zero-shot" in lines[2] and "| 48 ref photos |" in out
+    assert "NIMA-AVA zero-shot" in lines[2] and "| 48 ref photos; on the album photos SRCC" in out
     assert sum("KNN per album" in line for line in lines) == 2
     assert len(list(tmp_path.glob("*.npz"))) == 2  # features cached per backbone
+    again = _bench().main([*args, "--rows", "whole"]).splitlines()
+    assert len(again) == 2 + 2 and all("whole reference" in line for line in again[2:])
+    assert again[2] == next(line for line in lines if "whole reference" in line)  # seeded, cached
+    with pytest.raises(SystemExit, match="unknown"):
+        _bench().main([*args, "--rows", "everything"])
