@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from piaa.backbones import create_backbone
 from piaa.data.images import iter_image_files, load_image
 from piaa.evaluation.metrics import spearman
 from piaa.evaluation.simulate import photo_attributes, random_user
@@ -81,7 +82,7 @@ def main() -> None:
     files = [files[i] for i in sorted(pick)]
     names = [f.name for f in files]
     t0 = time.perf_counter()
-    x = album_features(files)
+    x = album_features(files, create_backbone())
     attrs = np.stack([photo_attributes(load_image(f, draft_size=(320, 320))) for f in files])
     t_embed = time.perf_counter() - t0
 

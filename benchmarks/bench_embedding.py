@@ -2,8 +2,9 @@
 
     python benchmarks/bench_embedding.py [--photos ../shared/data/photos] [--n 400]
 
-Prints one line per measurement. The photos are decoded in a worker process while ONNX Runtime runs
-the network, exactly as ``piaa reference build`` and ``piaa score`` do.
+Prints one line per measurement. The photos are decoded as ``piaa reference build`` and ``piaa score``
+decode them (by default on the network threads, ``--workers 0``; ``--workers N``: N decode processes).
+``benchmarks/bench_throughput.py`` compares these rates with the network alone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from piaa.features.extract import FeatureExtractor
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
 
-def embed_throughput(name: str, paths: list[Path], engine: str, batch_size: int, workers: int) -> float:
+def embed_throughput(
+    name: str, paths: list[Path], engine: str, batch_size: int, workers: int | None
+) -> float:
     fe = FeatureExtractor(create_backbone(name), engine=engine, batch_size=batch_size, workers=workers)
     list(fe.files(paths[:32], progress=False))  # warm-up: ONNX export/cache, worker start
     t = time.perf_counter()
@@ -58,15 +61,16 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+", default=["efficientnet-lite0", "efficientnet-lite2"])
     ap.add_argument("--engines", nargs="+", default=["onnx", "torch"])
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None, help="decode processes (default: piaa's)")
     args = ap.parse_args()
     paths = list(iter_image_files([args.photos]))[: args.n]
     print(f"{len(paths)} photos from {args.photos}")
     for name in args.backbones:
         for engine in args.engines:
             ips = embed_throughput(name, paths, engine, args.batch_size, args.workers)
+            workers = "default" if args.workers is None else args.workers
             print(
-                f"embed  {name:20s} {engine:5s} batch {args.batch_size:3d} workers {args.workers}: "
+                f"embed  {name:20s} {engine:5s} batch {args.batch_size:3d} workers {workers}: "
                 f"{ips:6.1f} images/s"
             )
     single, batched = knn_query_time()

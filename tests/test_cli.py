@@ -55,7 +55,7 @@ def test_personalize_then_score_ranks_and_writes_outputs(demo_world, tmp_path):
             str(tmp_path / "s.json"),
         ],
     )
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 2, res.output  # a user-caused error, after the other photos were scored
     assert "broken.jpg" in res.output and "1 image skipped" in res.output
     rows = json.loads((tmp_path / "s.json").read_text())
     assert [r["rank"] for r in rows] == [1, 2, 3]

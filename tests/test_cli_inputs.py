@@ -90,3 +90,55 @@ def test_preferences_naming_no_album_photo_are_refused(demo_world, tmp_path):
     assert res.exit_code == 2, res.output
     assert "none of the 1 judgements name two photos of the album" in _one_error_line(res.output)
     assert not (tmp_path / "p").exists()
+
+
+def test_names_typed_with_spaces_and_decomposed_accents_still_personalize(demo_world, tmp_path):
+    import unicodedata
+
+    album = tmp_path / "album"
+    album.mkdir()
+    files = demo_world["example"].album_files[:12]
+    for i, f in enumerate(files):
+        (album / f"café-{i}.jpg").write_bytes(f.read_bytes())
+    nfd = [unicodedata.normalize("NFD", f"café-{i}.jpg") for i in range(12)]  # as macOS writes them
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("preferred, other\n" + "".join(f"{nfd[i]}, {nfd[i + 1]}\n" for i in range(0, 12, 2)))
+    res = runner.invoke(
+        app,
+        ["personalize", "--reference", str(demo_world["reference"]), "--album", str(album), "--prefs",
+         str(prefs), "--out", str(tmp_path / "p"), "--generic-epochs", "1", "--rank-epochs", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "personal profile" in res.output and "6 stated" in res.output
+
+
+def test_a_profile_swap_killed_halfway_still_loads_and_leftovers_go(profile_dir, tmp_path):
+    import shutil
+
+    from piaa.models.profile import load_profile
+
+    target = tmp_path / "me"
+    shutil.copytree(profile_dir, target)
+    dead = 2**22 + 12345  # a pid that is not running
+    target.rename(tmp_path / f".me.old-{dead}")  # killed after moving the old profile aside
+    (tmp_path / f".me.{dead}.x1.part").mkdir()  # and the new one half-written
+    assert load_profile(target).head is not None  # the old profile is back where it belongs
+    assert target.is_dir() and not (tmp_path / f".me.old-{dead}").exists()
+    load_profile(target).save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["me"]
+
+
+def test_full_disk_while_saving_a_profile_is_one_line(profile_dir, tmp_path, monkeypatch):
+    from piaa.errors import PiaaError
+    from piaa.models.profile import ProfileError, load_profile
+
+    prof = load_profile(profile_dir)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("safetensors.torch.save_file", full)
+    with pytest.raises(ProfileError, match=r"me: cannot save the profile \(No space left on device\)") as e:
+        prof.save(tmp_path / "me")
+    assert isinstance(e.value, PiaaError)
+    assert list(tmp_path.iterdir()) == []

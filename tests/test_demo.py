@@ -11,6 +11,7 @@ def test_demo_end_to_end(tmp_path):
     assert results["personal_pairwise"] > results["generic_pairwise"]
     page = (tmp_path / "demo" / "report.html").read_text()
     thumbs = re.findall(r'<img src="([^"]+)"', page)
-    assert len(thumbs) == 2 * 42 and all((tmp_path / "demo" / t).is_file() for t in thumbs)
-    for name in ("profile", "profile-generic", "reference"):
+    assert len(thumbs) == 4 * 42 and all((tmp_path / "demo" / t).is_file() for t in thumbs)
+    assert results["nima-ava personal_spearman"] > results["nima-ava_spearman"] + 0.1  # no reference needed
+    for name in ("profile", "profile-generic", "profile-nima", "reference"):
         assert (tmp_path / "demo" / name).is_dir()

@@ -305,3 +305,20 @@ def test_unreadable_named_folder_raises_at_call(tmp_path: Path, monkeypatch: pyt
     with pytest.raises(ImageError) as info:
         iter_image_files([tmp_path])
     assert str(info.value) == f"{tmp_path}: cannot list folder (permission denied)"
+
+
+def test_notes_stay_with_their_photo_when_threads_decode_in_parallel(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    bad, good = tmp_path / "badexif.jpg", tmp_path / "good.jpg"
+    marked().save(bad, quality=95, exif=b"Exif\x00\x00MM\x00*garbage")
+    marked().save(good, quality=95)
+    paths = [bad, good] * 40
+    with ThreadPoolExecutor(4) as pool:
+        imgs = list(pool.map(load_image, paths))
+    for path, img in zip(paths, imgs, strict=True):
+        notes = img.info.get("piaa_notes", [])
+        if path == bad:
+            assert len(notes) == 1 and notes[0].startswith(f"{bad}: "), notes
+        else:
+            assert notes == []

@@ -84,3 +84,16 @@ def test_unknown_scorer_is_one_line(tmp_path):
 def test_bad_tensor_shape_is_a_clear_error(profile_dir):
     with pytest.raises(ValueError, match="N x 3 x H x W"):
         piaa.create_scorer(profile_dir)(torch.rand(4, 64, 64))
+
+
+def test_a_profile_whose_input_pipeline_differs_is_refused(profile_dir, tmp_path):
+    import json
+    import shutil
+
+    bad = tmp_path / "p"
+    shutil.copytree(profile_dir, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["backbone"]["preprocess"]["interpolation"] = "nearest"
+    (bad / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ProfileError, match="input interpolation='nearest', but it is now 'bicubic'"):
+        piaa.load_profile(bad)

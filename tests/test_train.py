@@ -123,3 +123,11 @@ def test_training_is_deterministic_whatever_the_callers_random_state():
     fit_generic(b, cached_source(maps), target, cfg)
     for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_generic_updates_are_capped_for_big_neighbour_sets():
+    maps, target, _ = _world(n=64)
+    cfg = TrainConfig(generic_epochs=10, generic_steps=8, batch_size=16)  # 4 batches an epoch
+    assert len(fit_generic(new_head((8, 16, 16), cfg), cached_source(maps), target, cfg)) == 2
+    cfg = TrainConfig(generic_epochs=3, generic_steps=400, batch_size=16)
+    assert len(fit_generic(new_head((8, 16, 16), cfg), cached_source(maps), target, cfg)) == 3

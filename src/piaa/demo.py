@@ -98,6 +98,7 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
     from piaa.evaluation.metrics import pairwise_accuracy, spearman
     from piaa.features.reference import build_reference
     from piaa.models.personalize import personalize
+    from piaa.models.profile import load_profile
     from piaa.preferences import PreferenceStore
     from piaa.sampling import RandomSampler
 
@@ -135,11 +136,26 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
         f"[bold]4. profiles[/]: generic (no preferences) and personal ({r.pairs_stated} stated + "
         f"{r.pairs_inferred} inferred pairs, {r.seconds:.1f} s)"
     )
+    nima = load_profile("nima-ava")
+    nima_personal = personalize(
+        None, ex.album, store_path, root / "profile-nima", generic="nima-ava", progress=False
+    )
+    console.print(
+        f"[bold]   without a reference[/]: the AVA-trained NIMA model (nima-ava) and the same preferences "
+        f"on top of it ({nima_personal.report.seconds:.1f} s; moved "
+        f"{nima_personal.report.selection.alpha:.0%} of the way from NIMA, as the held-out pairs chose)"
+    )
     test_files = [ex.album_files[i] for i in held_out]
     t = truth[held_out]
     results: dict[str, float] = {}
     rankings = {}
-    for label, prof in (("generic", generic), ("personal", personal)):
+    models = (
+        ("generic", generic),
+        ("personal", personal),
+        ("nima-ava", nima),
+        ("nima-ava personal", nima_personal),
+    )
+    for label, prof in models:
         scores = np.array([x.score for x in prof.score(test_files)])
         results[f"{label}_spearman"] = spearman(scores, t)
         results[f"{label}_pairwise"] = pairwise_accuracy(scores, t)
@@ -161,6 +177,11 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
         f"{results['personal_spearman']:.2f}, pairwise accuracy {results['generic_pairwise']:.0%} -> "
         f"{results['personal_pairwise']:.0%}"
     )
+    console.print(
+        f"without a reference (nima-ava): Spearman rho {results['nima-ava_spearman']:.2f} -> "
+        f"{results['nima-ava personal_spearman']:.2f}, pairwise accuracy "
+        f"{results['nima-ava_pairwise']:.0%} -> {results['nima-ava personal_pairwise']:.0%}"
+    )
     write_report(root / "report.html", rankings, true_rank, results)
     console.print(f"[bold]6. report[/]: {root / 'report.html'}")
     return results
@@ -174,7 +195,7 @@ def write_report(path: Path, rankings: dict, true_rank: dict, results: dict[str,
     from piaa.io import atomic_write_text
 
     rows = []
-    for label in ("generic", "personal"):
+    for label in rankings:
         cells = "".join(
             f'<figure><img src="{html.escape(os.path.relpath(p, path.parent))}" loading="lazy">'
             f"<figcaption>{k}. {s:.2f}<br><small>person: #{true_rank[p]}</small></figcaption></figure>"

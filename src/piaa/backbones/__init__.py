@@ -17,6 +17,7 @@ from pathlib import Path
 
 from piaa.backbones.base import (
     Backbone,
+    BackboneConfig,
     BackboneError,
     BackboneInfo,
     FeatureMaps,
@@ -25,21 +26,6 @@ from piaa.backbones.base import (
 )
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    """A backbone's metadata without its network: input pipeline, output sizes, licence, weights."""
-
-    name: str
-    preprocess: Preprocess
-    channels: tuple[int, int, int]  # channels of Z1, Z2, Z3
-    embed_dim: int
-    stats_dim: int  # length of FeatureMaps.stats
-    summary: str
-    license: str
-    offline: bool  # pretrained weights available without a network
-    weights_url: str = ""  # where the pretrained weights come from when they are not packaged
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from PIL import Image
 from torch import nn
 
 from piaa.data.images import as_rgb_image, load_image
+from piaa.errors import PiaaError
 from piaa.io import sha256_file
 
 _RESAMPLE = {
@@ -29,7 +31,7 @@ _RESAMPLE = {
 }
 
 
-class BackboneError(RuntimeError):
+class BackboneError(PiaaError, RuntimeError):
     """A backbone cannot be built as asked (unknown name, missing or mismatched weights)."""
 
 
@@ -87,7 +89,10 @@ class Preprocess:
     def tensor(self, x: torch.Tensor) -> torch.Tensor:
         """The same preparation in torch, differentiable: N x 3 x H x W sRGB in [0, 1], any size ->
         normalised N x 3 x size x size (for scoring as a loss, e.g. retouching). Resizing is torch's
-        antialiased interpolation, so scores differ from the file path's Pillow resize by ~0.01."""
+        antialiased interpolation (scores differ from the file path's Pillow resize by a few hundredths);
+        the resized pixels are rounded to 8 bits with the identity as gradient ("straight-through",
+        Bengio et al. 2013), since the low-level statistics respond to quantization noise and every image
+        a head was trained on is 8-bit: on a steep head that took the difference from 0.19 to 0.04."""
         if x.ndim == 3:
             x = x[None]
         if x.ndim != 4 or x.shape[1] != 3:
@@ -96,6 +101,8 @@ class Preprocess:
             mode = "nearest-exact" if self.interpolation == "nearest" else self.interpolation
             kw = {} if mode == "nearest-exact" else {"antialias": True, "align_corners": False}
             x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode=mode, **kw)
+            x = x.clamp(0.0, 1.0)  # bicubic overshoots; Pillow's uint8 result is clipped too
+        x = x + (torch.round(x * 255.0) / 255.0 - x).detach()  # 8-bit, straight-through gradient
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
@@ -129,24 +136,53 @@ def channel_stats(*maps: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class BackboneInfo:
-    """Metadata that travels with a backbone into every store and profile made with it."""
+class BackboneConfig:
+    """A backbone's metadata without its network (timm's ``pretrained_cfg``): input pipeline, output
+    sizes, licence, where its weights come from. ``get_backbone_config(name)`` reads it unbuilt."""
 
     name: str
     preprocess: Preprocess
-    channels: tuple[int, int, int]  # channels of z1, z2, z3
+    channels: tuple[int, int, int]  # channels of Z1, Z2, Z3
     embed_dim: int
     stats_dim: int  # length of FeatureMaps.stats
-    weights: str  # "imagenet", "random" or a file path
+    summary: str
+    license: str
+    offline: bool  # pretrained weights available without a network
+    weights_url: str = ""  # where the pretrained weights come from when they are not packaged
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """A built backbone's config plus the weights it holds: what travels into every store and profile
+    made with it (``to_dict``), and what they check on load."""
+
+    config: BackboneConfig
+    weights: str  # "imagenet", "ava", "random" or a file path
     weights_hash: str
     description: str = ""
-    license: str = ""
     extra: dict = field(default_factory=dict)
 
+    name = property(lambda self: self.config.name)
+    preprocess = property(lambda self: self.config.preprocess)
+    channels = property(lambda self: self.config.channels)
+    embed_dim = property(lambda self: self.config.embed_dim)
+    stats_dim = property(lambda self: self.config.stats_dim)
+    license = property(lambda self: self.config.license)
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["preprocess"] = self.preprocess.to_dict()
-        return d
+        c = self.config
+        return {
+            "name": c.name,
+            "preprocess": c.preprocess.to_dict(),
+            "channels": list(c.channels),
+            "embed_dim": c.embed_dim,
+            "stats_dim": c.stats_dim,
+            "weights": self.weights,
+            "weights_hash": self.weights_hash,
+            "description": self.description,
+            "license": c.license,
+            "extra": self.extra,
+        }
 
 
 class Backbone(nn.Module):
@@ -208,6 +244,23 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict):
         raise BackboneError(f"{p}: not a state dict")
     return sd
+
+
+def download_weights(name: str, url: str) -> Path:
+    """``url``'s file in torch's hub cache, downloaded there if it is not there yet (to a temporary name,
+    renamed when complete). Raises ``BackboneError`` naming the URL and the cache path when offline."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(path), progress=True)
+    except (urllib.error.URLError, OSError, RuntimeError) as e:
+        raise BackboneError(
+            f"{name}: its weights are not on this machine and could not be downloaded ({e}). Download "
+            f"{url} and pass it with --weights PATH (or weights=PATH), or put it at {path}."
+        ) from None
+    return path
 
 
 def cache_dir() -> Path:

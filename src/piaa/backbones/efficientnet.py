@@ -57,24 +57,14 @@ class EfficientNetLite(Backbone):
         strides = [b._block_args.stride for b in net._blocks]
         strides = [s[0] if isinstance(s, (list, tuple)) else s for s in strides]
         self.z1_block = max(i for i, s in enumerate(strides) if s > 1) - 1
-        c1 = net._blocks[self.z1_block]._block_args.output_filters
-        c2 = net._bn1.num_features
         # the last block of each stage below Z1's (a stage ends where the next one downsamples)
         downsampling = [i for i, s in enumerate(strides) if s > 1 and i > 0]
         self.low_blocks = tuple(sorted({0, *(i - 1 for i in downsampling if i - 1 < self.z1_block)}))
-        low_channels = net._bn0.num_features + sum(
-            net._blocks[i]._block_args.output_filters for i in self.low_blocks
-        )
         self.info = BackboneInfo(
-            name=name,
-            preprocess=get_backbone_config(name).preprocess,  # inputs scaled to [-1, 1]
-            channels=(c1, c2, c2),
-            embed_dim=c2,
-            stats_dim=2 * low_channels,
+            get_backbone_config(name),  # inputs scaled to [-1, 1]; sizes checked in test_backbones.py
             weights=w_label,
             weights_hash=w_hash,
             description=f"{name}, ImageNet-1k (TF EfficientNet-Lite), taps: block {self.z1_block} / head",
-            license="Apache-2.0",
         )
         self.eval().requires_grad_(False)
 

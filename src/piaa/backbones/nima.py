@@ -33,7 +33,6 @@ The original Keras file loads too:
 
 from __future__ import annotations
 
-import urllib.error
 from pathlib import Path
 
 import torch
@@ -47,6 +46,7 @@ from piaa.backbones.base import (
     BackboneInfo,
     FeatureMaps,
     channel_stats,
+    download_weights,
     file_hash,
     load_state_dict_file,
     seeded,
@@ -68,28 +68,13 @@ _LOW = (1, 3, 5)  # conv_pw_1/3/5: the ends of the stride-2/4/8 stages (with con
 _BN_EPS = 1e-3  # Keras's BatchNormalization default
 
 
-def hub_cache_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(WEIGHTS_URL).name
-
-
 def fetch_weights() -> Path:
     """idealo's original float32 Keras file from torch's hub cache, downloading it there if needed.
 
     Not needed to run (the package ships the same weights, mostly float16); for checking the port against
     the original or for users who want the exact float32 weights. Raises ``BackboneError`` offline.
     """
-    path = hub_cache_path()
-    if path.is_file():
-        return path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(WEIGHTS_URL, str(path), progress=True)
-    except (urllib.error.URLError, OSError, RuntimeError) as e:
-        raise BackboneError(
-            f"nima-mobilenet: the original weights could not be downloaded ({e}). "
-            f"Download {WEIGHTS_URL} and pass it with --weights PATH, or put it at {path}."
-        ) from None
-    return path
+    return download_weights("nima-mobilenet", WEIGHTS_URL)
 
 
 def _keras_layers() -> list[tuple[str, str]]:
@@ -159,16 +144,11 @@ class NimaMobileNet(Backbone):
             w_label = "ava" if path == PACKAGED_WEIGHTS else str(path)
             w_hash = file_hash(path)
         self.info = BackboneInfo(
-            name="nima-mobilenet",
-            preprocess=NIMA_PREPROCESS,
-            channels=(512, 1024, 1024),
-            embed_dim=1024,
-            stats_dim=2 * (_STEM + sum(_BLOCKS[i - 1][0] for i in _LOW)),
+            get_backbone_config("nima-mobilenet"),  # sizes checked in test_backbones.py
             weights=w_label,
             weights_hash=w_hash,
             description="NIMA MobileNet v1 trained on AVA aesthetics (Talebi & Milanfar 2018; idealo's "
             "weights), taps: conv_pw_11 / conv_pw_13 / global pool",
-            license="Apache-2.0",
         )
         self.eval().requires_grad_(False)
 

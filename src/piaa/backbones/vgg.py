@@ -8,7 +8,6 @@ averaged over space (512-d).
 
 from __future__ import annotations
 
-import urllib.error
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from piaa.backbones.base import (
     BackboneInfo,
     FeatureMaps,
     channel_stats,
+    download_weights,
     file_hash,
     load_state_dict_file,
     seeded,
@@ -30,7 +30,6 @@ WEIGHTS_URL = get_backbone_config("vgg16").weights_url
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 _Z1, _Z2, _Z3 = 22, 29, 30  # indices in ``features`` after which conv4_3, conv5_3 and pool5 come out
 _LOW = (3, 8, 15)  # relu1_2, relu2_2, relu3_3: the low-level statistics (``FeatureMaps.stats``)
-_LOW_CHANNELS = (64, 128, 256)
 
 
 def _features() -> nn.Sequential:
@@ -45,26 +44,9 @@ def _features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def hub_cache_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(WEIGHTS_URL).name
-
-
 def fetch_imagenet_weights() -> Path:
     """torchvision's file from torch's hub cache, downloading it there if it is not there yet."""
-    path = hub_cache_path()
-    if path.is_file():
-        return path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # downloads to a temporary name and renames when complete
-        torch.hub.download_url_to_file(WEIGHTS_URL, str(path), progress=True)
-    except (urllib.error.URLError, OSError, RuntimeError) as e:
-        raise BackboneError(
-            f"vgg16: ImageNet weights are not on this machine and could not be downloaded ({e}). "
-            f"Download {WEIGHTS_URL} and pass it with --weights PATH (or weights=PATH), "
-            f"or put it at {path}."
-        ) from None
-    return path
+    return download_weights("vgg16", WEIGHTS_URL)
 
 
 class VGG16(Backbone):
@@ -85,15 +67,10 @@ class VGG16(Backbone):
                 raise BackboneError(f"{path}: not a torchvision vgg16 state dict ({first})") from None
             w_label, w_hash = weights, file_hash(path)
         self.info = BackboneInfo(
-            name="vgg16",
-            preprocess=get_backbone_config("vgg16").preprocess,  # ImageNet mean and std
-            channels=(512, 512, 512),
-            embed_dim=512,
-            stats_dim=2 * sum(_LOW_CHANNELS),
+            get_backbone_config("vgg16"),  # ImageNet mean and std; sizes checked in test_backbones.py
             weights=str(w_label),
             weights_hash=w_hash,
             description="VGG16, ImageNet-1k (torchvision weights), taps: conv4_3 / conv5_3 / pool5",
-            license="BSD-3-Clause (torchvision weights)",
         )
         self.eval().requires_grad_(False)
 

@@ -106,12 +106,13 @@ def walk(paths: list[Path]) -> list[Path]:
 
 def _write_and_report(output: Path | None, rows: list[dict[str, Any]], failures: Any, noun: str) -> None:
     """The end of every batch command: the rows to ``output`` (when given), then the files that could
-    not be read. A batch goes on past bad files (exit 0); when none could be read, the exit status is 2."""
+    not be read. A batch goes on past bad files and lists them; any bad file makes the exit status 2 (a
+    user-caused error), after everything else was done."""
     if output:
         write_rows(output, rows)
         say(f"wrote {len(rows)} {noun} to {output}")
     report_failures(failures)
-    if len(failures) and not rows:
+    if len(failures):
         raise typer.Exit(2)
 
 

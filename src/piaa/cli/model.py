@@ -60,9 +60,19 @@ def personalize_cmd(
     select: Annotated[
         bool, typer.Option(help="Pull toward the generic model as far as held-out pairs say (off: paper).")
     ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
+            "cores, where each network thread decodes its own batch (measured fastest there for small "
+            "and camera-size photos alike).",
+        ),
+    ] = None,
 ) -> None:
     """Train a personal profile: a generic model (from a reference's neighbours, or --generic), then the
     preferences."""
+    from piaa.features.extract import decode_workers
     from piaa.models.personalize import personalize
     from piaa.models.train import TrainConfig
 
@@ -78,7 +88,8 @@ def personalize_cmd(
         select=select,
         **{key: v for key, v in overrides.items() if v is not None},
     )
-    profile = personalize(reference, album, prefs, out, generic=generic, config=cfg)
+    with decode_workers(workers):
+        profile = personalize(reference, album, prefs, out, generic=generic, config=cfg)
     rep = profile.report
     if len(rep.skipped):
         err_console.print(f"[yellow]{rep.skipped.summary('file')}[/]", highlight=False, soft_wrap=True)
@@ -114,15 +125,33 @@ def score_cmd(
     output: Annotated[Path | None, typer.Option(help="Write FILE.csv or FILE.json.")] = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show and write only the best N.")] = None,
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
+            "cores, where each network thread decodes its own batch (measured fastest there for small "
+            "and camera-size photos alike).",
+        ),
+    ] = None,
+    previews: Annotated[
+        bool,
+        typer.Option(
+            help="Decode camera JPEGs from their embedded preview when it is at least twice the network's "
+            "input: ~3.5x faster for 24-MP photos, but scores move by ~0.01 (up to 0.04).",
+        ),
+    ] = False,
 ) -> None:
     """Score photos with a profile (1-10, higher is better) and rank them."""
-    from piaa.data.images import FailureLog
+    from piaa.data.images import FailureLog, embedded_previews
+    from piaa.features.extract import decode_workers
     from piaa.models.profile import load_profile
 
     prof = load_profile(profile)
     files = walk(paths)
     failures = FailureLog()
-    results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
+    with decode_workers(workers), embedded_previews(previews):
+        results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
     results.sort(key=lambda r: -r.score)
     if top:
         results = results[:top]

@@ -32,8 +32,16 @@ def reference_build(
     weights: Annotated[str, typer.Option(help="'imagenet' or a state-dict file.")] = "imagenet",
     maps: Annotated[bool, typer.Option(help="Store feature maps (fast personalization).")] = True,
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    workers: Annotated[int | None, typer.Option(help="Decode processes (default: cores, at most 2).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
+            "cores, where each network thread decodes its own batch (measured fastest there for small "
+            "and camera-size photos alike).",
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N labelled images.")] = None,
 ) -> None:
     """Embed every labelled image; a killed build resumes where it stopped."""
@@ -92,6 +100,15 @@ def reference_neighbors(
         Path | None, typer.Option(help="Write all neighbours to FILE.csv or FILE.json.")
     ] = None,
     show: Annotated[int, typer.Option(help="Neighbours shown per image in the terminal.")] = 5,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Decode processes. Default: the cores the network threads leave (at most 2); none on 2 "
+            "cores, where each network thread decodes its own batch (measured fastest there for small "
+            "and camera-size photos alike).",
+        ),
+    ] = None,
 ) -> None:
     """The K nearest reference images (cosine similarity) of each query image."""
     from piaa.data.images import FailureLog
@@ -101,7 +118,7 @@ def reference_neighbors(
     r = Reference.open(ref)
     paths = walk(images)
     failures = FailureLog()
-    extractor = FeatureExtractor(r.create_backbone())
+    extractor = FeatureExtractor(r.create_backbone(), workers=workers)
     rows: list[dict[str, Any]] = []
     means = r.mean_scores()
     for batch in extractor.files(paths, failures=failures, progress=len(paths) > 8):

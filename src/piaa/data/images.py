@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError, features
 
+from piaa.data import previews
 from piaa.data.colour import RENDERING_INTENT, srgb_with_notes, to_rgb, to_srgb
 from piaa.data.files import (
     HEIF_AVAILABLE,
@@ -31,6 +32,7 @@ from piaa.data.files import (
     sniff_format,
 )
 from piaa.data.notes import report_notes, source_name, warnings_as_notes
+from piaa.data.previews import embedded_previews
 from piaa.data.raw import load_raw
 from piaa.errors import one_line
 
@@ -42,6 +44,7 @@ __all__ = [
     "FailureLog",
     "ImageError",
     "as_rgb_image",
+    "embedded_previews",
     "from_array",
     "iter_image_files",
     "load_image",
@@ -105,8 +108,13 @@ def _open_pillow(p: Path, kind: str | None, max_pixels: int | None, draft: tuple
         img.close()
         raise ImageError(p, f"image too large ({width}x{height} pixels, limit {max_pixels})")
     if draft is not None and isinstance(img, JpegImagePlugin.JpegImageFile):
-        if _orientation(img) in (5, 6, 7, 8):  # stored sideways: the request is for upright size
+        orientation = _orientation(img)
+        if orientation in (5, 6, 7, 8):  # stored sideways: the request is for upright size
             draft = (draft[1], draft[0])
+        preview = previews.open_preview(p, img, draft, orientation) if previews.EMBEDDED_PREVIEWS else None
+        if preview is not None:
+            img.close()
+            return preview
         img.draft("RGB", draft)
     with img:
         img.load()
@@ -135,9 +143,11 @@ def load_image(
 
     ``draft_size=(width, height)`` lets JPEG decoding use DCT scaling (1/2, 1/4, 1/8), which is several
     times faster for big photos; the result is never smaller than ``draft_size`` in either dimension
-    (sizes are meant upright, i.e. after EXIF orientation). Other formats ignore it, except RAW (it
-    picks the preview). Callers still resize to their exact input size afterwards. Raises ValueError
-    for a malformed ``draft_size``.
+    (sizes are meant upright, i.e. after EXIF orientation). With :func:`embedded_previews` on, a JPEG
+    carrying a camera preview (an MPF "Large Thumbnail") at least ``previews.PREVIEW_FACTOR`` x ``draft_size``
+    with the photo's aspect ratio is decoded from that preview instead. Other formats ignore
+    ``draft_size``, except RAW (it picks the preview). Callers still resize to their exact input size
+    afterwards. Raises ValueError for a malformed ``draft_size``.
     """
     draft = _check_draft_size(draft_size)
     p = Path(path)

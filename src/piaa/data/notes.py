@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
+from collections.abc import Iterator
 
 from PIL import Image
 
@@ -28,21 +30,42 @@ def report_notes(source: str | os.PathLike[str], notes: list[str], img: Image.Im
         img.info["piaa_notes"] = [*img.info.get("piaa_notes", []), *lines]
 
 
+_local = threading.local()
+_lock = threading.Lock()
+_DECODERS = r"(PIL|piaa|pillow_heif|rawpy)(\..*)?$"  # modules a decoder's warning is attributed to
+
+
+def _showwarning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+    """Route a warning raised while this thread decodes a photo into that photo's notes; any other
+    warning (another thread's, or outside a load) goes where it went before."""
+    sink = getattr(_local, "sink", None)
+    if sink is not None:
+        if issubclass(category, Image.DecompressionBombWarning):
+            return  # max_pixels is the limit that counts; Pillow's hard error still applies
+        if issubclass(category, UserWarning):
+            sink.append(one_line(message))
+            return
+    _showwarning.previous(message, category, filename, lineno, file, line)
+
+
+def _install() -> None:
+    with _lock:
+        if warnings.showwarning is not _showwarning:
+            _showwarning.previous = warnings.showwarning  # type: ignore[attr-defined]
+            warnings.showwarning = _showwarning
+            # every occurrence, not once per code location: each photo's problems are its own
+            warnings.filterwarnings("always", category=UserWarning, module=_DECODERS)
+
+
 @contextlib.contextmanager
-def warnings_as_notes(notes: list[str]):
-    """Turn the decoders' UserWarnings (Pillow's corrupt EXIF, odd chunks) into notes instead of raw
-    warning output; other categories (ResourceWarning, DeprecationWarning) are passed on as they were.
-    ``warnings.catch_warnings`` is process-wide: loads in parallel threads may swap each other's notes."""
-    caught: list[warnings.WarningMessage] = []
+def warnings_as_notes(notes: list[str]) -> Iterator[None]:
+    """Turn the decoders' UserWarnings (Pillow's corrupt EXIF, odd chunks) raised by this thread into
+    ``notes`` instead of raw warning output; other categories are passed on as they were. Per thread, so
+    photos decoded in parallel threads keep their own notes."""
+    _install()
+    previous = getattr(_local, "sink", None)
+    _local.sink = notes
     try:
-        with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
-            warnings.simplefilter("always")
-            # max_pixels is the limit that counts; Pillow's hard error still applies.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
+        yield
     finally:
-        for w in caught:
-            if issubclass(w.category, UserWarning):
-                notes.append(one_line(w.message))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        _local.sink = previous

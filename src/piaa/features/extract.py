@@ -2,19 +2,21 @@
 
 Two engines compute the same function: ``torch`` (the reference: eager PyTorch) and ``onnx`` (the fast
 path: the backbone exported once to ONNX and run by ONNX Runtime, about 3x faster end to end on a
-2-core CPU, see the README's benchmarks). Decoding runs in worker processes so that JPEG decoding
-overlaps the network. Bad files never stop a batch: they are recorded in a
+2-core CPU, see the README's benchmarks). JPEG decoding overlaps the network (see
+:class:`FeatureExtractor`). Bad files never stop a batch: they are recorded in a
 :class:`~piaa.data.images.FailureLog` and skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,12 +45,7 @@ class _Decode(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
-        try:
-            return i, self.preprocess.load(self.paths[i]), ""
-        except ImageError as e:
-            return i, None, e.reason
-        except Exception as e:  # noqa: BLE001 - a batch must go on past any one bad file
-            return i, None, f"unreadable ({type(e).__name__}: {e})"
+        return i, *_decode_one(self.paths[i], self.preprocess)
 
 
 def _collate(items: list) -> list:
@@ -103,8 +100,46 @@ class Batch:
     features: FeatureMaps
 
 
+_WORKERS: ContextVar[int | None] = ContextVar("piaa_decode_workers", default=None)
+
+
+@contextlib.contextmanager
+def decode_workers(workers: int | None) -> Iterator[None]:
+    """Decode processes for every :class:`FeatureExtractor` made without ``workers`` while the block
+    runs (the commands' ``--workers``: it reaches extractors that library code creates); None keeps
+    the default."""
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be 0 or more, got {workers}")
+    token = _WORKERS.set(workers)
+    try:
+        yield
+    finally:
+        _WORKERS.reset(token)
+
+
+def _decode_one(path: str | Path, preprocess: Preprocess) -> tuple[np.ndarray | None, str]:
+    try:
+        return preprocess.load(path), ""
+    except ImageError as e:
+        return None, e.reason
+    except Exception as e:  # noqa: BLE001 - a batch must go on past any one bad file
+        return None, f"unreadable ({type(e).__name__}: {e})"
+
+
 class FeatureExtractor:
-    """Runs a backbone over files or in-memory images, batched, with decode workers and a progress bar."""
+    """Runs a backbone over files or in-memory images, batched, with a progress bar.
+
+    With ONNX Runtime, ``streams`` threads (default: cores, at most 2) each run one call on one core,
+    and where that takes every core (``workers=0``, the default on 1 and 2 cores) each thread decodes
+    its own batch just before running it: no inter-process copies, and no core waits for another while
+    there is decoding or network work left, whatever the photo size. On 2 cores this beat decode
+    processes feeding the threads both for 500x375 photos and for 24-MP camera JPEGs (README
+    benchmarks). ``workers=N`` decodes in N processes instead: the default is the cores left over by
+    the network threads (at most 2), and one with eager PyTorch (overlapping its multi-threaded calls).
+    While
+    :meth:`files` runs with ONNX Runtime, torch is held to one thread, so that what the caller does
+    with each batch (a scoring head) does not spin OpenMP threads against ONNX Runtime's.
+    """
 
     def __init__(
         self,
@@ -115,13 +150,17 @@ class FeatureExtractor:
         workers: int | None = None,
         streams: int | None = None,
     ) -> None:
-        """``workers``: decode processes; ``streams``: concurrent ONNX Runtime calls (default: cores, at
-        most 2)."""
+        """``workers``: decode processes (0: on the network threads; None: the default, see the class);
+        ``streams``: concurrent ONNX Runtime calls (default: cores, at most 2)."""
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if workers is not None and workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {workers}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.backbone = backbone.eval()
         self.batch_size = batch_size
-        self.workers = 1 if workers is None else workers
+        self.workers = workers
         self.engine_name = "torch"
         self.streams = 1
         self._onnx: OnnxEngine | None = None
@@ -155,6 +194,17 @@ class FeatureExtractor:
             out.append(self.forward(np.stack(chunk)))
         return concat(out)
 
+    def decode_workers(self) -> int:
+        """Decode processes :meth:`files` uses: ``workers``, else :func:`decode_workers`' setting, else
+        with ONNX Runtime 0 (decode on the network threads) when every core runs a network thread, and
+        the spare cores (at most 2) when there are more; 1 with eager PyTorch."""
+        for workers in (self.workers, _WORKERS.get()):
+            if workers is not None:
+                return workers
+        if self._onnx is None:
+            return 1
+        return max(0, min(2, (os.cpu_count() or 1) - self.streams))
+
     def files(
         self,
         paths: Sequence[str | Path],
@@ -165,39 +215,89 @@ class FeatureExtractor:
         """Yield batches of features in input order; files that fail to decode go to ``failures``."""
         if not paths:
             return
-        loader = DataLoader(
-            _Decode(paths, self.preprocess),
-            batch_size=self.batch_size,
-            num_workers=self.workers if len(paths) > self.batch_size else 0,
-            collate_fn=_collate,
-            prefetch_factor=4 if self.workers and len(paths) > self.batch_size else None,
-        )
+        paths = list(paths)
+        workers = self.decode_workers() if len(paths) > self.batch_size else 0
         desc = progress if isinstance(progress, str) else "embedding"
-        # ONNX Runtime runs each call on its calling thread (one intra-op thread), so ``streams`` Python
-        # threads keep that many cores busy: on 2 cores this beats one call with 2 intra-op threads
-        # by ~1.5x, because small convolutions scale poorly across threads.
-        pool = ThreadPoolExecutor(self.streams) if self.streams > 1 else None
-        pending: deque[tuple[list[int], Future | FeatureMaps | None, int]] = deque()
+        threads = torch.get_num_threads()
+        pool = ThreadPoolExecutor(self.streams) if self._onnx is not None else None
         try:
-            with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, smoothing=0.1) as bar:
-                for items in loader:
-                    good = [(i, a) for i, a, _ in items if a is not None]
+            if pool is not None:
+                torch.set_num_threads(1)  # the caller's head must not fight ONNX Runtime for the cores
+            # load_image records decoder warnings with warnings.catch_warnings, which is process-wide:
+            # overlapping loads on several threads can leave another load's recorder installed when
+            # they end. The state from before the run is restored once every thread is done.
+            with (
+                warnings.catch_warnings(),
+                tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, smoothing=0.1) as bar,
+            ):
+                jobs = self._in_workers(paths, workers, pool) if workers else self._in_threads(paths, pool)
+                for count, reasons, job in jobs:
+                    indices, features = job.result() if isinstance(job, Future) else job
                     if failures is not None:
-                        for i, _, reason in items:
-                            if reason:
-                                failures.add(paths[i], reason)
-                    pixels = np.stack([a for _, a in good]) if good else None
-                    job: Future | FeatureMaps | None = None
-                    if pixels is not None:
-                        job = pool.submit(self.forward, pixels) if pool else self.forward(pixels)
-                    pending.append(([i for i, _ in good], job, len(items)))
-                    while pending and (len(pending) > self.streams or pool is None):
-                        yield from self._finish(pending.popleft(), bar)
-                while pending:
-                    yield from self._finish(pending.popleft(), bar)
+                        for i, reason in reasons:
+                            failures.add(paths[i], reason)
+                    if indices:
+                        yield Batch(indices, features)
+                    bar.update(count)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+                torch.set_num_threads(threads)
+
+    # Each job yields (files in the batch, [(position, failure reason)], the (indices, features) of those
+    # that decoded, or a Future of them), in input order, keeping the threads busy a batch or two ahead.
+
+    def _in_threads(self, paths: list, pool: ThreadPoolExecutor | None) -> Iterator[tuple]:
+        """Each network thread decodes its own batch, then runs it."""
+        size = self.batch_size
+
+        def job(start: int) -> tuple:
+            batch = range(start, min(start + size, len(paths)))
+            decoded = [(i, *_decode_one(paths[i], self.preprocess)) for i in batch]
+            good = [(i, a) for i, a, _ in decoded if a is not None]
+            reasons = [(i, r) for i, _, r in decoded if r]
+            features = self.forward(np.stack([a for _, a in good])) if good else None
+            return len(batch), reasons, ([i for i, _ in good], features)
+
+        starts = range(0, len(paths), size)
+        if pool is None:
+            yield from map(job, starts)
+            return
+        pending: deque[Future] = deque()
+        for start in starts:
+            pending.append(pool.submit(job, start))
+            if len(pending) > 2 * self.streams:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    def _in_workers(self, paths: list, workers: int, pool: ThreadPoolExecutor | None) -> Iterator[tuple]:
+        """``workers`` processes decode batches; the network threads run them."""
+        loader = DataLoader(
+            _Decode(paths, self.preprocess),
+            batch_size=self.batch_size,
+            num_workers=workers,
+            collate_fn=_collate,
+            prefetch_factor=4,
+        )
+        pending: deque[tuple] = deque()
+        for items in loader:
+            good = [(i, a) for i, a, _ in items if a is not None]
+            reasons = [(i, r) for i, _, r in items if r]
+            indices = [i for i, _ in good]
+            pixels = np.stack([a for _, a in good]) if good else None
+            job: Future | tuple
+            if pixels is None:
+                job = (indices, None)
+            elif pool is not None:
+                job = pool.submit(lambda px, ix: (ix, self.forward(px)), pixels, indices)
+            else:
+                job = (indices, self.forward(pixels))
+            pending.append((len(items), reasons, job))
+            while pending and (len(pending) > self.streams or pool is None):
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
 
     def collect(
         self, paths: Sequence[str | Path], *, failures: FailureLog | None = None, progress: bool | str = True
@@ -211,13 +311,6 @@ class FeatureExtractor:
             parts.append(half_maps(b.features))
         return kept, (concat(parts) if parts else None)
 
-    @staticmethod
-    def _finish(item: tuple[list[int], Future | FeatureMaps | None, int], bar: tqdm) -> Iterator[Batch]:
-        indices, job, count = item
-        if job is not None:
-            yield Batch(indices, job.result() if isinstance(job, Future) else job)
-        bar.update(count)
-
 
 def concat(parts: Sequence[FeatureMaps]) -> FeatureMaps:
     if not parts:
@@ -228,4 +321,3 @@ def concat(parts: Sequence[FeatureMaps]) -> FeatureMaps:
 def half_maps(f: FeatureMaps) -> FeatureMaps:
     """Spatial maps in float16 (half the memory when many are cached for training); the embedding stays."""
     return FeatureMaps(*(t.half() if t.ndim == 4 else t for t in f))
-

@@ -86,7 +86,7 @@ def build_reference(
     weights: str | Path | None = "imagenet",
     store_maps: bool = True,
     engine: str = "auto",
-    batch_size: int = 32,
+    batch_size: int = 8,
     workers: int | None = None,
     limit: int | None = None,
     progress: bool = True,

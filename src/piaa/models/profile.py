@@ -32,6 +32,7 @@ from PIL import Image
 
 from piaa.backbones import Backbone, BackboneError, FeatureMaps, create_backbone
 from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
+from piaa.errors import PiaaError, one_line
 from piaa.features.extract import FeatureExtractor
 from piaa.io import atomic_write_text, fsync_dir, remove_stale_temporaries, sha256_file, temp_prefix
 from piaa.models.head import AestheticHead, HeadConfig
@@ -44,7 +45,7 @@ CONFIG = "config.json"
 PREFS = "preferences.csv"
 
 
-class ProfileError(RuntimeError):
+class ProfileError(PiaaError, RuntimeError):
     """A profile folder is missing, partial, corrupt or incompatible with this installation."""
 
 
@@ -144,6 +145,7 @@ class Profile:
 
     def save(self, path: str | Path) -> Path:
         """Write the profile folder atomically (see the module docstring)."""
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         from piaa.preferences import write_pairs_csv
@@ -186,6 +188,9 @@ class Profile:
             fsync_dir(path.parent)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
+        except (OSError, SafetensorError) as e:  # a full disk, a quota, a read-only folder
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else one_line(e)
+            raise ProfileError(f"{path}: cannot save the profile ({reason})") from None
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -291,7 +296,23 @@ def _profile_backbone(
             f"{path}: trained on {name} weights {saved_hash}, but the {name} weights here hash to "
             f"{bb.info.weights_hash}"
         )
+    check_preprocess(path / CONFIG, info.get("preprocess") or {}, bb, ProfileError)
     return bb
+
+
+def check_preprocess(source: Path, saved: dict, backbone: Backbone, error: type[Exception]) -> None:
+    """Refuse a backbone whose input pipeline differs from the one a store or profile was made with:
+    the same weights fed differently prepared pixels give other features (keys absent from ``saved``,
+    written by an older piaa, are not compared)."""
+    now = backbone.info.preprocess.to_dict()
+    diff = [
+        k
+        for k, v in saved.items()
+        if k in now and (list(now[k]) if isinstance(now[k], tuple) else now[k]) != v
+    ]
+    if diff:
+        k = diff[0]
+        raise error(f"{source}: made with {backbone.name} input {k}={saved[k]!r}, but it is now {now[k]!r}")
 
 
 # Profiles that ship with piaa, by name (filled by piaa.models.pretrained): name -> builder.

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from piaa.backbones import Preprocess
 from piaa.models.head import AestheticModel
 from piaa.models.profile import Profile, ScoreResult, list_pretrained, load_profile
 
@@ -42,6 +43,11 @@ class Scorer:
         self.profile = profile
         self.as_loss = as_loss
         self._model: AestheticModel | None = None
+
+    @property
+    def preprocess(self) -> Preprocess:
+        """The backbone's input pipeline (size, normalisation, resize policy)."""
+        return self.profile.backbone.preprocess
 
     @property
     def name(self) -> str:

@@ -38,6 +38,7 @@ class TrainConfig:
     low_level: bool = True  # the head also reads the early layers' statistics (False: the paper's head)
     pretrain: bool = True  # ablation switch: False skips the generic regression ("w/o pre-training")
     generic_epochs: int = 10
+    generic_steps: int = 400  # at most this many generic updates: big neighbour sets take fewer epochs
     generic_lr: float = 1e-3
     batch_size: int = 32
     rank_epochs: int = 20
@@ -116,10 +117,11 @@ def fit_generic(
     def loss_of(idx: torch.Tensor) -> torch.Tensor:
         return emd_loss(dists[idx], head.distribution(source(idx)))
 
+    # Cost grows with the neighbour union (up to K x album photos); past ``generic_steps`` updates more
+    # epochs over thousands of neighbours mostly repeat what the first ones taught.
+    epochs = min(cfg.generic_epochs, max(1, cfg.generic_steps // max(1, -(-len(dists) // cfg.batch_size))))
     with seeded(True, cfg.seed):  # dropout's draws, without touching the caller's random state
-        return _loop(
-            head, loss_of, len(dists), opt, None, cfg, cfg.generic_epochs, gen, "generic model", progress
-        )
+        return _loop(head, loss_of, len(dists), opt, None, cfg, epochs, gen, "generic model", progress)
 
 
 @torch.no_grad()

@@ -59,7 +59,7 @@ def design_matrix(style: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 def album_features(
     paths: Sequence[str | Path],
-    backbone: Backbone | None = None,
+    backbone: Backbone,
     *,
     failures: FailureLog | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -67,10 +67,9 @@ def album_features(
     """Design-matrix rows for ``paths`` (one backbone pass). Unreadable photos get the mean row, so rows
     stay aligned with ``paths``; they then look average to the model rather than breaking it (and are
     listed in ``failures``). Raises ``ValueError`` if no photo is readable."""
-    from piaa.backbones import create_backbone
     from piaa.features.extract import FeatureExtractor
 
-    extractor = FeatureExtractor(backbone or create_backbone())
+    extractor = FeatureExtractor(backbone)
     style: list[np.ndarray | None] = [None] * len(paths)
     content: list[np.ndarray | None] = [None] * len(paths)
     done = 0

@@ -75,9 +75,11 @@ class CollectConfig:
 
 
 def _default_features(paths: list[Path], progress: Callable[[int, int], None]) -> np.ndarray:
+    """The linear model's features from piaa's default backbone, built here where the choice is made."""
+    from piaa.backbones import create_backbone
     from piaa.sampling.features import album_features
 
-    return album_features(paths, progress=progress)
+    return album_features(paths, create_backbone(), progress=progress)
 
 
 class Features:

@@ -1,0 +1,260 @@
+"""Personalized retouching: operators, differentiable scorer, parameter finding, API and CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageEnhance
+from typer.testing import CliRunner
+
+from conftest import synthetic_photo
+from piaa.cli.main import app
+from piaa.evaluation.simulate import haze, photo_attributes
+from piaa.features.extract import FeatureExtractor
+from piaa.models.profile import Profile
+from piaa.models.train import TrainConfig, cached_source, fit_ranking, new_head
+from piaa.retouch import OPS, apply_ops, find_params, get_ops, pixel_scorer, retouch, train_predictor
+from piaa.retouch.core import _contexts, apply_full, thumbnail
+from piaa.retouch.ops import dark_channel
+from piaa.retouch.scoring import to_pil, to_tensor
+
+runner = CliRunner()
+
+
+def _bright(x: torch.Tensor) -> float:
+    return float(x.mean())
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Image.Image]:
+    rng = np.random.default_rng(1)
+    return [synthetic_photo(rng, 120, 90) for _ in range(8)]
+
+
+@pytest.fixture(scope="module")
+def bright_profile(lite0, photos) -> Profile:
+    """A head trained in seconds to prefer the brighter of two exposures of the same scene (its
+    low-level statistics standardized on more varied images, as a reference corpus would)."""
+    factors = (0.5, 0.8, 1.2)
+    imgs = [ImageEnhance.Brightness(p).enhance(f) for p in photos for f in factors]
+    varied = [ImageEnhance.Color(p).enhance(s) for p in photos for s in (0.0, 2.0)]
+    fe = FeatureExtractor(lite0, engine="torch")
+    maps = fe.images(imgs)
+    pairs = [(3 * s + j, 3 * s + i) for s in range(len(photos)) for i in range(3) for j in range(i + 1, 3)]
+    cfg = TrainConfig(rank_epochs=30, rank_lr=2e-3, batch_size=8)
+    head = new_head(lite0.info.channels, cfg, lite0.info.stats_dim)
+    head.fit_stats_scaling(torch.cat([maps.stats, fe.images(varied).stats]))
+    fit_ranking(head, cached_source(maps), torch.tensor(pairs), cfg)
+    return Profile(head, lite0, {})
+
+
+# ------------------------------------------------------------------------------------------ ops
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_each_op_is_identity_at_zero_params_and_zero_strength(name):
+    op = OPS[name]
+    x = torch.rand(2, 3, 37, 53)
+    assert torch.allclose(op.apply(x, torch.zeros(op.size)), x, atol=1e-5)
+    assert torch.allclose(op.apply(x, torch.full((op.size,), 2.0), strength=0.0), x, atol=1e-5)
+
+
+def test_exposure_brightens_monotonically_with_ev_and_curve():
+    x = to_tensor(synthetic_photo(np.random.default_rng(0)))
+    ev = [_bright(OPS["exposure"].apply(x, torch.tensor([r, 0.0]))) for r in (-1.0, -0.3, 0.0, 0.3, 1.0)]
+    curve = [_bright(OPS["exposure"].apply(x, torch.tensor([0.0, r]))) for r in (-1.0, 0.0, 1.0)]
+    assert ev == sorted(ev) and ev[0] < ev[-1] - 0.1
+    assert curve == sorted(curve) and curve[0] < curve[-1] - 0.1
+
+
+def test_saturation_raises_colourfulness():
+    img = synthetic_photo(np.random.default_rng(0))
+    x = to_tensor(img)
+    col = [
+        photo_attributes(to_pil(OPS["colour"].apply(x, torch.tensor([r, 0.0, 0.0]))))[1] for r in (-1, 0, 1)
+    ]
+    assert col[0] < col[1] < col[2]
+
+
+def test_temperature_warms():
+    x = to_tensor(synthetic_photo(np.random.default_rng(0)))
+    warm = OPS["colour"].apply(x, torch.tensor([0.0, 1.0, 0.0]))
+    assert float((warm[:, 0] - warm[:, 2]).mean()) > float((x[:, 0] - x[:, 2]).mean()) + 0.02
+
+
+def test_dehaze_clears_a_synthetic_hazy_photo():
+    clear = to_tensor(synthetic_photo(np.random.default_rng(0), 160, 120)) * 0.8
+    hazy = clear * 0.5 + 0.9 * 0.5  # I = J t + A (1 - t), t = 0.5, airlight 0.9
+    op = OPS["dehaze"]
+    out = op.apply(hazy, torch.tensor([2.0, 0.0]), **op.context(hazy))
+    assert float(dark_channel(out).mean()) < float(dark_channel(hazy).mean()) - 0.1
+    assert float(out.std()) > float(hazy.std()) * 1.3
+    assert float((out - clear).abs().mean()) < float((hazy - clear).abs().mean())
+    assert haze(to_pil(out)) < haze(to_pil(hazy))
+
+
+def test_unknown_op_and_wrong_parameter_count_are_refused():
+    with pytest.raises(ValueError, match="unknown retouching op"):
+        get_ops("exposure,sharpen")
+    with pytest.raises(ValueError, match="parameters"):
+        apply_ops(torch.rand(1, 3, 8, 8), get_ops("exposure"), torch.zeros(3))
+
+
+def test_full_resolution_path_matches_tensor_path():
+    img = synthetic_photo(np.random.default_rng(2), 301, 207)
+    ops = get_ops("exposure,colour,dehaze")
+    raw = torch.tensor([0.8, -0.4, 0.3, 0.5, -0.5, 0.6, 0.3])
+    x = to_tensor(img)
+    ctx = _contexts(ops, thumbnail(img, 224))
+    a = np.asarray(to_pil(apply_ops(x, ops, raw, 0.7, ctx)), int)
+    b = np.asarray(apply_full(img, ops, raw, 0.7, ctx), int)
+    assert np.abs(a - b).max() <= 2 and np.abs(a - b).mean() < 0.5
+
+
+# --------------------------------------------------------------------------------------- scorer
+
+
+def test_pixel_scorer_agrees_with_profile_score(bright_profile, photos, tmp_path):
+    files = []
+    for i, p in enumerate(photos[:4]):
+        files.append(tmp_path / f"{i}.jpg")
+        ImageEnhance.Brightness(p).enhance(0.6 + 0.3 * i).save(files[-1], quality=95)
+    ref = [r.score for r in bright_profile.score(files)]
+    assert max(ref) - min(ref) > 0.3  # the check below means something
+    scorer = pixel_scorer(bright_profile)
+    with torch.no_grad():
+        mine = [float(scorer(to_tensor(Image.open(f).convert("RGB")))) for f in files]
+    assert np.abs(np.array(mine) - np.array(ref)).max() < 0.05
+
+
+def test_gradients_flow_from_score_to_pixels_and_params(bright_profile, photos):
+    bright_profile.head.zero_grad(set_to_none=True)
+    scorer = pixel_scorer(bright_profile)
+    x = to_tensor(photos[0]).requires_grad_(True)
+    scorer(x).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    ops = get_ops("exposure,colour,dehaze")
+    thumb = thumbnail(photos[0], 224)
+    raw = torch.full((7,), 0.1, requires_grad=True)
+    scorer(apply_ops(thumb, ops, raw, 1.0, _contexts(ops, thumb))).sum().backward()
+    assert torch.isfinite(raw.grad).all() and bool((raw.grad != 0).all())
+    assert all(p.grad is None for p in bright_profile.head.parameters())  # the profile is untouched
+
+
+# ---------------------------------------------------------------------------- finding parameters
+
+
+def test_bright_profile_brightens_a_dark_photo_and_scores_rise(bright_profile, photos):
+    dark = ImageEnhance.Brightness(photos[5]).enhance(0.5)
+    r = retouch(bright_profile, dark, ops="exposure", return_params=True, steps=10)
+    assert r.score_after > r.score_before
+    assert r.params["exposure"]["ev"] > 0
+    assert np.asarray(r.image).mean() > np.asarray(dark).mean() + 3
+    half = retouch(bright_profile, dark, ops="exposure", strength=0.0, steps=1)
+    assert np.array_equal(np.asarray(half), np.asarray(dark))
+
+
+def test_params_found_on_thumbnail_apply_at_full_resolution(bright_profile, photos, tmp_path):
+    big = photos[3].resize((1031, 643))
+    path = tmp_path / "big.png"
+    big.save(path)
+    out = retouch(bright_profile, path, steps=3)
+    assert isinstance(out, Image.Image) and out.size == (1031, 643) and out.mode == "RGB"
+
+
+def test_learned_predictor_starts_at_identity_and_trains(bright_profile, photos):
+    scorer = pixel_scorer(bright_profile)
+    ops = get_ops("exposure,colour")
+    thumbs = torch.cat([thumbnail(ImageEnhance.Brightness(p).enhance(0.6), 224) for p in photos[:4]])
+    untrained = train_predictor(scorer, thumbs, ops, epochs=0)
+    assert torch.equal(find_params(scorer, thumbs, ops, "learned", untrained), torch.zeros(4, 5))
+    net = train_predictor(scorer, thumbs, ops, epochs=3, batch_size=4, lr=3e-2)
+    raw = find_params(scorer, thumbs, ops, "learned", net)
+    with torch.no_grad():
+        before = scorer(thumbs)
+        after = scorer(apply_ops(thumbs, ops, raw))
+    assert float(after.mean()) > float(before.mean())
+    with pytest.raises(ValueError, match="predictor"):
+        find_params(scorer, thumbs, ops, "learned", None)
+
+
+def test_auto_method_learns_only_with_an_album_or_a_predictor():
+    from piaa.retouch.core import MIN_ALBUM, resolve_method
+
+    assert resolve_method("auto", None, 0) == "optimize"
+    assert resolve_method("auto", None, MIN_ALBUM) == "learned"
+    assert resolve_method("optimize", None, 100) == "optimize"
+    with pytest.raises(ValueError, match="unknown method"):
+        resolve_method("magic", None)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+@pytest.fixture(scope="module")
+def profile_dir(bright_profile, tmp_path_factory):
+    return bright_profile.save(tmp_path_factory.mktemp("prof") / "bright")
+
+
+def test_write_new_never_replaces_a_file(tmp_path):
+    from piaa.retouch.batch import write_new
+
+    (tmp_path / "a.jpg").write_bytes(b"original")
+    assert write_new(tmp_path, "a.jpg", b"1") == tmp_path / "a-retouched.jpg"
+    assert write_new(tmp_path, "a.jpg", b"2") == tmp_path / "a-retouched-2.jpg"
+    assert write_new(tmp_path, "b.jpg", b"3") == tmp_path / "b.jpg"
+    assert (tmp_path / "a.jpg").read_bytes() == b"original"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a-retouched-2.jpg",
+        "a-retouched.jpg",
+        "a.jpg",
+        "b.jpg",
+    ]
+
+
+def _exif_rotated_jpeg(path, img):
+    """Stored sideways with orientation 6 (rotate 90° clockwise to view)."""
+    ex = Image.Exif()
+    ex[0x0112] = 6
+    ex[0x010F] = "TestCam"
+    img.transpose(Image.Transpose.ROTATE_90).save(path, quality=92, exif=ex.tobytes())
+
+
+def test_cli_writes_results_never_overwrites_and_lists_bad_files(profile_dir, photos, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    ImageEnhance.Brightness(photos[0]).enhance(0.5).save(src / "a.jpg", quality=90)
+    photos[1].save(src / "b.png")
+    _exif_rotated_jpeg(src / "c.jpg", photos[2])  # upright: 120 x 90
+    (src / "bad.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    originals = {p.name: p.read_bytes() for p in src.iterdir()}
+    args = ["retouch", str(src), "--profile", str(profile_dir), "--ops", "exposure,colour", "--out"]
+    res = runner.invoke(app, [*args, str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert "bad.jpg" in res.output and "1 image skipped" in res.output
+    assert "Traceback" not in res.output
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == {"a.jpg", "b.png", "c.jpg", "report.html"}
+    assert Image.open(out / "a.jpg").format == "JPEG" and Image.open(out / "b.png").format == "PNG"
+    c = Image.open(out / "c.jpg")
+    assert c.size == (120, 90)  # orientation applied to the pixels...
+    assert c.getexif()[0x0112] == 1 and c.getexif()[0x010F] == "TestCam"  # ...and the tag reset
+    assert "data:image/jpeg;base64" in (out / "report.html").read_text()
+    # --out is the input folder: results get new names; no original changes (learned: trained on the inputs)
+    res = runner.invoke(app, [*args, str(src), "--no-report", "--method", "learned"])
+    assert res.exit_code == 2, res.output
+    assert {p.name: p.read_bytes() for p in src.iterdir() if p.name in originals} == originals
+    assert (src / "a-retouched.jpg").is_file() and (src / "b-retouched.png").is_file()
+
+
+def test_cli_compare_generic_needs_a_generic_profile(profile_dir, photos, tmp_path):
+    photos[0].save(tmp_path / "a.jpg")
+    base = ["retouch", str(tmp_path / "a.jpg"), "--profile", str(profile_dir), "--out", str(tmp_path / "o")]
+    res = runner.invoke(app, [*base, "--compare-generic"])
+    assert res.exit_code == 2 and "--generic" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, [*base, "--compare-generic", "--generic", str(profile_dir), "--ops", "exposure"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "generic" / "a.jpg").is_file()
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert page.count("<figure>") == 3 and "generic" in page
