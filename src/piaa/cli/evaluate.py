@@ -19,9 +19,23 @@ from piaa.cli._common import (
 @app.command("evaluate")
 @friendly
 def evaluate_cmd(
-    photos: Annotated[Path, typer.Option(help="Photo folder for simulated persons.")] = Path(
-        "../shared/data/photos"
-    ),
+    photos: Annotated[
+        Path | None,
+        typer.Option(
+            help="Photo folder for simulated persons [default: ../shared/data/photos; para world: "
+            "PARA's folder with labels.csv and images/, ../shared/data/para]."
+        ),
+    ] = None,
+    world: Annotated[
+        str, typer.Option(help="Simulated world: photos (simulated crowd) or para (PARA's real crowd).")
+    ] = "photos",
+    backbone: Annotated[str, typer.Option(help="Backbone of a simulated world.")] = "efficientnet-lite0",
+    content_backbone: Annotated[
+        str | None, typer.Option(help="para world: network whose clusters are the persons' kinds of subject.")
+    ] = None,
+    feature_cache: Annotated[
+        Path | None, typer.Option(help="para world: folder keeping extracted features between runs.")
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help="realcur, flickr-aes or para (real ratings).")] = None,
     dataset_root: Annotated[Path | None, typer.Option(help="The dataset's folder (or labels file).")] = None,
     images: Annotated[Path | None, typer.Option(help="FLICKR-AES images folder.")] = None,
@@ -61,13 +75,21 @@ def evaluate_cmd(
             albums = load_dataset(dataset, labels_csv=dataset_root, images_root=images, workers=workers)
         else:
             albums = load_dataset(dataset, root=dataset_root)
-        world = bench.dataset_world(reference, albums, description=f"{dataset}: {len(albums)} albums")
+        bench_world = bench.dataset_world(reference, albums, description=f"{dataset}: {len(albums)} albums")
     else:
+        from piaa.evaluation.worlds import WORLDS
+
+        if world not in WORLDS:
+            raise ValueError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
+        photos = photos or Path("../shared/data/para" if world == "para" else "../shared/data/photos")
         if not photos.is_dir():
             raise FileNotFoundError(f"{photos}: photo folder not found (pass --photos DIR)")
-        world = bench.simulated_world(photos, persons=persons, seed=seed)
+        extra = {"content_backbone": content_backbone, "cache_dir": feature_cache} if world == "para" else {}
+        bench_world = bench.simulated_world(
+            photos, persons=persons, seed=seed, backbone=backbone, kind=world, **extra
+        )
     chosen = [m.strip() for m in methods.split(",")] if methods else None
-    result = bench.run(world, methods=chosen, splits=splits, seed=seed, config=config)
+    result = bench.run(bench_world, methods=chosen, splits=splits, seed=seed, config=config)
     table = result.table()
     notes = result.personalization_notes()
     table = f"{table}\n\n{notes}" if notes else table
@@ -75,7 +97,7 @@ def evaluate_cmd(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         out / "results.md",
-        f"{world.description}; {splits} splits; {result.seconds / 60:.1f} min\n\n{table}\n",
+        f"{bench_world.description}; {splits} splits; {result.seconds / 60:.1f} min\n\n{table}\n",
     )
     result.plot(out / "results.png")
     say(f"wrote {out / 'results.md'} and {out / 'results.png'} ({result.seconds / 60:.1f} min)")

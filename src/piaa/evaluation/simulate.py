@@ -5,6 +5,11 @@ A taste scores a photo from interpretable attributes measured on its pixels (bri
 colourfulness, contrast, sharpness, warmth) and, for the benchmark's persons, its content (kinds of
 subject: clusters of a backbone's embeddings). The crowd shares a "generic" taste; each person mixes
 it with weights of their own.
+
+Two crowds: :class:`World`'s is simulated from the same kind of pixel and content features piaa learns
+from (so a model of those features can in principle recover it exactly); :func:`para_persons`' is real,
+PARA's per-image crowd means, which no simulated feature explains (the PARA world of
+:func:`piaa.evaluation.worlds.para_world`).
 """
 
 from __future__ import annotations
@@ -115,11 +120,24 @@ class SimulatedPerson:
     content_weight: float
     generic_share: float  # how much of the crowd's taste this person shares, in [0, 1]
     noise: float
+    crowd_weight: float = 0.0  # the personal part's own weight on the crowd appeal (PARA world)
 
     def utility(self, attrs_z: np.ndarray, topic_mix: np.ndarray, crowd: np.ndarray) -> np.ndarray:
         """Noise-free appeal (standardized): ``generic_share`` of the crowd's, the rest personal."""
         personal = _z(attrs_z @ self.weights) + self.content_weight * _z(topic_mix @ self.topics)
+        if self.crowd_weight:
+            personal = personal + self.crowd_weight * _z(crowd)
         return self.generic_share * _z(crowd) + (1 - self.generic_share) * _z(personal)
+
+    def rate(
+        self, attrs_z: np.ndarray, topic_mix: np.ndarray, crowd: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(noise-free utility, ratings on 1-5 like REAL-CUR) of an album: the noisy utility cut at its
+        10/30/70/90 % quantiles."""
+        u = self.utility(attrs_z, topic_mix, crowd)
+        noisy = u + rng.normal(0, self.noise, len(u))
+        cuts = np.quantile(noisy, [0.1, 0.3, 0.7, 0.9])
+        return u, 1 + np.searchsorted(cuts, noisy)
 
 
 def _z(x: np.ndarray) -> np.ndarray:
@@ -180,12 +198,24 @@ class World:
     def ratings(
         self, person: SimulatedPerson, attrs_z: np.ndarray, topic_mix: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(noise-free utility, ratings on 1-5 like REAL-CUR) of an album: the noisy utility cut at its
-        10/30/70/90 % quantiles."""
-        u = person.utility(attrs_z, topic_mix, self.crowd_utility(attrs_z, topic_mix))
-        noisy = u + rng.normal(0, person.noise, len(u))
-        cuts = np.quantile(noisy, [0.1, 0.3, 0.7, 0.9])
-        return u, 1 + np.searchsorted(cuts, noisy)
+        """(noise-free utility, ratings on 1-5 like REAL-CUR) of an album (:meth:`SimulatedPerson.rate`
+        with this world's crowd)."""
+        return person.rate(attrs_z, topic_mix, self.crowd_utility(attrs_z, topic_mix), rng)
+
+
+def para_persons(topics: int, persons: int, seed: int = 0) -> list[SimulatedPerson]:
+    """Persons for a world whose crowd appeal is real (PARA's crowd means): seeded, like :class:`World`'s
+    in scale (content weight 0.3-1.0, generic share 0.2-0.6, noise 0.35), with personal weights on the
+    attributes and content drawn around zero (no simulated crowd taste to lean towards) and a weight of
+    their own on the crowd appeal, N(0, 0.5): the personal part may follow the crowd or go against it."""
+    rng = np.random.default_rng([seed, 7])
+    people = []
+    for _ in range(persons):
+        w = rng.normal(0, 1, len(ATTRIBUTES))
+        t = rng.normal(0, 1, topics)
+        content, share, crowd_w = rng.uniform(0.3, 1.0), rng.uniform(0.2, 0.6), rng.normal(0, 0.5)
+        people.append(SimulatedPerson(w, t, float(content), float(share), 0.35, float(crowd_w)))
+    return people
 
 
 def standardize_attributes(attrs: np.ndarray) -> np.ndarray:

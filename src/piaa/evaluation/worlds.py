@@ -1,8 +1,10 @@
 """The worlds a benchmark runs in: rated albums plus a crowd-labelled reference, features precomputed.
 
 A world is either simulated (:func:`simulated_world`: seeded persons rate photos of any folder, so the
-noise-free taste is known) or real (:func:`dataset_world`: a benchmark's albums from
-:mod:`piaa.data.datasets` and a reference built with feature maps, AVA in the paper). Feature maps of
+noise-free taste is known; :func:`para_world`: seeded persons over PARA's photos whose generic appeal
+is PARA's real crowd mean and whose reference carries the real crowd labels) or real
+(:func:`dataset_world`: a benchmark's albums from :mod:`piaa.data.datasets` and a reference built with
+feature maps, AVA in the paper). Feature maps of
 every photo are computed once with the frozen backbone, so each split of the protocol costs only heads.
 """
 
@@ -20,11 +22,25 @@ from tqdm.auto import tqdm
 from piaa.backbones import Backbone, FeatureMaps, create_backbone
 from piaa.data.datasets import RatedAlbum
 from piaa.data.images import FailureLog, iter_image_files
+from piaa.data.labels import mean_score
 from piaa.errors import file_error
 from piaa.features.extract import FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
 
-__all__ = ["EvalWorld", "PooledAlbum", "dataset_world", "extract_all", "simulated_world"]
+__all__ = [
+    "EvalWorld",
+    "PooledAlbum",
+    "WORLDS",
+    "dataset_world",
+    "extract_all",
+    "extract_cached",
+    "other_backbone",
+    "para_world",
+    "simulated_world",
+]
+
+WORLDS = ("photos", "para")
+"""The simulated worlds: persons over any photo folder, or over PARA's photos and real crowd labels."""
 
 
 @dataclass(eq=False)
@@ -87,6 +103,37 @@ def extract_all(
     return kept, maps
 
 
+def extract_cached(
+    paths: Sequence[Path], backbone: Backbone, cache_dir: str | Path | None = None, progress: bool = True
+) -> tuple[list[int], FeatureMaps]:
+    """:func:`extract_all`, kept in ``cache_dir`` (an ``.npz`` named by a hash of the backbone, its
+    weights and the paths) so a rerun loads instead of extracting. No ``cache_dir``: no cache."""
+    if cache_dir is None:
+        return extract_all(paths, backbone, progress)
+    import hashlib
+
+    key = hashlib.sha1(
+        "\n".join([backbone.info.name, backbone.info.weights_hash, *map(str, paths)]).encode()
+    ).hexdigest()[:16]
+    file = Path(cache_dir) / f"maps-{backbone.info.name}-{len(paths)}-{key}.npz"
+    if file.is_file():
+        with np.load(file) as z:
+            maps = FeatureMaps(*(torch.from_numpy(z[n]) for n in FeatureMaps._fields))
+            return z["kept"].tolist(), maps
+    kept, maps = extract_all(paths, backbone, progress)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp.npz")
+    arrays = {n: t.numpy() for n, t in zip(FeatureMaps._fields, maps, strict=True)}
+    np.savez(tmp, kept=np.asarray(kept), **arrays)
+    tmp.replace(file)
+    return kept, maps
+
+
+def other_backbone(backbone: str) -> str:
+    """The network that clusters content when ``backbone`` is the one piaa learns with: never the same."""
+    return "efficientnet-lite0" if backbone == "nima-mobilenet" else "nima-mobilenet"
+
+
 def _take(f: FeatureMaps, idx: np.ndarray) -> FeatureMaps:
     t = torch.from_numpy(idx)
     return FeatureMaps(*(x[t] for x in f))
@@ -100,14 +147,27 @@ def simulated_world(
     seed: int = 0,
     backbone: str = "efficientnet-lite0",
     progress: bool = True,
+    kind: str = "photos",
+    **para: object,
 ) -> EvalWorld:
     """Simulated persons on any photo folder (:mod:`piaa.evaluation.simulate`), seeded.
 
     Half the photos are the reference (crowd histograms from 100 simulated raters), the other half the
     pool the persons' albums are drawn from (REAL-CUR-like: ``album_size`` photos rated 1-5, doubled).
-    Raises ``ValueError`` with fewer than 40 readable photos.
+    ``kind="para"``: ``photos`` is PARA's folder and the world is :func:`para_world` (``para`` holds its
+    extra keywords). Raises ``ValueError`` with fewer than 40 readable photos or an unknown ``kind``.
     """
     from PIL import Image
+
+    if kind not in WORLDS:
+        raise ValueError(f"unknown world {kind!r}: choose one of {', '.join(WORLDS)}")
+    if kind == "para":
+        return para_world(
+            photos, persons=persons, album_size=album_size, seed=seed, backbone=backbone, progress=progress,
+            **para,  # type: ignore[arg-type]
+        )  # fmt: skip
+    if para:
+        raise TypeError(f"unexpected arguments for the photos world: {', '.join(para)}")
 
     from piaa.evaluation.simulate import World, content_topics, photo_attributes, standardize_attributes
 
@@ -147,6 +207,93 @@ def simulated_world(
         channels=tuple(bb.info.channels),
         description=f"{len(ref_idx)} reference photos, {persons} simulated persons with {size}-photo albums "
         f"from {photos} (seed {seed})",
+    )
+
+
+def para_world(
+    root: str | Path,
+    *,
+    persons: int = 8,
+    album_size: int = 200,
+    seed: int = 0,
+    backbone: str = "efficientnet-lite0",
+    content_backbone: str | None = None,
+    topics: int = 12,
+    limit: int | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> EvalWorld:
+    """Simulated persons over PARA's photos, with a real crowd.
+
+    ``root`` holds ``labels.csv`` (PARA's per-image crowd means, :mod:`piaa.data.labels.para`) and the
+    photos under ``images/`` (the layout of ``../shared/data/para``); ``limit`` keeps the first N
+    labelled photos. Half the photos (seeded) are the reference, labelled with their **real** crowd
+    means (1-5 mapped onto 1-10 and spread over the two nearest bins), the other half the pool. Each
+    person's noise-free taste (:func:`piaa.evaluation.simulate.para_persons`) mixes the photo's real
+    crowd mean (a share of 0.2-0.6) with a personal part: weights on the five pixel attributes, on
+    ``topics`` kinds of subject (k-means clusters of the embedding of ``content_backbone``, by default
+    the other one of efficientnet-lite0 / nima-mobilenet, so the content piaa must pick up is not its
+    own backbone's geometry) and on the crowd appeal itself. They rate ``album_size`` pool photos 1-5
+    with noise (doubled), like REAL-CUR. ``cache_dir`` keeps the extracted features between runs.
+    Raises ``ValueError`` with fewer than 40 readable photos, ``LabelFormatError`` for bad labels.
+    """
+    from PIL import Image
+
+    from piaa.data.labels import read_labels
+    from piaa.evaluation.simulate import (
+        content_topics,
+        para_persons,
+        photo_attributes,
+        standardize_attributes,
+    )
+
+    root = Path(root)
+    labels = read_labels(root / "labels.csv")
+    n = len(labels) if limit is None else min(limit, len(labels))
+    files = [root / "images" / f for f in labels.files[:n]]
+    dists = labels.distributions[:n]
+    bb = create_backbone(backbone)
+    kept, maps = extract_cached(files, bb, cache_dir, progress)
+    content = content_backbone or other_backbone(backbone)
+    if content == backbone:
+        raise ValueError(f"content_backbone must differ from the evaluated backbone {backbone!r}")
+    kept_c, cmaps = extract_cached(files, create_backbone(content), cache_dir, progress)
+    both = sorted(set(kept) & set(kept_c))
+    pos, pos_c = {k: i for i, k in enumerate(kept)}, {k: i for i, k in enumerate(kept_c)}
+    maps = _take(maps, np.array([pos[k] for k in both]))
+    content_emb = normalize(cmaps.embedding.float().numpy()[[pos_c[k] for k in both]])
+    del cmaps
+    files, dists = [files[k] for k in both], dists[both]
+    if len(files) < 40:
+        found = f"need at least 40 readable photos for a benchmark, found {len(files)}"
+        raise file_error(ValueError, root, found)
+    it = tqdm(files, desc="attributes", unit="img", disable=not progress)
+    attrs = standardize_attributes(np.stack([photo_attributes(Image.open(f)) for f in it]))
+    crowd = mean_score(dists.astype(np.float64))  # real crowd means, on 1-10
+    emb = normalize(maps.embedding.float().numpy())
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(files))
+    ref_idx, pool_idx = np.sort(order[: len(files) // 2]), np.sort(order[len(files) // 2 :])
+    mix = content_topics(content_emb, k=topics, seed=seed)
+    albums = []
+    size = min(album_size, len(pool_idx))
+    for p, person in enumerate(para_persons(mix.shape[1], persons, seed)):
+        local = np.sort(rng.choice(len(pool_idx), size, replace=False))
+        idx = pool_idx[local]
+        truth, ratings = person.rate(attrs[idx], mix[idx], crowd[idx], rng)
+        images = [files[i] for i in idx]
+        albums.append(PooledAlbum(f"person{p + 1}", images, 2.0 * ratings, photos=local, truth=truth))
+    return EvalWorld(
+        ref_maps=_take(maps, ref_idx),
+        ref_dists=dists[ref_idx].astype(np.float32),
+        ref_emb=emb[ref_idx],
+        photo_maps=_take(maps, pool_idx),
+        photo_emb=emb[pool_idx],
+        albums=albums,
+        channels=tuple(bb.info.channels),
+        description=f"PARA world: {len(ref_idx)} reference photos with real crowd labels, {persons} "
+        f"simulated persons with {size}-photo albums over the real crowd mean, content from {content} "
+        f"({root}, seed {seed})",
     )
 
 

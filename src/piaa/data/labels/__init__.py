@@ -67,8 +67,15 @@ real 10-point histogram (bins 2 and 9 never get mass, the spread differs), so EM
 labels are not comparable with AVA's. Note the paper itself maps REAL-CUR's 1-5 scores by doubling
 (1 -> 2, 5 -> 10); this module uses the endpoint-preserving map instead.
 
+PARA (:mod:`piaa.data.labels.para`) -- a CSV whose header is PARA's official GIAA layout
+(``imageName, sessionId, aestheticScore_1.0 .. aestheticScore_5.0``: nine vote counts per half-point
+score, source format ``para-giaa``) or a per-image mean file (``image, aesthetic_mean`` on 1-5,
+``para-mean``) is read as PARA: a score ``v`` on 1-5 sits at ``1 + (v - 1) * 9 / 4`` on 1-10, the same
+linear map as above, each half-point bin split between the two nearest 1-10 bins (:data:`NINE_TO_TEN`)
+and a mean spread over the two bins nearest its mapped value; both keep the mapped mean exact.
+
 :func:`read_labels` picks the reader: ``.csv`` files, or files whose first line contains a comma,
-are CSV; everything else is AVA.
+are CSV (PARA's layouts recognised by their header); everything else is AVA.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ from piaa.data.labels.base import (
     mean_score,
     mean_to_distribution,
 )
+from piaa.data.labels.para import NINE_TO_TEN, nine_bin_to_ten, para_mean_to_ten, read_para_labels
 from piaa.data.labels.table import read_csv_labels
 
 __all__ = [
@@ -94,24 +102,31 @@ __all__ = [
     "SCORES",
     "LabelFormatError",
     "LabelSet",
+    "NINE_TO_TEN",
     "five_bin_to_ten",
     "mean_score",
     "mean_to_distribution",
+    "nine_bin_to_ten",
+    "para_mean_to_ten",
     "read_ava",
     "read_csv_labels",
     "read_labels",
+    "read_para_labels",
 ]
 
 
 
 def read_labels(path: str | PathLike[str], fmt: str = "auto") -> LabelSet:
-    """Read a label file as ``fmt`` ("ava", "csv"), or guess: ``.csv`` or a comma on line 1 means CSV."""
-    if fmt not in ("auto", "ava", "csv"):
-        raise ValueError(f"unknown label format {fmt!r}: expected 'auto', 'ava' or 'csv'")
+    """Read a label file as ``fmt`` ("ava", "csv", "para"), or guess: ``.csv`` or a comma on line 1 means
+    CSV, and a CSV with PARA's header is PARA."""
+    if fmt not in ("auto", "ava", "csv", "para"):
+        raise ValueError(f"unknown label format {fmt!r}: expected 'auto', 'ava', 'csv' or 'para'")
     p = Path(path)
     _check_file(p)
     if fmt == "auto":
         with p.open("rb") as f:
             first = f.readline()
         fmt = "csv" if p.suffix.lower() == ".csv" or b"," in first else "ava"
+    if fmt == "para":
+        return read_para_labels(p)
     return read_csv_labels(p) if fmt == "csv" else read_ava(p)

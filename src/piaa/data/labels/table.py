@@ -23,6 +23,7 @@ from piaa.data.labels.base import (
     five_bin_to_ten,
     mean_to_distribution,
 )
+from piaa.data.labels.para import para_layout, read_para_labels
 
 
 def read_csv_labels(path: str | PathLike[str]) -> LabelSet:
@@ -33,6 +34,8 @@ def read_csv_labels(path: str | PathLike[str]) -> LabelSet:
     """
     path = Path(path)
     _check_file(path)
+    if para_layout(_peek_header(path)) is not None:  # PARA's layouts (see piaa.data.labels.para)
+        return read_para_labels(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
@@ -61,6 +64,15 @@ def read_csv_labels(path: str | PathLike[str]) -> LabelSet:
         raise _error(path, "no data rows after the header")
     _check_unique_ids(path, ids, linenos)
     return _csv_labelset(path, fmt, score_names, linenos, ids, files, values)
+
+
+def _peek_header(path: Path) -> list[str]:
+    """The header row, or [] when it cannot be read (the full read then reports why)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), [])
+    except (UnicodeDecodeError, csv.Error):
+        return []
 
 
 def _first_column(names: list[str], candidates: tuple[str, ...]) -> int | None:
