@@ -39,14 +39,11 @@ Malformed input is a :class:`~piaa.data.labels.base.LabelFormatError` naming the
 from __future__ import annotations
 
 import csv
-import math
 from os import PathLike
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from piaa.data.images import IMAGE_EXTENSIONS
 from piaa.data.labels.base import (
     LabelSet,
     _check_file,
@@ -121,52 +118,6 @@ def para_layout(header: list[str]) -> str | None:
     return None
 
 
-def _split_name(raw: str) -> tuple[str, str]:
-    suffix = Path(raw).suffix
-    if suffix.lower() in IMAGE_EXTENSIONS:
-        return raw[: -len(suffix)], raw
-    return raw, f"{raw}.jpg"
-
-
-def _rows(
-    path: Path, reader: Any, header: list[str], img_col: int, sess_col: int, score_cols: list[int]
-) -> tuple[list[int], list[str], list[str], list[list[float]]]:
-    linenos: list[int] = []
-    ids: list[str] = []
-    files: list[str] = []
-    values: list[list[float]] = []
-    for row in reader:
-        lineno = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise _error(path, f"expected {len(header)} fields as in the header, found {len(row)}", lineno)
-        raw = row[img_col].strip()
-        if sess_col >= 0:
-            session = row[sess_col].strip()
-            if not session:
-                raise _error(path, "empty sessionId", lineno)
-            raw = f"{session}/{raw}" if raw else ""
-        if not raw:
-            raise _error(path, "empty image name", lineno)
-        image_id, file = _split_name(raw)
-        vals = []
-        for col in score_cols:
-            cell, name = row[col].strip(), header[col].strip()
-            try:
-                v = float(cell)
-            except ValueError:
-                raise _error(path, f"column {name!r} is not a number: {cell!r}", lineno) from None
-            if not math.isfinite(v):
-                raise _error(path, f"column {name!r} is not finite: {cell!r}", lineno)
-            vals.append(v)
-        linenos.append(lineno)
-        ids.append(image_id)
-        files.append(file)
-        values.append(vals)
-    return linenos, ids, files, values
-
-
 def read_para_labels(path: str | PathLike[str]) -> LabelSet:
     """Read a PARA GIAA file or a per-image mean file (see the module docstring) as 1-10 distributions."""
     path = Path(path)
@@ -192,7 +143,12 @@ def read_para_labels(path: str | PathLike[str]) -> LabelSet:
             else:
                 img_col, sess_col = names.index("image"), -1
                 score_cols = [names.index("aesthetic_mean")]
-            linenos, ids, files, values = _rows(path, reader, header, img_col, sess_col, score_cols)
+            from piaa.data.labels.table import _csv_rows  # table reads PARA's layouts through this module
+
+            names = tuple(header[c].strip() for c in score_cols)
+            linenos, ids, files, values = _csv_rows(
+                path, reader, len(header), img_col, score_cols, names, folder_col=sess_col
+            )
     except UnicodeDecodeError as exc:
         raise _error(path, f"not UTF-8 text (byte {exc.start})") from None
     except csv.Error as exc:

@@ -114,7 +114,10 @@ def _csv_rows(
     image_col: int,
     score_cols: list[int],
     score_names: tuple[str, ...],
+    folder_col: int = -1,
 ) -> tuple[list[int], list[str], list[str], list[list[float]]]:
+    """(line numbers, image ids, image files, score values) of the data rows; ``folder_col`` >= 0 names a
+    column holding the image's folder (PARA's ``sessionId``). Raises ``LabelFormatError`` naming the line."""
     linenos: list[int] = []
     ids: list[str] = []
     files: list[str] = []
@@ -126,6 +129,11 @@ def _csv_rows(
         if len(row) != n_fields:
             raise _error(path, f"expected {n_fields} fields as in the header, found {len(row)}", lineno)
         raw = row[image_col].strip()
+        if folder_col >= 0:
+            folder = row[folder_col].strip()
+            if not folder:
+                raise _error(path, "empty sessionId", lineno)
+            raw = f"{folder}/{raw}" if raw else ""
         if not raw:
             raise _error(path, "empty image name", lineno)
         suffix = Path(raw).suffix
