@@ -37,7 +37,8 @@ from PIL import Image
 from torch import nn
 
 from piaa.data.images import load_image, to_rgb
-from piaa.retouch.ops import LUMA, OPS, Colour, Dehaze, Op, apply_ops, get_ops
+from piaa.retouch.full import apply_full, offsets
+from piaa.retouch.ops import Op, apply_ops, get_ops
 from piaa.retouch.scoring import PixelScorer, pixel_scorer, to_tensor
 
 METHODS = ("auto", "optimize", "learned")
@@ -248,61 +249,6 @@ def find_params(
     raise AssertionError(method)
 
 
-@torch.no_grad()
-def apply_full(
-    img: Image.Image,
-    ops: Sequence[Op],
-    raw: torch.Tensor,
-    strength: float = 1.0,
-    context: dict[str, dict[str, torch.Tensor]] | None = None,
-) -> Image.Image:
-    """Apply parameters found on a thumbnail to the full-resolution RGB photo; same size out.
-
-    The same function as :func:`~piaa.retouch.ops.apply_ops`, computed the fast way for 12-megapixel
-    photos: dehazing in place on one float copy (transmission by the fast guided filter); exposure and
-    white balance, which act on each channel alone, as one 256-entry lookup table per channel
-    (``Image.point``); saturation as a 3 x 3 colour matrix (``Image.convert``). Results agree with
-    ``apply_ops`` to about one 8-bit level (``tests/test_retouch.py``)."""
-    ops = list(ops)
-    context = context or {}
-    parts = {op.name: op.squash(raw[i : i + op.size].reshape(1, -1), strength) for op, i in _offsets(ops)}
-    out = to_rgb(img)
-    if "dehaze" in parts and bool(parts["dehaze"].abs().sum() > 0):
-        out = _dehaze_full(out, OPS["dehaze"], parts["dehaze"], context.get("dehaze", {}).get("airlight"))
-    y = torch.linspace(0.0, 1.0, 256).view(1, 1, 1, 256).expand(1, 3, 1, 256)
-    if "exposure" in parts:
-        y = OPS["exposure"]._apply(y, parts["exposure"]).clamp(0.0, 1.0)
-    if "colour" in parts:
-        y = OPS["colour"].white_balance(y, parts["colour"]).clamp(0.0, 1.0)
-    lut = y[0, :, 0, :].mul(255.0).round().to(torch.uint8).flatten().tolist()
-    if lut != list(range(256)) * 3:
-        out = out.point(lut)
-    sat = float(parts["colour"][0, 0]) if "colour" in parts else 0.0
-    if sat != 0.0:
-        out = out.convert("RGB", Colour.saturation_matrix(sat))
-    return out
-
-
-def _dehaze_full(img: Image.Image, op: Dehaze, p: torch.Tensor, airlight: torch.Tensor | None) -> Image.Image:
-    w, h = img.size
-    scale = min(1.0, op.work_side / max(w, h))
-    small_img = img
-    if scale < 1.0:
-        small_img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
-    small = to_tensor(small_img)
-    a = op.airlight(small, p, airlight)
-    coef_a, coef_b = op.guided_coefficients(small, p, a)
-    x = torch.from_numpy(np.array(img, dtype=np.uint8)).float().div_(255.0)  # H x W x 3
-    t = x @ x.new_tensor(LUMA)  # luminance, H x W
-    if coef_a.shape[-2:] != (h, w):
-        coef_a = F.interpolate(coef_a, size=(h, w), mode="bilinear", align_corners=False)
-        coef_b = F.interpolate(coef_b, size=(h, w), mode="bilinear", align_corners=False)
-    t.mul_(coef_a[0, 0]).add_(coef_b[0, 0]).clamp_min_(op.t0)
-    av = a.view(3)
-    x.sub_(av).div_(t.unsqueeze(-1)).add_(av).clamp_(0.0, 1.0).mul_(255.0).round_()
-    return Image.fromarray(x.to(torch.uint8).numpy(), "RGB")
-
-
 def _open(image: str | Path | Image.Image) -> Image.Image:
     return to_rgb(image) if isinstance(image, Image.Image) else load_image(image)
 
@@ -338,17 +284,9 @@ def retouch_image(
         after = apply_ops(thumb, op_list, raw[None], strength, ctx)
         s_before, s_after = (float(v) for v in scorer(torch.cat([thumb, after])))
     out = apply_full(img, op_list, raw, strength, ctx)
-    params = {op.name: op.describe(raw[i : i + op.size], strength) for op, i in _offsets(op_list)}
+    params = {op.name: op.describe(raw[i : i + op.size], strength) for op, i in offsets(op_list)}
     seconds = time.perf_counter() - start
     return RetouchResult(out, params, raw.numpy().copy(), s_before, s_after, method, strength, seconds)
-
-
-def _offsets(ops: Sequence[Op]) -> list[tuple[Op, int]]:
-    out, i = [], 0
-    for op in ops:
-        out.append((op, i))
-        i += op.size
-    return out
 
 
 def retouch(
