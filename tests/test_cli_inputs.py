@@ -142,3 +142,17 @@ def test_full_disk_while_saving_a_profile_is_one_line(profile_dir, tmp_path, mon
         prof.save(tmp_path / "me")
     assert isinstance(e.value, PiaaError)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_during_a_reference_build_is_one_line_naming_the_file(ref_corpus, tmp_path, monkeypatch):
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)  # the derived embeddings file cannot be written
+    out = tmp_path / "REF"
+    args = ["reference", "build", "--labels", str(ref_corpus["labels"]), "--images", str(ref_corpus["images"])]
+    res = runner.invoke(app, [*args, "--out", str(out), "--limit", "4"])
+    assert res.exit_code == 2, res.output
+    line = _one_error_line(res.output)
+    assert "No space left" in line and str(out) in line and "Traceback" not in res.output
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
