@@ -150,7 +150,8 @@ def test_full_disk_during_a_reference_build_is_one_line_naming_the_file(ref_corp
 
     monkeypatch.setattr(os, "fsync", full)  # the derived embeddings file cannot be written
     out = tmp_path / "REF"
-    args = ["reference", "build", "--labels", str(ref_corpus["labels"]), "--images", str(ref_corpus["images"])]
+    args = ["reference", "build", "--labels", str(ref_corpus["labels"])]
+    args += ["--images", str(ref_corpus["images"])]
     res = runner.invoke(app, [*args, "--out", str(out), "--limit", "4"])
     assert res.exit_code == 2, res.output
     line = _one_error_line(res.output)
