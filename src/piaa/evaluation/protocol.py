@@ -1,4 +1,4 @@
-"""``piaa bench``: the paper's evaluation protocol (section 4), every method in one run.
+"""``piaa evaluate``: the paper's evaluation protocol (section 4), every method in one run.
 
 Protocol, per album (one person's rated photos) and per X in (10, 100):
 

@@ -8,7 +8,7 @@ pixels, as the paper does (slow on a CPU).
 
 Defaults differ from the paper's learning rates because a freshly initialised head on frozen features
 is not a pretrained VGG16: the paper's 3e-7 would not move it. They were chosen by measurement
-(``piaa bench --set KEY=VALUE``; the README's settings sweep gives the numbers): the optimiser is still
+(``piaa evaluate --set KEY=VALUE``; the README's settings sweep gives the numbers): the optimiser is still
 Adam, regression is still batch 32, ranking still halves its rate every 500 iterations.
 """
 
