@@ -242,3 +242,15 @@ def test_reference_without_maps_computes_neighbour_maps(demo_world, tmp_path):
     np.testing.assert_allclose(
         [r.score for r in without.score(files)], [r.score for r in with_maps.score(files)], atol=0.05
     )  # stored maps are float16, fresh ones are rounded the same way
+
+
+def test_neighbour_maps_streamed_from_the_store_train_the_same_model(demo_world, monkeypatch):
+    import piaa.models.personalize as pers
+
+    ex = demo_world["example"]
+    kwargs = {"progress": False, "generic_epochs": 2, "rank_epochs": 2}
+    in_memory = personalize(demo_world["reference"], ex.album, None, None, **kwargs)
+    monkeypatch.setattr(pers, "MAPS_IN_MEMORY", 1)  # every batch read from the store
+    streamed = personalize(demo_world["reference"], ex.album, None, None, **kwargs)
+    a, b = in_memory.report.album_scores, streamed.report.album_scores
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)

@@ -187,7 +187,7 @@ def _generic_from_reference(
         album_source, trainable = pixel_source(backbone, _pixels(backbone, files)), backbone
     else:
         if ref.has_maps:
-            ref_maps = ref.maps(nn_rows)
+            ref_source = stored_source(ref, nn_rows)
         else:  # a reference built with --no-maps: compute the neighbours' maps now
             paths = [ref.paths[r] for r in nn_rows]
             ok, maps = extractor.collect(
@@ -195,13 +195,31 @@ def _generic_from_reference(
             )
             if maps is None:
                 raise ValueError(f"{ref.path}: none of the reference neighbours' images could be read")
-            ref_maps, nn_rows = maps, nn_rows[ok]
-        ref_source, album_source, trainable = cached_source(ref_maps), cached_source(album_maps), None
+            ref_source, nn_rows = cached_source(maps), nn_rows[ok]
+        album_source, trainable = cached_source(album_maps), None
     head = new_head(backbone.info.channels, cfg, backbone.info.stats_dim)
     if cfg.pretrain:
         dists = torch.from_numpy(ref.distributions[nn_rows])
         rep.generic_loss = fit_generic(head, ref_source, dists, cfg, backbone=trainable, progress=progress)
     return head, album_source, trainable
+
+
+MAPS_IN_MEMORY = 1 << 30  # bytes of neighbour maps held at once; past it they are read batch by batch
+
+
+def stored_source(ref: Reference, rows: np.ndarray) -> Any:
+    """The stored maps of reference ``rows`` as a training source: all in memory while they fit in
+    :data:`MAPS_IN_MEMORY`, else streamed from the store batch by batch (memory bounded by a batch;
+    the same values either way, so the same model)."""
+    first = ref.maps(rows[:1])
+    per_row = sum(t.element_size() * t[0].numel() for t in first)
+    if per_row * len(rows) <= MAPS_IN_MEMORY:
+        return cached_source(ref.maps(rows))
+
+    def get(idx: torch.Tensor) -> Any:
+        return type(first)(*(t.float() for t in ref.maps(rows[idx.numpy()])))
+
+    return get
 
 
 def _pixels(backbone: Backbone, paths: list[Path]) -> np.ndarray:
