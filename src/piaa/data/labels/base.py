@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -121,13 +122,49 @@ def five_bin_to_ten(p5: np.ndarray) -> np.ndarray:
     Uses :data:`FIVE_TO_TEN`; the result's mean is ``1 + (mean5 - 1) * 9 / 4``. Rows must have a
     positive sum.
     """
-    p = np.asarray(p5, dtype=np.float64)
-    if p.shape[-1] != 5:
-        raise ValueError(f"expected 5 bins in the last axis, got shape {p.shape}")
+    return histogram_to_ten(p5, FIVE_TO_TEN)
+
+
+def histogram_to_ten(p: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Histograms over K bins (counts or probabilities, ``(..., K)``), normalised and mapped onto the 10
+    bins by ``matrix`` (K x 10). Raises ``ValueError`` for another K or a row that is negative or empty."""
+    p = np.asarray(p, dtype=np.float64)
+    k = matrix.shape[0]
+    if p.shape[-1] != k:
+        raise ValueError(f"expected {k} bins in the last axis, got shape {p.shape}")
     total = p.sum(axis=-1, keepdims=True)
     if np.any(p < 0) or np.any(total <= 0):
-        raise ValueError("5-point histograms must be non-negative with a positive sum")
-    return (p / total) @ FIVE_TO_TEN
+        raise ValueError(f"{k}-bin histograms must be non-negative with a positive sum")
+    return (p / total) @ matrix
+
+
+def histogram_labelset(
+    path: Path,
+    fmt: str,
+    v: np.ndarray,
+    names: Sequence[str],
+    linenos: Sequence[int],
+    ids: list[str],
+    files: list[str],
+    to_ten: Callable[[np.ndarray], np.ndarray],
+) -> LabelSet:
+    """A :class:`LabelSet` from histogram rows ``v`` (N x K vote counts or probabilities, columns
+    ``names``): a negative cell is an error naming its line; rows without votes are skipped and listed."""
+    neg = np.flatnonzero((v < 0).any(axis=1))
+    if neg.size:
+        i = int(neg[0])
+        j = int(np.flatnonzero(v[i] < 0)[0])
+        raise _error(path, f"column {names[j]!r} is negative: {v[i, j]:g}", linenos[i])
+    keep = v.sum(axis=1) > 0
+    skipped = [f"{path}:{linenos[i]}: image {ids[i]}: no votes" for i in np.flatnonzero(~keep)]
+    kept = np.flatnonzero(keep)
+    return LabelSet(
+        ids=[ids[i] for i in kept],
+        files=[files[i] for i in kept],
+        distributions=to_ten(v[keep]).reshape(-1, 10),
+        source_format=fmt,
+        skipped=skipped,
+    )
 
 
 def _check_file(path: Path) -> None:

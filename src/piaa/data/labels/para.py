@@ -49,6 +49,8 @@ from piaa.data.labels.base import (
     _check_file,
     _check_unique_ids,
     _error,
+    histogram_labelset,
+    histogram_to_ten,
     mean_to_distribution,
 )
 
@@ -90,13 +92,7 @@ NINE_TO_TEN: np.ndarray = _nine_to_ten_matrix()
 def nine_bin_to_ten(p9: np.ndarray) -> np.ndarray:
     """PARA's 9-bin histograms (counts or probabilities, ``(..., 9)``) as normalised 1-10 distributions
     whose mean is exactly ``1 + (mean9 - 1) * 9 / 4``. Rows must be non-negative with a positive sum."""
-    p = np.asarray(p9, dtype=np.float64)
-    if p.shape[-1] != 9:
-        raise ValueError(f"expected 9 bins in the last axis, got shape {p.shape}")
-    total = p.sum(axis=-1, keepdims=True)
-    if np.any(p < 0) or np.any(total <= 0):
-        raise ValueError("9-bin histograms must be non-negative with a positive sum")
-    return (p / total) @ NINE_TO_TEN
+    return histogram_to_ten(p9, NINE_TO_TEN)
 
 
 def para_mean_to_ten(means: np.ndarray | float) -> np.ndarray:
@@ -163,19 +159,5 @@ def read_para_labels(path: str | PathLike[str]) -> LabelSet:
             i = int(bad[0])
             raise _error(path, f"aesthetic_mean {v[i, 0]:g} is outside PARA's [1, 5]", linenos[i])
         return LabelSet(ids=ids, files=files, distributions=para_mean_to_ten(v[:, 0]), source_format=fmt)
-    neg = np.flatnonzero((v < 0).any(axis=1))
-    if neg.size:
-        i = int(neg[0])
-        j = int(np.flatnonzero(v[i] < 0)[0])
-        raise _error(path, f"column {header[score_cols[j]].strip()!r} is negative: {v[i, j]:g}", linenos[i])
-    totals = v.sum(axis=1)
-    keep = totals > 0
-    skipped = [f"{path}:{linenos[i]}: image {ids[i]}: no votes" for i in np.flatnonzero(~keep)]
-    kept = np.flatnonzero(keep)
-    return LabelSet(
-        ids=[ids[i] for i in kept],
-        files=[files[i] for i in kept],
-        distributions=nine_bin_to_ten(v[keep]).reshape(-1, 10),
-        source_format=fmt,
-        skipped=skipped,
-    )
+    names = [header[c].strip() for c in score_cols]
+    return histogram_labelset(path, fmt, v, names, linenos, ids, files, nine_bin_to_ten)

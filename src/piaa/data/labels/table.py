@@ -21,6 +21,7 @@ from piaa.data.labels.base import (
     _check_unique_ids,
     _error,
     five_bin_to_ten,
+    histogram_labelset,
     mean_to_distribution,
 )
 from piaa.data.labels.para import para_layout, read_para_labels
@@ -179,22 +180,7 @@ def _csv_labelset(
                 linenos[i],
             )
         return LabelSet(ids=ids, files=files, distributions=mean_to_distribution(v[:, 0]), source_format=fmt)
-    neg = np.flatnonzero((v < 0).any(axis=1))
-    if neg.size:
-        i = int(neg[0])
-        j = int(np.flatnonzero(v[i] < 0)[0])
-        raise _error(path, f"column {score_names[j]!r} is negative: {v[i, j]:g}", linenos[i])
-    totals = v.sum(axis=1)
-    keep = totals > 0
-    skipped = [f"{path}:{linenos[i]}: image {ids[i]}: all-zero histogram" for i in np.flatnonzero(~keep)]
-    kept = np.flatnonzero(keep)
-    dist = five_bin_to_ten(v[keep]) if fmt == "csv-5bin" else v[keep] / totals[keep, None]
-    return LabelSet(
-        ids=[ids[i] for i in kept],
-        files=[files[i] for i in kept],
-        distributions=dist.reshape(-1, 10),
-        source_format=fmt,
-        skipped=skipped,
-    )
+    to_ten = five_bin_to_ten if fmt == "csv-5bin" else (lambda h: h / h.sum(axis=1, keepdims=True))
+    return histogram_labelset(path, fmt, v, score_names, linenos, ids, files, to_ten)
 
 
