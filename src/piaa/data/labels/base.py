@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -184,3 +185,17 @@ def _check_unique_ids(path: Path, ids: list[str], linenos: np.ndarray | list[int
                 path, f"duplicate image id {image_id!r} (first seen on line {first[image_id]})", int(lineno)
             )
         first[image_id] = int(lineno)
+
+
+def csv_error(path: Path, exc: UnicodeDecodeError | csv.Error) -> LabelFormatError:
+    """The one-line error for a label CSV that is not UTF-8 or not valid CSV."""
+    if isinstance(exc, UnicodeDecodeError):
+        return _error(path, f"not UTF-8 text (byte {exc.start})")
+    return _error(path, f"CSV syntax error: {exc}")
+
+
+def check_rows(path: Path, ids: list[str], linenos: list[int]) -> None:
+    """A label CSV needs data rows, each image once; raises ``LabelFormatError`` naming the line."""
+    if not ids:
+        raise _error(path, "no data rows after the header")
+    _check_unique_ids(path, ids, linenos)

@@ -47,8 +47,9 @@ import numpy as np
 from piaa.data.labels.base import (
     LabelSet,
     _check_file,
-    _check_unique_ids,
     _error,
+    check_rows,
+    csv_error,
     histogram_labelset,
     histogram_to_ten,
     mean_to_distribution,
@@ -145,13 +146,9 @@ def read_para_labels(path: str | PathLike[str]) -> LabelSet:
             linenos, ids, files, values = _csv_rows(
                 path, reader, len(header), img_col, score_cols, names, folder_col=sess_col
             )
-    except UnicodeDecodeError as exc:
-        raise _error(path, f"not UTF-8 text (byte {exc.start})") from None
-    except csv.Error as exc:
-        raise _error(path, f"CSV syntax error: {exc}") from None
-    if not ids:
-        raise _error(path, "no data rows after the header")
-    _check_unique_ids(path, ids, linenos)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise csv_error(path, exc) from None
+    check_rows(path, ids, linenos)
     v = np.asarray(values, dtype=np.float64).reshape(len(ids), len(score_cols))
     if fmt == "para-mean":
         bad = np.flatnonzero((v[:, 0] < 1.0) | (v[:, 0] > 5.0))

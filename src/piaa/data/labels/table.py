@@ -18,8 +18,9 @@ from piaa.data.labels.base import (
     TEN_BIN_FAMILIES,
     LabelSet,
     _check_file,
-    _check_unique_ids,
     _error,
+    check_rows,
+    csv_error,
     five_bin_to_ten,
     histogram_labelset,
     mean_to_distribution,
@@ -57,13 +58,9 @@ def read_csv_labels(path: str | PathLike[str]) -> LabelSet:
             linenos, ids, files, values = _csv_rows(
                 path, reader, len(header), image_col, score_cols, score_names
             )
-    except UnicodeDecodeError as exc:
-        raise _error(path, f"not UTF-8 text (byte {exc.start})") from None
-    except csv.Error as exc:
-        raise _error(path, f"CSV syntax error: {exc}") from None
-    if not ids:
-        raise _error(path, "no data rows after the header")
-    _check_unique_ids(path, ids, linenos)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise csv_error(path, exc) from None
+    check_rows(path, ids, linenos)
     return _csv_labelset(path, fmt, score_names, linenos, ids, files, values)
 
 
