@@ -8,8 +8,13 @@ noisy): each round measures the network alone (pre-decoded pixels, piaa's arrang
 calls) and decoding alone (``bound``: the best ratio that decoding and the network sharing the cores
 allow), then ``Profile.score_files`` (what ``piaa score`` runs) and ``build_reference`` on JPEG files,
 then the same scoring on 24-MP camera JPEGs, decoded from the photo and (``piaa score --previews``) from
-their embedded MPF preview. Medians of ``--repeats`` rounds are printed. ``--memory`` also runs
-``piaa score`` as a subprocess on 200 and on 1000 photos and prints each one's peak resident memory.
+their embedded MPF preview, and decoding those camera JPEGs alone (``camera bound``: the best ratio to the
+small photos' score rate that decoding the photo allows, even with a free network). Medians of
+``--repeats`` rounds are printed, then where ``piaa score``'s CPU time goes per image (thread CPU time
+of decoding, the network and the head, over one more run). ``--memory`` also runs ``piaa score`` as a
+subprocess on 200 and on 1000 photos and prints each one's peak resident memory. ``--preview-scores``
+prints how far camera JPEGs' scores move between the full-resolution decode, the photo's draft decode
+(the default) and the embedded preview (``--previews``), with the benchmark's head or ``--profile``'s.
 
 Camera JPEGs are made once (cached under /tmp/piaa-bench-camera): shared photos upscaled to 6000x4000
 with added grain, saved at quality 92 (~8 MB each), one copy plain and one carrying a 1620x1080 MPF
@@ -26,6 +31,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,8 +40,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+import piaa.features.extract as extract
 from piaa.backbones import create_backbone
-from piaa.data.images import embedded_previews, iter_image_files
+from piaa.data.images import embedded_previews, iter_image_files, load_image
 from piaa.features.extract import FeatureExtractor
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
@@ -119,6 +126,55 @@ def score_rate(profile, paths: list[Path], workers: int | None) -> float:
     return n / (time.perf_counter() - t)
 
 
+def cpu_breakdown(profile, paths: list[Path]) -> dict[str, float]:
+    """Thread CPU milliseconds per image that ``Profile.score_files`` spends decoding, in the network
+    (``FeatureExtractor.forward``: normalisation and ONNX Runtime) and in the head, on every thread."""
+    spent: dict[str, float] = {"decode": 0.0, "network": 0.0, "head": 0.0}
+    lock = threading.Lock()
+
+    def timed(name, f):
+        def run(*a, **kw):
+            t = time.thread_time()
+            try:
+                return f(*a, **kw)
+            finally:
+                with lock:
+                    spent[name] += time.thread_time() - t
+
+        return run
+
+    fe = FeatureExtractor(profile.backbone)
+    decode_one, score_features = extract._decode_one, profile.score_features
+    fe.forward = timed("network", fe.forward)  # type: ignore[method-assign]
+    profile._extractor = fe
+    extract._decode_one = timed("decode", decode_one)
+    profile.score_features = timed("head", score_features)
+    try:
+        n = len(profile.score_files(paths, progress=False))
+    finally:
+        extract._decode_one = decode_one
+        del profile.score_features
+    return {k: 1e3 * v / n for k, v in spent.items()}
+
+
+def preview_scores(profile, plain: list[Path], with_preview: list[Path]) -> dict[str, np.ndarray]:
+    """Scores of the camera JPEGs decoded at full resolution, by the default draft decode, and from the
+    embedded preview (``--previews``)."""
+    fe = FeatureExtractor(profile.backbone)
+
+    def score(pixels: list[np.ndarray]) -> np.ndarray:
+        px = np.stack(pixels)
+        return np.concatenate(
+            [profile.score_features(fe.forward(px[i : i + 8]))[0] for i in range(0, len(px), 8)]
+        )
+
+    full = score([fe.preprocess.from_pil(load_image(p)) for p in plain])
+    draft = score([fe.preprocess.load(p) for p in plain])
+    with embedded_previews():
+        preview = score([fe.preprocess.load(p) for p in with_preview])
+    return {"full": full, "draft": draft, "preview": preview}
+
+
 def build_rate(
     backbone, photos_dir: Path, paths: list[Path], work: Path, workers: int | None, batch: int
 ) -> float:
@@ -134,6 +190,12 @@ def build_rate(
         labels, photos_dir, out, backbone=backbone, batch_size=batch, workers=workers, progress=False
     )
     return rep.newly_embedded / rep.seconds
+
+
+def load_profile(path: Path):
+    from piaa.models.profile import load_profile as load
+
+    return load(path)
 
 
 def make_profile(work: Path):
@@ -184,6 +246,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="decode processes (default: auto)")
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--memory", action="store_true", help="peak memory of piaa score, 200 vs 1000 photos")
+    ap.add_argument("--preview-scores", action="store_true", help="camera JPEGs: preview vs photo scores")
+    ap.add_argument("--profile", type=Path, help="a trained profile for --preview-scores")
     args = ap.parse_args()
     photos = sorted(iter_image_files([args.photos]))
     paths = photos[: args.n]
@@ -205,13 +269,19 @@ def main() -> None:
             got["camera"] = score_rate(profile, cam_plain, args.workers)
             with embedded_previews():  # piaa score --previews
                 got["camera+preview"] = score_rate(profile, cam_prev, args.workers)
+            got["camera decode"] = decode_rate(fe, cam_plain)
         got["network2"] = network_rate(fe, pixels, rounds=2)
         net = (got["network"] + got["network2"]) / 2
         ratios = {"bound": got["decode"] / (got["decode"] + net)}
-        ratios.update({k: v / net for k, v in got.items() if k not in ("network", "network2", "decode")})
+        skip = ("network", "network2", "decode", "camera decode")
+        ratios.update({k: v / net for k, v in got.items() if k not in skip})
         for k in ("camera", "camera+preview"):
             if k in got:
                 ratios[k + " / score"] = got[k] / got["score"]
+        if "camera decode" in got:  # decoding the photo and the network sharing the cores, nothing else
+            cam = got["camera decode"]
+            ratios["camera decode / score"] = cam / got["score"]  # even with a free network
+            ratios["camera bound / score"] = cam * net / (cam + net) / got["score"]
         print(f"round {r + 1}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in got.items()), flush=True)
         print("         " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()), flush=True)
         for k, v in {**got, **{f"ratio {k}": v for k, v in ratios.items()}}.items():
@@ -220,6 +290,20 @@ def main() -> None:
     for k, v in rows.items():
         unit = "" if k.startswith("ratio") else " images/s"
         print(f"  {k:32s} {statistics.median(v):7.2f}{unit}")
+    ms = cpu_breakdown(profile, paths)
+    total = sum(ms.values())
+    print(
+        "piaa score, thread CPU per image: "
+        + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items())
+        + f"; network / total {ms['network'] / total:.2f} (the ratio a perfect arrangement reaches)"
+    )
+    if args.preview_scores and cam_plain:
+        head = profile if args.profile is None else load_profile(args.profile)
+        s = preview_scores(head, cam_plain, cam_prev)
+        for a, b in (("draft", "full"), ("preview", "draft"), ("preview", "full")):
+            d = np.abs(s[a] - s[b])
+            what = f"|score {a} - score {b}| over {len(d)} camera JPEGs"
+            print(f"  {what}: mean {d.mean():.4f}, max {d.max():.4f}")
     if args.memory:
         for n in (200, 1000):
             gb = peak_memory(work / "profile", photos[:n], work)

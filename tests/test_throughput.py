@@ -4,18 +4,19 @@ paths must give the same scores as the plain ones."""
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
 from typer.testing import CliRunner
 
 from conftest import synthetic_photo
 from piaa.cli.main import app
-from piaa.data.images import FailureLog, embedded_previews, load_image
+from piaa.data.images import RENDERING_INTENT, FailureLog, embedded_previews, load_image
 from piaa.features.extract import FeatureExtractor, decode_workers
 from piaa.models.profile import Profile
 from piaa.models.train import TrainConfig, new_head
@@ -67,6 +68,45 @@ def test_real_photos_score_as_before(profile):
     eager = FeatureExtractor(profile.backbone, engine="torch")  # the reference engine agrees too
     ref = np.concatenate([profile.score_features(b.features)[0] for b in eager.files(paths, progress=False)])
     assert np.abs(new - ref).max() <= 0.01
+
+
+def _independent_pixels(path: Path, size: int) -> np.ndarray:
+    """What piaa documents it does to a JPEG before the network, in plain Pillow: DCT-scaled decoding
+    no smaller than the input, EXIF orientation, the embedded profile converted to sRGB, 8-bit RGB,
+    a bicubic squash to ``size`` x ``size``."""
+    with Image.open(path) as im:
+        im.draft("RGB", (size, size))
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        icc = im.info.get("icc_profile")
+        if icc:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            srgb = ImageCms.createProfile("sRGB")
+            im = ImageCms.profileToProfile(im, src, srgb, renderingIntent=RENDERING_INTENT, outputMode="RGB")
+        im = im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return np.asarray(im)
+
+
+@pytest.mark.skipif(not SHARED_PHOTOS.is_dir(), reason="shared photos not available")
+def test_real_photos_score_as_an_independent_pillow_and_pytorch_path(profile):
+    """``piaa score``'s default path (decoding on the ONNX Runtime threads) against scores computed
+    without piaa's loader, arrangement or ONNX: 43 real photos spread over the shared set, among them
+    ones with colour profiles, greyscale ones and the three stored sideways (measured: within 1e-5)."""
+    photos = sorted(SHARED_PHOTOS.iterdir())
+    paths = [photos[i] for i in [*range(0, 1000, 25), 52, 473, 553]]
+    prep = profile.backbone.preprocess
+    assert (prep.resize, prep.interpolation, prep.draft) == ("squash", "bicubic", True)
+    assert prep.mean == prep.std == (0.5, 0.5, 0.5)
+    size = prep.size
+    x = np.stack([_independent_pixels(p, size) for p in paths]).astype(np.float32) / 255.0
+    x = torch.from_numpy((x - 0.5) / 0.5).permute(0, 3, 1, 2).contiguous()
+    with torch.inference_mode():
+        ref = profile.score_features(profile.backbone.eval()(x))[0]
+    profile._extractor = None
+    with decode_workers(None):
+        new = np.array([r.score for r in profile.score_files(paths, progress=False)])
+    assert len(new) == len(paths)
+    assert np.abs(new - np.asarray(ref)).max() <= 0.01
 
 
 def test_threads_and_processes_give_the_same_batches(tmp_path, lite0):

@@ -13,11 +13,13 @@ _ORIENTATION_TAG = 0x0112
 
 EMBEDDED_PREVIEWS = False
 """Whether draft decoding may take a JPEG's embedded camera preview (an MPF "Large Thumbnail") instead of
-the photo: 3.5 times the throughput for 24-MP camera JPEGs, but scores move. Measured with
+the photo: 3.5-3.8 times the throughput for 24-MP camera JPEGs, but scores move. Measured with
 ``benchmarks/bench_throughput.py``'s camera JPEGs (24 MP, 1620x1080 preview): by 0.011 on average and
-up to 0.037 against the photo's own draft decoding, which is itself up to 0.022 from a full-resolution
-decode (the preview: up to 0.038). That is over the 0.02 the project accepts as "the same score", so it
-is off unless asked for (:func:`embedded_previews`, ``piaa score --previews``)."""
+up to 0.037 against the photo's own draft decoding, which is itself up to 0.024 from a full-resolution
+decode (the preview: up to 0.033). That is over the 0.02 the project accepts as "the same score", so it
+is off unless asked for (:func:`embedded_previews`, ``piaa score --previews``). No other way of
+resampling the preview (nine chains, README "Throughput") stays within 0.02 either: the head responds
+to sub-level pixel differences, which any chain other than the photo's own leaves."""
 
 PREVIEW_FACTOR = 2
 """A preview is used when it is at least this many times the requested ``draft_size`` in both
@@ -105,5 +107,3 @@ def open_preview(
         return prev
     except Exception:  # noqa: BLE001 - a bad preview only costs the shortcut: the photo is decoded
         return None
-
-
