@@ -15,7 +15,7 @@ from piaa.backbones.cached_onnx import CachedOnnx, onnx_graph_path
 from piaa.data.images import FailureLog
 from piaa.features.extract import FeatureExtractor, OnnxEngine
 from piaa.features.reference import DB_NAME, QUICK_QUERIES, Reference, build_reference
-from piaa.features.store import ROW_IDX
+from piaa.features.store import ROW_DIST, ROW_IDX
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +90,20 @@ def test_open_reads_no_row_and_lookup_reads_only_those_asked(built):
     assert ref.lookup([])[0] == [] and ref.lookup([])[2].shape == (0, 10)
 
 
+def test_distributions_come_from_the_blob_saved_with_the_build(built, ref_corpus, tmp_path):
+    ref = Reference.open(built)
+    np.testing.assert_allclose(ref.distributions, ref_corpus["dists"][:17], atol=1e-6)
+    assert ref._ids is None  # no row was read for them
+    old = Reference.open(_without_row_idx(built, tmp_path / "old"))
+    np.testing.assert_array_equal(old.distributions, ref.distributions)  # scanned from the rows
+    np.testing.assert_array_equal(old.mean_scores(), ref.mean_scores())
+
+
 def _without_row_idx(src, dst, *, drop_embedded=False):
+    """A copy of ``src`` as an older piaa wrote it: no saved row numbers or distributions."""
     shutil.copytree(src, dst)
     db = sqlite3.connect(dst / DB_NAME)
-    db.execute("DELETE FROM blobs WHERE key = ?", (ROW_IDX,))
+    db.execute("DELETE FROM blobs WHERE key IN (?, ?)", (ROW_IDX, ROW_DIST))
     if drop_embedded:
         db.execute("DELETE FROM meta WHERE key = 'embedded'")
     db.commit()

@@ -46,6 +46,7 @@ DB_NAME = "reference.sqlite"
 FORMAT = "piaa-reference-2"  # 2: stored maps include the low-level statistics
 EMB_NAME = "embeddings.npy"
 ROW_IDX = "row_idx"  # blobs key: the embedded rows' idx in row order (int64), so opening reads no row
+ROW_DIST = "row_dist"  # blobs key: their score distributions (N x 10 float32), read without a table scan
 PENDING, DONE, FAILED = 0, 1, 2
 COMPACT_FROM = 20_000  # images: larger references store compact maps unless told otherwise
 CODEC_FIT_IMAGES = 1  # images whose maps fit the compact codec (it checks Z3 = embedding)
@@ -336,11 +337,12 @@ def _finalize(db: sqlite3.Connection, out: Path) -> None:
     del emb
     emb = np.load(out / EMB_NAME, mmap_mode="r")
     NeighborIndex.build(emb, out)  # exact for small references; a saved IVF index beyond
-    idx = np.array(
-        [r[0] for r in db.execute("SELECT idx FROM items WHERE status = ? ORDER BY idx", (DONE,))], "<i8"
-    )
+    rows = db.execute("SELECT idx, dist FROM items WHERE status = ? ORDER BY idx", (DONE,)).fetchall()
+    idx = np.array([r[0] for r in rows], "<i8")
+    dist = b"".join(r[1] for r in rows)
     with db:
         db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (ROW_IDX, idx.tobytes()))
+        db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (ROW_DIST, dist))
         db.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '1')")
         db.execute("INSERT OR REPLACE INTO meta VALUES ('embedded', ?)", (str(len(emb)),))
 
