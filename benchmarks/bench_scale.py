@@ -9,7 +9,11 @@ codec's fidelity is measured on real photos, see the README).
 
     PYTHONPATH=src python benchmarks/bench_scale.py --out /tmp/ava-synth [--rows 255000] [--seed-ref REF]
 
-Open + query and personalize are measured in fresh processes (peak RSS = VmHWM of that process).
+Open + query and personalize are measured in fresh processes (peak RSS = VmHWM of that process). The
+command as a user runs it, ``piaa reference neighbors REF PHOTO --k 5``, is timed end to end (Python's
+start-up and imports included) in ``--cli-repeats`` fresh processes after one warm-up run (which exports
+the backbone's ONNX graph if it is not cached yet): median wall time and peak RSS (from GNU ``time``
+where installed), with the load average. ``--only-cli`` measures just that, on an existing reference.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -160,6 +167,55 @@ def run(code: str, *args: str) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def cli_query(ref: Path, photo: Path | None, repeats: int) -> dict:
+    """``piaa reference neighbors REF PHOTO --k 5`` in fresh processes: wall seconds and peak RSS (GB)."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    if photo is None:  # a smooth synthetic scene, JPEG-encoded like a photo
+        from PIL import Image
+
+        rng = np.random.default_rng(7)
+        yy, xx = np.mgrid[0:375, 0:500] / 500
+        img = np.stack([0.5 + 0.3 * np.sin(6 * rng.uniform(-1, 1) * xx + 3 * yy) for _ in range(3)], -1)
+        photo = tmp / "query.jpg"
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(photo, quality=90)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    cmd = [sys.executable, "-m", "piaa.cli", "reference", "neighbors", str(ref), str(photo), "--k", "5"]
+
+    # Peak RSS from GNU time when there is one: a child's ru_maxrss also counts this (larger) process's
+    # memory when it was spawned from it (Linux keeps the high-water mark across exec).
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").is_file() else None)
+    timed = [gnu_time, "-o", str(tmp / "rss.txt"), "-f", "%M", *cmd] if gnu_time else cmd
+
+    def once() -> tuple[float, float]:
+        with open(tmp / "out.txt", "w+") as out:
+            t = time.perf_counter()
+            proc = subprocess.Popen(timed, stdout=out, stderr=subprocess.STDOUT, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - t
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode:
+                out.seek(0)
+                raise RuntimeError(out.read()[-2000:])
+        kb = int((tmp / "rss.txt").read_text().split()[-1]) if gnu_time else usage.ru_maxrss
+        return wall, kb / 2**20  # KB -> GB
+
+    load_before = os.getloadavg()
+    first = once()
+    runs = [once() for _ in range(repeats)]
+    walls, peaks = [w for w, _ in runs], [p for _, p in runs]
+    return {
+        "command": " ".join(["piaa", *cmd[3:]]),
+        "first_run_s": round(first[0], 2),
+        "wall_s_median": round(statistics.median(walls), 2),
+        "wall_s_min_max": [round(min(walls), 2), round(max(walls), 2)],
+        "peak_gb_median": round(statistics.median(peaks), 2),
+        "peak_gb_max": round(max(peaks), 2),
+        "repeats": repeats,
+        "peak_rss_from": "GNU time" if gnu_time else "wait4 (counts the benchmark's own memory too)",
+        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
@@ -167,7 +223,13 @@ def main() -> None:
     ap.add_argument("--seed-ref", type=Path, help="a real reference whose embeddings are replicated")
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--personalize", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--cli-repeats", type=int, default=5, help="timed runs of the neighbors command")
+    ap.add_argument("--photo", type=Path, help="the query photo of the command (default: a synthetic one)")
+    ap.add_argument("--only-cli", action="store_true", help="only time the command, on an existing --out")
     a = ap.parse_args()
+    if a.only_cli:
+        print(json.dumps({"piaa reference neighbors (end to end)": cli_query(a.out, a.photo, a.cli_repeats)}))
+        return
     res: dict = {"rows": a.rows, "embeddings": "real+noise" if a.seed_ref else "synthetic clusters"}
     if not a.skip_build:
         res["build"] = build(a.out, a.rows, a.seed_ref)
@@ -193,6 +255,7 @@ def main() -> None:
     res["query_ms_batched"] = round((time.perf_counter() - t) * 1000 / len(q), 2)
     res["open+1 query (saved index)"] = run(_QUERY, str(a.out), "saved")
     res["open+1 query (exact, in memory)"] = run(_QUERY, str(a.out), "exact")
+    res["piaa reference neighbors (end to end)"] = cli_query(a.out, a.photo, a.cli_repeats)
     if a.personalize:
         res["personalize (100 photos, K=50: search + maps + generic training)"] = run(
             _PERSONALIZE, str(a.out)

@@ -7,13 +7,48 @@ in, like ``pyiqa.create_metric``; the command line mirrors the Python API.
 
 from __future__ import annotations
 
-from piaa.backbones import create_backbone, get_backbone_config, list_backbones
-from piaa.features.reference import Reference, build_reference
-from piaa.models.personalize import personalize
-from piaa.models.profile import Profile, load_profile
-from piaa.models.scorer import Scorer, create_scorer, list_scorers
-from piaa.models.train import TrainConfig
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from piaa.version import __version__
+
+if TYPE_CHECKING:
+    from piaa.backbones import create_backbone, get_backbone_config, list_backbones
+    from piaa.features.reference import Reference, build_reference
+    from piaa.models.personalize import personalize
+    from piaa.models.profile import Profile, load_profile
+    from piaa.models.scorer import Scorer, create_scorer, list_scorers
+    from piaa.models.train import TrainConfig
+
+# The public names are imported on first use (PEP 562), so that ``import piaa`` and commands that need
+# no network (``piaa --help``, a neighbour query from a cached ONNX graph) do not pay for torch.
+_LAZY = {
+    "create_backbone": "piaa.backbones",
+    "get_backbone_config": "piaa.backbones",
+    "list_backbones": "piaa.backbones",
+    "Reference": "piaa.features.reference",
+    "build_reference": "piaa.features.reference",
+    "personalize": "piaa.models.personalize",
+    "Profile": "piaa.models.profile",
+    "load_profile": "piaa.models.profile",
+    "Scorer": "piaa.models.scorer",
+    "create_scorer": "piaa.models.scorer",
+    "list_scorers": "piaa.models.scorer",
+    "TrainConfig": "piaa.models.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Profile",

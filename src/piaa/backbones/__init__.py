@@ -14,9 +14,9 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from piaa.backbones.base import (
-    Backbone,
     BackboneConfig,
     BackboneError,
     BackboneInfo,
@@ -24,6 +24,9 @@ from piaa.backbones.base import (
     Preprocess,
     cache_dir,
 )
+
+if TYPE_CHECKING:
+    from piaa.backbones.module import Backbone
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
 
@@ -128,6 +131,16 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
     elif weights == "default":
         weights = "imagenet"
     return _REGISTRY[name].factory(weights)
+
+
+def __getattr__(name: str) -> Any:
+    """``Backbone`` (an ``nn.Module``) is imported on first use: the rest of this package loads without
+    torch, which is what lets a neighbour query run from a cached ONNX graph in a fraction of a second."""
+    if name == "Backbone":
+        from piaa.backbones.module import Backbone
+
+        return Backbone
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

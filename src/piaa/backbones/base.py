@@ -13,16 +13,31 @@ import urllib.error
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
 from piaa.data.images import as_rgb_image, load_image
 from piaa.errors import PiaaError
 from piaa.io import sha256_file
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# torch is imported where it is used, not here: this module (configs, preprocessing, the ONNX graph cache)
+# is all that answering a neighbour query from a cached ONNX graph needs, and importing torch costs about
+# a second. ``Backbone``, an ``nn.Module``, lives in ``module.py``; importing it from here still works.
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Backbone":
+        from piaa.backbones.module import Backbone
+
+        return Backbone
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -81,6 +96,8 @@ class Preprocess:
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
     def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        import torch
+
         return torch.from_numpy(self.to_array(batch))
 
     def to_dict(self) -> dict:
@@ -93,6 +110,8 @@ class Preprocess:
         the resized pixels are rounded to 8 bits with the identity as gradient ("straight-through",
         Bengio et al. 2013), since the low-level statistics respond to quantization noise and every image
         a head was trained on is 8-bit: on a steep head that took the difference from 0.19 to 0.04."""
+        import torch
+
         if x.ndim == 3:
             x = x[None]
         if x.ndim != 4 or x.shape[1] != 3:
@@ -128,6 +147,8 @@ def channel_stats(*maps: torch.Tensor) -> torch.Tensor:
     can fine-tune all of VGG16 to learn them; a frozen backbone cannot. These are the "style"
     statistics of Gatys et al. and AdaIN, and the multi-level pooling of Hosu et al.'s MLSP aesthetics
     model."""
+    import torch
+
     parts = []
     for m in maps:
         var, mean = torch.var_mean(m, dim=(2, 3), unbiased=False)
@@ -185,24 +206,6 @@ class BackboneInfo:
         }
 
 
-class Backbone(nn.Module):
-    """An ImageNet network cut so that it yields :class:`FeatureMaps`; always frozen and in eval mode
-    unless a caller asks otherwise (full fine-tuning)."""
-
-    info: BackboneInfo
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return self.info.preprocess
-
-    def forward(self, x: torch.Tensor) -> FeatureMaps:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
@@ -228,6 +231,8 @@ def state_hash(module: nn.Module) -> str:
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a ``.pth``/``.pt`` or ``.safetensors`` state dict, with a one-line error on failure."""
+    import torch
+
     p = Path(path)
     if not p.is_file():
         raise BackboneError(f"{p}: weights file not found")
@@ -249,6 +254,8 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 def download_weights(name: str, url: str) -> Path:
     """``url``'s file in torch's hub cache, downloaded there if it is not there yet (to a temporary name,
     renamed when complete). Raises ``BackboneError`` naming the URL and the cache path when offline."""
+    import torch
+
     path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if path.is_file():
         return path
@@ -277,6 +284,8 @@ def seeded(active: bool, seed: int = 0) -> Iterator[None]:
     if not active:
         yield
         return
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield

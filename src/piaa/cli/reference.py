@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from piaa.cli._common import (
     Workers,
@@ -102,28 +101,33 @@ def reference_neighbors(
     workers: Workers = None,
 ) -> None:
     """The K nearest reference images (cosine similarity) of each query image."""
+    import numpy as np
+    from rich.table import Table
+
     from piaa.data.images import FailureLog
-    from piaa.features.extract import FeatureExtractor
+    from piaa.data.labels import mean_score
     from piaa.features.reference import Reference
 
     r = Reference.open(ref)
     paths = walk(images)
     failures = FailureLog()
-    extractor = FeatureExtractor(r.create_backbone(), workers=workers)
     rows: list[dict[str, Any]] = []
-    means = r.mean_scores()
-    for batch in extractor.files(paths, failures=failures, progress=len(paths) > 8):
-        sims, nn_rows = r.neighbors(batch.features.embedding.numpy(), k)
-        for j, i in enumerate(batch.indices):
-            for rank, (s, row) in enumerate(zip(sims[j], nn_rows[j], strict=True), 1):
+    for indices, embeddings in r.embed(paths, failures=failures, workers=workers):
+        sims, nn_rows = r.neighbors(embeddings, k)
+        ids, ref_paths, dists = r.lookup(np.maximum(nn_rows, 0))  # only the neighbours' rows are read
+        means = mean_score(dists).reshape(nn_rows.shape)
+        ids_at = np.arange(nn_rows.size).reshape(nn_rows.shape)
+        for j, i in enumerate(indices):
+            found = [(s, at) for s, row, at in zip(sims[j], nn_rows[j], ids_at[j], strict=True) if row >= 0]
+            for rank, (s, at) in enumerate(found, 1):
                 rows.append(
                     {
                         "query": str(paths[i]),
                         "rank": rank,
-                        "image_id": r.ids[row],
+                        "image_id": ids[at],
                         "similarity": round(float(s), 5),
-                        "mean_score": round(float(means[row]), 4),
-                        "path": str(r.paths[row]),
+                        "mean_score": round(float(means.flat[at]), 4),
+                        "path": str(ref_paths[at]),
                     }
                 )
     for q in dict.fromkeys(x["query"] for x in rows):

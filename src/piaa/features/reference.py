@@ -2,30 +2,32 @@
 
 This module opens a finished reference (built by :mod:`piaa.features.store`; its docstring describes
 the folder). Opening is cheap at any size and never writes: the embeddings are memory-mapped from
-``embeddings.npy``, a saved approximate index is memory-mapped too, and feature maps are read only for
-the rows asked for (full float16 maps, or compact ones decoded to the same shapes).
+``embeddings.npy``, a saved approximate index is memory-mapped too, the rows' ids, paths and score
+distributions are read only when asked for (all of them, or those of given rows: :meth:`Reference.lookup`),
+and feature maps are read only for the rows asked for (full float16 maps, or compact ones decoded to the
+same shapes). Nothing here imports torch until feature maps or a backbone are asked for: a neighbour
+query embeds its photos from the backbone's cached ONNX graph (:meth:`Reference.embed`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from piaa.backbones import Backbone, FeatureMaps, create_backbone
 from piaa.data.labels import mean_score
 from piaa.features.index import NeighborIndex
-from piaa.features.mapcodec import MapCodec
 from piaa.features.store import (  # noqa: F401 - the public names stay importable from here
     DB_NAME,
     DONE,
     EMB_NAME,
     FORMAT,
+    ROW_DIST,
+    ROW_IDX,
     BuildReport,
     ReferenceError,
     build_reference,
@@ -33,19 +35,42 @@ from piaa.features.store import (  # noqa: F401 - the public names stay importab
     open_read_only,
 )
 
+if TYPE_CHECKING:
+    from piaa.backbones import Backbone, FeatureMaps
+    from piaa.data.images import FailureLog
+    from piaa.features.mapcodec import MapCodec
 
-@dataclass
+QUICK_QUERIES = 8  # query photos embedded from the cached ONNX graph (one batch of FeatureExtractor's)
+
+
 class Reference:
-    """An opened, complete reference store. Row ``r`` of every array is the same image."""
+    """An opened, complete reference store. Row ``r`` of every array is the same image.
 
-    path: Path
-    meta: dict[str, str]
-    ids: list[str]
-    paths: list[Path]
-    distributions: np.ndarray  # (N, 10) float32
-    embeddings: np.ndarray  # (N, D) float32, L2-normalised (memory-mapped from embeddings.npy)
-    item_idx: np.ndarray  # (N,) row ids in the SQLite store
-    _index: NeighborIndex | None = field(default=None, repr=False)
+    ``embeddings`` ((N, D) float32, L2-normalised, memory-mapped from ``embeddings.npy``) and ``item_idx``
+    ((N,) row ids in the SQLite store) are there from the start. ``distributions`` ((N, 10) float32) are
+    read on first use, from one blob saved with the build (a scan of the whole table in a store built
+    before it: 1.5-4 s at 255,000 rows); ``ids`` and ``paths`` too, from a scan of the whole table;
+    :meth:`lookup` reads all three for a few rows only."""
+
+    def __init__(
+        self,
+        path: Path,
+        meta: dict[str, str],
+        embeddings: np.ndarray,
+        item_idx: np.ndarray,
+        ids: list[str] | None = None,
+        paths: list[Path] | None = None,
+        distributions: np.ndarray | None = None,
+    ) -> None:
+        self.path = path
+        self.meta = meta
+        self.embeddings = embeddings
+        self.item_idx = item_idx
+        self._ids, self._paths, self._distributions = ids, paths, distributions
+        self._index: NeighborIndex | None = None
+
+    def __repr__(self) -> str:
+        return f"Reference({str(self.path)!r}, {len(self)} images, backbone {self.meta.get('backbone')})"
 
     @classmethod
     def open(cls, path: str | Path) -> Reference:
@@ -62,33 +87,120 @@ class Reference:
                 raise ReferenceError(
                     f"{path}: the build is incomplete; run the same `piaa reference build` again"
                 )
-            rows = db.execute(
-                "SELECT idx, image_id, path, dist FROM items WHERE status = ? ORDER BY idx", (DONE,)
-            ).fetchall()
-            if not rows:
+            item_idx = _row_idx(db, meta)
+            rows = None
+            if item_idx is None:  # an older store with failed images: every row read to number them
+                rows = _read_items(db)
+                item_idx = np.array([r[0] for r in rows], dtype=np.int64)
+            if not len(item_idx):
                 raise ReferenceError(f"{path}: the reference holds no embedded image; build it again")
             emb_path = path / EMB_NAME
             emb = np.load(emb_path, mmap_mode="r") if emb_path.is_file() else None
-            if emb is None or emb.shape[0] != len(rows) or emb.dtype != np.float32:
+            if emb is None or emb.shape[0] != len(item_idx) or emb.dtype != np.float32:
                 emb = embeddings_from_db(db)  # opening never writes: rebuilt in memory
         except sqlite3.DatabaseError as e:
             raise ReferenceError(f"{path}: the reference store is corrupt ({e})") from None
         finally:
             if "db" in locals():
                 db.close()
-        images = Path(meta.get("images", "."))
-        return cls(
-            path=path,
-            meta=meta,
-            ids=[r[1] for r in rows],
-            paths=[images / r[2] for r in rows],
-            distributions=np.frombuffer(b"".join(r[3] for r in rows), "<f4").reshape(len(rows), 10).copy(),
-            embeddings=emb,
-            item_idx=np.array([r[0] for r in rows], dtype=np.int64),
-        )
+        ref = cls(path=path, meta=meta, embeddings=emb, item_idx=item_idx)
+        if rows is not None:
+            ref._set_items(rows)
+        return ref
+
+    @property
+    def ids(self) -> list[str]:
+        if self._ids is None:
+            self._load_names()
+        assert self._ids is not None
+        return self._ids
+
+    @property
+    def paths(self) -> list[Path]:
+        if self._paths is None:
+            self._load_names()
+        assert self._paths is not None
+        return self._paths
+
+    @property
+    def distributions(self) -> np.ndarray:
+        if self._distributions is None:
+            self._distributions = self._saved_distributions()
+        if self._distributions is None:  # an older store: read from every row
+            self._distributions = _dist_array([r[1] for r in self._scan("dist")])
+        return self._distributions
+
+    def _saved_distributions(self) -> np.ndarray | None:
+        """The distributions saved with the build in row order (one blob), if there and complete."""
+        db = open_read_only(self.path / DB_NAME)
+        try:
+            blob = db.execute("SELECT value FROM blobs WHERE key = ?", (ROW_DIST,)).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise ReferenceError(f"{self.path}: the reference store is corrupt ({e})") from None
+        finally:
+            db.close()
+        if blob is None or len(blob[0]) != 40 * len(self):
+            return None
+        return np.frombuffer(blob[0], "<f4").reshape(len(self), 10).copy()
+
+    def _images(self) -> Path:
+        return Path(self.meta.get("images", "."))
+
+    def _set_items(self, rows: list[tuple]) -> None:
+        images = self._images()
+        self._ids = [r[1] for r in rows]
+        self._paths = [images / r[2] for r in rows]
+        self._distributions = _dist_array([r[3] for r in rows])
+
+    def _load_names(self) -> None:
+        rows = self._scan("image_id, path")
+        images = self._images()
+        self._ids = [r[1] for r in rows]
+        self._paths = [images / r[2] for r in rows]
+
+    def _scan(self, columns: str) -> list[tuple]:
+        """(idx, *columns) of every embedded row, in row order: a scan of the whole table."""
+        db = open_read_only(self.path / DB_NAME)
+        try:
+            rows = _read_items(db, columns)
+        except sqlite3.DatabaseError as e:
+            raise ReferenceError(f"{self.path}: the reference store is corrupt ({e})") from None
+        finally:
+            db.close()
+        if [r[0] for r in rows] != self.item_idx.tolist():
+            raise ReferenceError(f"{self.path}: the reference store changed since it was opened")
+        return rows
+
+    def lookup(self, rows: Sequence[int] | np.ndarray) -> tuple[list[str], list[Path], np.ndarray]:
+        """The ids, image paths and score distributions ((len(rows), 10) float32) of the given rows, in
+        their order, read from the store by key (or from memory once everything was read)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if not len(rows):
+            return [], [], np.zeros((0, 10), np.float32)
+        if self._ids is not None and self._distributions is not None:
+            return [self.ids[r] for r in rows], [self.paths[r] for r in rows], self.distributions[rows]
+        idx = [int(i) for i in self.item_idx[rows]]
+        found: dict[int, tuple] = {}
+        db = open_read_only(self.path / DB_NAME)
+        try:
+            for chunk in range(0, len(idx), 500):
+                part = sorted(set(idx[chunk : chunk + 500]))
+                q = f"SELECT idx, image_id, path, dist FROM items WHERE idx IN ({','.join('?' * len(part))})"
+                for row in db.execute(q, part):
+                    found[row[0]] = row
+        except sqlite3.DatabaseError as e:
+            raise ReferenceError(f"{self.path}: the reference store is corrupt ({e})") from None
+        finally:
+            db.close()
+        missing = [i for i in idx if i not in found]
+        if missing:
+            raise ReferenceError(f"{self.path}: rows missing from the store ({len(missing)})")
+        images = self._images()
+        dists = _dist_array([found[i][3] for i in idx])
+        return [found[i][1] for i in idx], [images / found[i][2] for i in idx], dists
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.item_idx)
 
     @property
     def backbone_name(self) -> str:
@@ -114,12 +226,48 @@ class Reference:
         """The backbone this reference was built with (checked against its weights hash)."""
         if weights is None:
             weights = None if self.weights_hash == "random" else "imagenet"
+        from piaa.backbones import create_backbone
+
         bb = create_backbone(self.backbone_name, weights)
         self.check_backbone(bb)
         return bb
 
     def mean_scores(self) -> np.ndarray:
         return mean_score(self.distributions)
+
+    def embed(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        failures: FailureLog | None = None,
+        workers: int | None = None,
+        progress: bool | None = None,
+    ) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Embed query photos with this reference's backbone: batches of (positions in ``paths`` that
+        decoded, their embeddings (n, D) float32); files that fail go to ``failures``.
+
+        Up to :data:`QUICK_QUERIES` photos (one batch) run through the backbone's cached ONNX graph
+        without importing torch or building the network (:mod:`piaa.backbones.cached_onnx`: the same
+        numbers); more, or no cached graph, go through :class:`~piaa.features.extract.FeatureExtractor`
+        with the backbone checked against the reference's weights (``workers``: its decode processes)."""
+        paths = list(paths)
+        if not paths:
+            return
+        if len(paths) <= QUICK_QUERIES:
+            from piaa.backbones.cached_onnx import CachedOnnx
+
+            quick = CachedOnnx.find(self.backbone_name, self.weights_hash)
+            if quick is not None:
+                kept, feats = quick.files(paths, failures=failures)
+                if feats is not None:
+                    yield kept, feats.embedding
+                return
+        from piaa.features.extract import FeatureExtractor
+
+        extractor = FeatureExtractor(self.create_backbone(), workers=workers)
+        show = len(paths) > QUICK_QUERIES if progress is None else progress
+        for batch in extractor.files(paths, failures=failures, progress=show):
+            yield batch.indices, batch.features.embedding.numpy()
 
     @property
     def index(self) -> NeighborIndex:
@@ -157,6 +305,8 @@ class Reference:
                 f"{self.path}: its stored maps come from an older piaa (format {self.meta.get('format')}) "
                 "and lack the low-level statistics; build the reference again into a new folder"
             )
+        from piaa.features.mapcodec import MapCodec
+
         info = json.loads(self.meta["backbone_info"])
         channels = info["channels"]
         rows = np.asarray(rows, dtype=np.int64)
@@ -176,6 +326,10 @@ class Reference:
     def _read_maps(
         self, db: sqlite3.Connection, rows: np.ndarray, channels: list[int], codec: MapCodec | None
     ) -> FeatureMaps:
+        import torch
+
+        from piaa.backbones import FeatureMaps
+
         idx = [int(i) for i in self.item_idx[rows]]
         found = {}
         for chunk in range(0, len(idx), 500):
@@ -203,4 +357,35 @@ class Reference:
 
 
 def _concat(parts: list[FeatureMaps]) -> FeatureMaps:
+    import torch
+
+    from piaa.backbones import FeatureMaps
+
     return FeatureMaps(*(torch.cat(t) for t in zip(*parts, strict=True)))
+
+
+def _read_items(db: sqlite3.Connection, columns: str = "image_id, path, dist") -> list[tuple]:
+    """(idx, *columns) of every embedded row, in row order: a scan of the whole table."""
+    return db.execute(f"SELECT idx, {columns} FROM items WHERE status = ? ORDER BY idx", (DONE,)).fetchall()
+
+
+def _dist_array(blobs: list[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), "<f4").reshape(len(blobs), 10).copy()
+
+
+def _row_idx(db: sqlite3.Connection, meta: dict[str, str]) -> np.ndarray | None:
+    """The store's row ids of the embedded rows, in row order, without reading the rows: saved with the
+    build (``blobs.row_idx``), or for an older store in which every image was embedded, 0 .. N-1
+    (checked on the table's indexes). None when the rows must be read to know."""
+    if "embedded" not in meta:
+        return None
+    n = int(meta["embedded"])
+    blob = db.execute("SELECT value FROM blobs WHERE key = ?", (ROW_IDX,)).fetchone()
+    if blob is not None:
+        idx = np.frombuffer(blob[0], "<i8").astype(np.int64)
+        return idx if len(idx) == n else None
+    total = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    lo, hi = db.execute("SELECT MIN(idx), MAX(idx) FROM items").fetchone()
+    if total == n and lo == 0 and hi == n - 1:  # complete, so none pending; all embedded: none failed
+        return np.arange(n, dtype=np.int64)
+    return None

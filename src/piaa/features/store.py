@@ -24,22 +24,29 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from piaa.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
+from piaa.backbones import DEFAULT_BACKBONE
 from piaa.data.images import FailureLog
-from piaa.data.labels import read_labels
 from piaa.errors import PiaaError
-from piaa.features.extract import Batch, FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
-from piaa.features.mapcodec import fit_codec, load_codec, map_blobs
 from piaa.io import atomic_open, remove_stale_temporaries
 from piaa.version import __version__
+
+if TYPE_CHECKING:
+    from piaa.backbones import Backbone
+    from piaa.features.extract import Batch
+
+# Building imports torch (the backbone, the feature extractor, the map codec) inside the functions that
+# need it: ``reference.py`` imports this module, and opening a reference to answer a query must not.
 
 DB_NAME = "reference.sqlite"
 FORMAT = "piaa-reference-2"  # 2: stored maps include the low-level statistics
 EMB_NAME = "embeddings.npy"
+ROW_IDX = "row_idx"  # blobs key: the embedded rows' idx in row order (int64), so opening reads no row
+ROW_DIST = "row_dist"  # blobs key: their score distributions (N x 10 float32), read without a table scan
 PENDING, DONE, FAILED = 0, 1, 2
 COMPACT_FROM = 20_000  # images: larger references store compact maps unless told otherwise
 CODEC_FIT_IMAGES = 1  # images whose maps fit the compact codec (it checks Z3 = embedding)
@@ -107,9 +114,12 @@ def build_reference(
     ``store_maps``: True (full float16 maps up to :data:`COMPACT_FROM` images, compact beyond),
     ``"full"``, ``"compact"`` or False (none). ``ray``: embed on a Ray cluster (an address, or True for
     ``auto``/a local instance); the rows are written here, by this process, exactly as a local build."""
+    from piaa.backbones import create_backbone
+    from piaa.data.labels import read_labels
+
     t0 = time.perf_counter()
     labelset = read_labels(labels)
-    bb = backbone if isinstance(backbone, Backbone) else create_backbone(backbone, weights)
+    bb = create_backbone(backbone, weights) if isinstance(backbone, str) else backbone
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ReferenceError(f"{out}: exists and is not a folder")
@@ -223,6 +233,9 @@ def _embed_pending(
     progress: bool,
     ray: str | bool | None = None,
 ) -> int:
+    from piaa.features.extract import FeatureExtractor
+    from piaa.features.mapcodec import fit_codec, load_codec, map_blobs
+
     idxs = [i for i, _ in pending]
     paths = [images / p for _, p in pending]
     pos_of = {str(p): k for k, p in enumerate(paths)}
@@ -324,7 +337,12 @@ def _finalize(db: sqlite3.Connection, out: Path) -> None:
     del emb
     emb = np.load(out / EMB_NAME, mmap_mode="r")
     NeighborIndex.build(emb, out)  # exact for small references; a saved IVF index beyond
+    rows = db.execute("SELECT idx, dist FROM items WHERE status = ? ORDER BY idx", (DONE,)).fetchall()
+    idx = np.array([r[0] for r in rows], "<i8")
+    dist = b"".join(r[1] for r in rows)
     with db:
+        db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (ROW_IDX, idx.tobytes()))
+        db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (ROW_DIST, dist))
         db.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '1')")
         db.execute("INSERT OR REPLACE INTO meta VALUES ('embedded', ?)", (str(len(emb)),))
 
