@@ -447,3 +447,18 @@ def test_piaa_retouch_is_the_public_api(profile_dir, photos):
     assert r.method == "optimize" and set(r.params) == {"exposure"}
     with pytest.raises(ValueError, match="unknown retouching op"):
         piaa.retouch(profile_dir, dark, ops=("sharpen",))
+
+
+def test_cli_retouches_with_the_shipped_model_from_a_fresh_install(photos, tmp_path):
+    """``--profile nima-ava``: no training, no folder (its input pipeline resizes with "nearest")."""
+    dark = ImageEnhance.Brightness(photos[6]).enhance(0.6)
+    dark.save(tmp_path / "a.jpg", quality=95)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 broken")
+    out = tmp_path / "o"
+    args = ["retouch", str(tmp_path / "a.jpg"), str(tmp_path / "bad.jpg"), "--profile", "nima-ava"]
+    res = runner.invoke(app, [*args, "--out", str(out), "--ops", "exposure"])
+    assert res.exit_code == 2 and "bad.jpg" in res.output and "Traceback" not in res.output
+    assert (out / "a.jpg").is_file() and Image.open(out / "a.jpg").size == dark.size
+    assert "nima-ava" in (out / "report.html").read_text()
+    res = runner.invoke(app, [*args, "--out", str(out), "--compare-generic"])
+    assert res.exit_code == 2 and "--generic" in res.output and "Traceback" not in res.output

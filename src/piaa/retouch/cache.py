@@ -168,7 +168,8 @@ def cached_predictor(
         return None
     t = time.perf_counter()
     try:
-        thumbs = album_thumbnails(photos, scorer.preprocess.size, FailureLog())
+        pre = scorer.preprocess
+        thumbs = album_thumbnails(photos, pre.size, FailureLog(), pre.interpolation)
     except ValueError:  # not one readable photo
         return None
     if len(thumbs) < min_photos:

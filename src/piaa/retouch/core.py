@@ -79,7 +79,11 @@ def _contexts(ops: Sequence[Op], thumbs: torch.Tensor) -> dict[str, dict[str, to
 def thumbnail(img: Image.Image, size: int, interpolation: str = "bicubic") -> torch.Tensor:
     """The backbone's view of a photo: squashed to size x size with Pillow, as ``Preprocess`` does,
     so parameters are found on exactly the pixels the profile scores (1 x 3 x size x size)."""
-    resample = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}[interpolation]
+    resample = {
+        "nearest": Image.Resampling.NEAREST,  # nima-ava's pipeline
+        "bilinear": Image.Resampling.BILINEAR,
+        "bicubic": Image.Resampling.BICUBIC,
+    }[interpolation]
     img = to_rgb(img)
     if img.size != (size, size):
         img = img.resize((size, size), resample, reducing_gap=3.0)
@@ -212,7 +216,10 @@ def resolve_method(method: str, predictor: ParamPredictor | None, album_size: in
 
 
 def album_thumbnails(
-    images: Sequence[str | Path | Image.Image], size: int, failures: Any = None
+    images: Sequence[str | Path | Image.Image],
+    size: int,
+    failures: Any = None,
+    interpolation: str = "bicubic",
 ) -> torch.Tensor:
     """Backbone-sized thumbnails of at most :data:`MAX_ALBUM` photos (evenly spaced), for training the
     predictor; unreadable files go to ``failures`` (a FailureLog) or raise ImageError when none."""
@@ -225,7 +232,7 @@ def album_thumbnails(
     for im in chosen:
         try:
             src = im if isinstance(im, Image.Image) else load_image(im, draft_size=(size, size))
-            thumbs.append(thumbnail(src, size))
+            thumbs.append(thumbnail(src, size, interpolation))
         except ImageError as e:
             if failures is None:
                 raise
@@ -292,7 +299,10 @@ def retouch_image(
     if method != "optimize" and predictor is None:
         if album:  # the caller's photos: trained here, kept by the caller (predictor=) if it likes
             if method == "learned" or len(album) >= MIN_ALBUM:
-                predictor = train_predictor(scorer, album_thumbnails(album, scorer.preprocess.size), op_list)
+                pre = scorer.preprocess
+                predictor = train_predictor(
+                    scorer, album_thumbnails(album, pre.size, interpolation=pre.interpolation), op_list
+                )
         elif profile is not None:  # the one saved with the profile, else trained once on its album
             from piaa.retouch.batch import prepare_predictors
 
