@@ -195,7 +195,7 @@ def grid(world: dict, results: dict, path: Path, side: int = 200) -> None:
     print(f"wrote {path}")
 
 
-def speed(world: dict, repeats: int = 2, n_photos: int = 3) -> None:
+def speed(world: dict, repeats: int = 2, n_photos: int = 3, threads: tuple[int, ...] = (1,)) -> None:
     """Seconds per 12-megapixel photo (4000 x 3000 JPEG) as ``piaa retouch`` runs it: decode, find the
     parameters, score before and after, apply at full resolution, encode, write. For the default
     method (learned) the parameters come from the predictor saved with the profile, loaded from disk
@@ -224,8 +224,8 @@ def speed(world: dict, repeats: int = 2, n_photos: int = 3) -> None:
             img = world["imgs"][world["test"][k]].resize((4000, 3000), Image.Resampling.BICUBIC)
             img.save(srcs[-1], quality=92)
         runs = [("default (learned, saved predictor)", "auto"), ("optimize, 12 steps", "optimize")]
-        threads = torch.get_num_threads()
-        for label, method, n_threads in [(*r, t) for t in sorted({threads, 1}, reverse=True) for r in runs]:
+        before = torch.get_num_threads()
+        for label, method, n_threads in [(*r, t) for t in threads for r in runs]:
             torch.set_num_threads(n_threads)
             times = []
             for r in range(repeats):
@@ -241,7 +241,7 @@ def speed(world: dict, repeats: int = 2, n_photos: int = 3) -> None:
                 f"parameters included (best of {repeats} runs of {n_photos} photos, worst "
                 f"{max(times):.2f} s; ran: {done[0].personal.method}; load average {_load()})"
             )
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
     print(f"load average after: {_load()}")
 
 
@@ -261,15 +261,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("docs/retouch.png"))
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads for the quality part (0: torch's default)"
+    )
     args = ap.parse_args()
     torch.manual_seed(args.seed)
+    default_threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()} (default {default_threads}); load average {_load()}")
     t = time.perf_counter()
     world = build_world(args.photos, args.test, args.seed)
     print(f"world built in {time.perf_counter() - t:.0f} s")
     print(f"fidelity λ = {args.fidelity}, {args.steps} optimisation steps")
     run(world, args.steps, args.fidelity, args.out, args.cheap_steps)
     if not args.no_speed:
-        speed(world)
+        speed(world, threads=tuple(sorted({default_threads, 1}, reverse=True)))
     print(f"total {time.perf_counter() - t:.0f} s")
 
 

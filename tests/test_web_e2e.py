@@ -182,3 +182,41 @@ def test_after_training_a_ranked_photo_is_shown_retouched_by_both_models(browser
         )
     page.keyboard.press("Escape")  # back to the ranking; the arrow keys judge nothing meanwhile
     page.wait_for_function("!document.getElementById('ranking').hidden")
+
+
+def test_retouch_report_opens_in_a_browser(browser, tmp_path):
+    """``piaa retouch``'s report.html is one self-contained page: every thumbnail renders from file://."""
+    from PIL import ImageEnhance
+
+    from piaa.retouch.batch import FileResult, write_report
+    from piaa.retouch.core import RetouchResult
+
+    rng = np.random.default_rng(3)
+    original = synthetic_photo(rng, 320, 240)
+    personal = ImageEnhance.Brightness(original).enhance(1.3)
+    generic = ImageEnhance.Color(original).enhance(1.5)
+    params = {"exposure": {"ev": 0.4, "curve": 0.1}}
+    run = RetouchResult(personal, params, np.zeros(2), 5.0, 5.6, "learned", 1.0)
+    result = FileResult(
+        tmp_path / "a.jpg",
+        tmp_path / "out" / "a.jpg",
+        run,
+        generic_output=tmp_path / "out" / "generic" / "a.jpg",
+        generic=run,
+        scores={
+            "personal": {"original": 5.0, "generic": 5.2, "personal": 5.6},
+            "generic": {"original": 4.9, "generic": 5.4, "personal": 5.1},
+        },
+        thumbs={"original": original, "generic": generic, "personal": personal},
+    )
+    page_path = write_report(tmp_path / "report.html", [result], "me", "generic (nima-ava)")
+    page = browser.new_page()
+    page.goto(page_path.as_uri())
+    page.wait_for_load_state("load")
+    loaded = page.eval_on_selector_all(
+        "figure img", "imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert loaded == [True, True, True]
+    captions = page.eval_on_selector_all("figcaption", "cs => cs.map(c => c.textContent)")
+    assert [c.split("personal:")[0].strip() for c in captions] == ["original", "generic", "personal"]
+    assert "personal: 5.60" in captions[2] and "generic: 5.40" in captions[1]

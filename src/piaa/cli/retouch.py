@@ -57,7 +57,7 @@ def retouch_cmd(
                     f"{profile}: the profile does not carry its generic model (made before piaa kept it, "
                     "with --finetune-backbone, or it is a generic model itself); give one with --generic"
                 )
-            generic_name = gen.config["name"]
+            generic_name = gen.config["origin"]
     files = walk(paths)
     album_files = walk([album]) if album is not None else None
     failures = FailureLog()

@@ -282,7 +282,7 @@ class Profile:
         if self.generic_head is None:
             return None
         origin = (self.config.get("data") or {}).get("generic") or "reference"
-        config = {"name": f"generic ({origin})", "generic_of": str(self.path or "")}
+        config = {"name": f"generic ({origin})", "origin": origin, "generic_of": str(self.path or "")}
         return Profile(self.generic_head, self.backbone, config)
 
 

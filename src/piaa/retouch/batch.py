@@ -317,7 +317,7 @@ def write_report(
         rows.append(
             f"<h2>{html.escape(r.source.name)} → {html.escape(r.output.name)}</h2>"
             f'<div class="row">{"".join(cells)}</div>'
-            f"<p><small>personal edit: {html.escape(params)}</small></p>"
+            f"<p><small>personal edit ({r.personal.method}): {html.escape(params)}</small></p>"
         )
     legend = ", ".join(html.escape(labels[m]) for m in models)
     page = f"""<!doctype html><meta charset="utf-8"><title>piaa retouch</title>

@@ -15,11 +15,11 @@ score gain pays for):
   :func:`train_predictor`); a new photo then takes one forward pass.
 
 Measured on simulated persons (``benchmarks/bench_retouch.py``, the README's table), the learned
-predictor raises the person's true utility as much as per-photo optimisation (within a few
-hundredths of a standard deviation, higher for three of four persons) and applies in one forward
-pass instead of a dozen backbone forward+backward passes, so ``"auto"`` (the default) uses it whenever
-it has photos to train on (an album, or a batch of at least :data:`MIN_ALBUM` photos), and falls back
-to per-photo optimisation for a lone photo.
+predictor raises the person's true utility at least as much as per-photo optimisation and applies in
+one forward pass instead of a dozen backbone forward+backward passes, so ``"auto"`` (the default) uses
+it: the one saved with the profile (:mod:`piaa.retouch.cache`; trained once, on the profile's album,
+and reused), else one trained on the photos given (at least :data:`MIN_ALBUM`). With nothing to train
+on it falls back to per-photo optimisation.
 """
 
 from __future__ import annotations
