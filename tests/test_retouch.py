@@ -462,3 +462,38 @@ def test_cli_retouches_with_the_shipped_model_from_a_fresh_install(photos, tmp_p
     assert "nima-ava" in (out / "report.html").read_text()
     res = runner.invoke(app, [*args, "--out", str(out), "--compare-generic"])
     assert res.exit_code == 2 and "--generic" in res.output and "Traceback" not in res.output
+
+
+def test_collect_page_prepares_the_learned_retoucher_and_then_uses_it(
+    carrying_dir, photos, tmp_path, quick_predictor
+):
+    """What ``piaa collect`` does after training: train both models' predictors in the background, save
+    them with the profile, and retouch ranked photos with them (before that, per-photo optimisation)."""
+    import shutil
+
+    from piaa.models.profile import load_profile
+    from piaa.retouch.cache import predictor_path
+    from piaa.web.retouching import BeforeAfter
+
+    prof_dir = tmp_path / "me-profile"
+    shutil.copytree(carrying_dir, prof_dir)
+    files = {}
+    for i, p in enumerate(photos):
+        files[f"{i}.jpg"] = tmp_path / f"{i}.jpg"
+        ImageEnhance.Brightness(p).enhance(0.6 + 0.1 * i).save(files[f"{i}.jpg"], quality=92)
+    profile = load_profile(prof_dir)
+    ba = BeforeAfter(files)
+    before = ba.retouch(profile, "0.jpg")
+    assert before["method"] == "optimize" and list(before["images"]) == ["original", "generic", "personal"]
+    ba.prepare(profile)
+    assert ba.state == "ready", ba.message
+    ops = get_ops("exposure,colour,dehaze")
+    assert (
+        predictor_path(prof_dir, "personal", ops).is_file()
+        and predictor_path(prof_dir, "generic", ops).is_file()
+    )
+    after = ba.retouch(profile, "0.jpg")
+    assert after["method"] == "learned" and set(after["scores"]) == {"personal", "generic"}
+    assert after["scores"]["personal"]["personal"] > after["scores"]["personal"]["original"]
+    with pytest.raises(KeyError):
+        ba.retouch(profile, "../elsewhere.jpg")
