@@ -194,14 +194,17 @@ def prepare_predictors(
             if bars:
                 bars[0].update(done - bars[0].n)
 
+        notes: list[str] = []
         try:
             predictors[role] = cached_predictor(
                 sc, op_list, photos=photos, source=source, homes=homes, role=role, train=may_train,
-                min_photos=1 if method == "learned" else MIN_ALBUM, log=log, on_epoch=step,
+                min_photos=1 if method == "learned" else MIN_ALBUM, log=notes.append, on_epoch=step,
             )  # fmt: skip
         finally:
             for bar in bars:
                 bar.close()
+        for note in notes if log is not None else ():  # after the bar, not through it
+            log(note)
     if all(p is not None for p in predictors.values()):
         return "learned", predictors
     if method == "learned":
