@@ -76,7 +76,12 @@ def test_report_ranks_the_album_like_scoring_its_files(brightness_profile, demo_
 
 def test_saved_profile_reloads_with_identical_scores(brightness_profile, demo_world):
     prof, out = brightness_profile
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "preferences.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "generic.safetensors",  # the generic model it started from (piaa retouch --compare-generic)
+        "model.safetensors",
+        "preferences.csv",
+    ]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["backbone"]["name"] == "efficientnet-lite0" and cfg["training"]["margin"] == 0.1
     assert cfg["data"]["pairs_stated"] == prof.report.pairs_stated

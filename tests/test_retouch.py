@@ -221,7 +221,17 @@ def _exif_rotated_jpeg(path, img):
     img.transpose(Image.Transpose.ROTATE_90).save(path, quality=92, exif=ex.tobytes())
 
 
-def test_cli_writes_results_never_overwrites_and_lists_bad_files(profile_dir, photos, tmp_path):
+@pytest.fixture
+def quick_predictor(monkeypatch):
+    """The learned predictor trains 2 epochs instead of 8 (tests are about the plumbing)."""
+    from piaa.retouch.core import PREDICTOR_SETTINGS
+
+    monkeypatch.setitem(PREDICTOR_SETTINGS, "epochs", 2)
+
+
+def test_cli_writes_results_never_overwrites_and_lists_bad_files(
+    profile_dir, photos, tmp_path, quick_predictor
+):
     src = tmp_path / "in"
     src.mkdir()
     ImageEnhance.Brightness(photos[0]).enhance(0.5).save(src / "a.jpg", quality=90)
@@ -248,13 +258,242 @@ def test_cli_writes_results_never_overwrites_and_lists_bad_files(profile_dir, ph
     assert (src / "a-retouched.jpg").is_file() and (src / "b-retouched.png").is_file()
 
 
-def test_cli_compare_generic_needs_a_generic_profile(profile_dir, photos, tmp_path):
+def test_cli_compare_generic_needs_a_generic_model(profile_dir, photos, tmp_path):
+    """A profile that carries no generic model (saved before piaa kept it): one line, exit 2; --generic
+    still works as an override."""
     photos[0].save(tmp_path / "a.jpg")
     base = ["retouch", str(tmp_path / "a.jpg"), "--profile", str(profile_dir), "--out", str(tmp_path / "o")]
     res = runner.invoke(app, [*base, "--compare-generic"])
     assert res.exit_code == 2 and "--generic" in res.output and "Traceback" not in res.output
+    assert "does not carry its generic model" in res.output
     res = runner.invoke(app, [*base, "--compare-generic", "--generic", str(profile_dir), "--ops", "exposure"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "generic" / "a.jpg").is_file()
     page = (tmp_path / "o" / "report.html").read_text()
     assert page.count("<figure>") == 3 and "generic" in page
+
+
+# ------------------------------------------------------------------------- the generic model kept
+
+
+def _darker_twin(profile: Profile) -> torch.nn.Module:
+    """A generic head that differs from the personal one (it likes dark photos: the score flipped)."""
+    import copy
+
+    head = copy.deepcopy(profile.head)
+    with torch.no_grad():
+        head.fc.weight.mul_(-1.0)
+        head.fc.bias.copy_(head.fc.bias.flip(0))
+    return head
+
+
+@pytest.fixture(scope="module")
+def carrying_dir(bright_profile, tmp_path_factory):
+    """The bright profile saved with a generic model that prefers dark photos."""
+    prof = Profile(
+        bright_profile.head, bright_profile.backbone, {}, generic_head=_darker_twin(bright_profile)
+    )
+    return prof.save(tmp_path_factory.mktemp("carry") / "bright-with-generic")
+
+
+def test_profile_saves_and_loads_its_generic_model(carrying_dir, bright_profile, photos, tmp_path):
+    import shutil
+
+    from piaa.models.profile import GENERIC, ProfileError, load_profile
+
+    assert (carrying_dir / GENERIC).is_file()
+    loaded = load_profile(carrying_dir)
+    gen = loaded.generic()
+    assert gen is not None and gen.backbone is loaded.backbone  # the backbone is shared, not loaded twice
+    img = [ImageEnhance.Brightness(photos[0]).enhance(f) for f in (0.5, 1.3)]
+    personal = [r.score for r in loaded.score(img)]
+    generic = [r.score for r in gen.score(img)]
+    assert personal[1] > personal[0] and generic[1] < generic[0]  # two different models, as saved
+    assert (
+        load_profile(carrying_dir)
+        .generic()
+        .head.state_dict()["fc.bias"]
+        .equal(_darker_twin(bright_profile).state_dict()["fc.bias"])
+    )
+    # a profile from before piaa kept the generic model still loads, without one
+    assert Profile.load(bright_profile.save(tmp_path / "old")).generic() is None
+    # the generic weights are checked like the profile's own
+    broken = tmp_path / "broken"
+    shutil.copytree(carrying_dir, broken)
+    data = bytearray((broken / GENERIC).read_bytes())
+    data[-3] ^= 0xFF
+    (broken / GENERIC).write_bytes(bytes(data))
+    with pytest.raises(ProfileError, match=r"generic\.safetensors: corrupt"):
+        load_profile(broken)
+    (broken / GENERIC).unlink()
+    with pytest.raises(ProfileError, match=r"partial profile \(generic\.safetensors is missing\)"):
+        load_profile(broken)
+
+
+def test_personalize_keeps_the_generic_model_it_started_from(tmp_path):
+    import piaa
+
+    rng = np.random.default_rng(5)
+    album = tmp_path / "album"
+    album.mkdir()
+    for i in range(8):
+        synthetic_photo(rng, 96, 72).save(album / f"{i}.jpg")
+    (tmp_path / "prefs.csv").write_text(
+        "preferred,other\n" + "".join(f"{i}.jpg,{i + 1}.jpg\n" for i in range(0, 7)), encoding="utf-8"
+    )
+    made = piaa.personalize(
+        None, album, prefs=tmp_path / "prefs.csv", out=tmp_path / "me", generic="nima-ava", progress=False,
+        select=False, rank_epochs=3,
+    )  # fmt: skip
+    nima = piaa.load_profile("nima-ava").head.state_dict()
+    loaded = piaa.load_profile(tmp_path / "me")
+    kept = loaded.generic().head.state_dict()
+    assert all(torch.equal(kept[k], nima[k]) for k in nima)  # exactly the model it started from
+    assert not all(torch.equal(loaded.head.state_dict()[k], nima[k]) for k in nima)  # fine-tuned away
+    assert made.generic() is not None
+
+
+def test_cli_compare_generic_uses_the_generic_model_the_profile_carries(carrying_dir, photos, tmp_path):
+    dark = ImageEnhance.Brightness(photos[4]).enhance(0.7)
+    dark.save(tmp_path / "a.jpg", quality=95)
+    original = (tmp_path / "a.jpg").read_bytes()
+    out = tmp_path / "o"
+    args = ["retouch", str(tmp_path / "a.jpg"), "--profile", str(carrying_dir), "--out", str(out)]
+    res = runner.invoke(app, [*args, "--compare-generic", "--ops", "exposure"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "a.jpg").read_bytes() == original
+    personal = np.asarray(Image.open(out / "a.jpg"), float).mean()
+    generic = np.asarray(Image.open(out / "generic" / "a.jpg"), float).mean()
+    assert personal > generic + 3  # the personal model brightens, its (dark-loving) generic one darkens
+    page = (out / "report.html").read_text()
+    assert page.count("<figure>") == 3 and "generic (reference)" in page
+
+
+# --------------------------------------------------------------- the learned retoucher, trained once
+
+
+def test_learned_retoucher_is_trained_once_and_saved_with_the_profile(
+    carrying_dir, photos, tmp_path, monkeypatch, quick_predictor
+):
+    import shutil
+
+    import piaa.retouch.cache as cache
+    from piaa.retouch.batch import prepare_predictors
+    from piaa.retouch.cache import predictor_path
+
+    prof_dir = tmp_path / "me"
+    shutil.copytree(carrying_dir, prof_dir)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i, p in enumerate(photos):
+        ImageEnhance.Brightness(p).enhance(0.5 + 0.1 * i).save(inputs / f"{i}.jpg", quality=90)
+    args = ["retouch", str(inputs), "--profile", str(prof_dir), "--ops", "exposure", "--compare-generic"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "o1")])
+    assert res.exit_code == 0, res.output
+    assert "trained the personal retoucher on 8 photos" in res.output
+    assert "trained the generic retoucher on 8 photos" in res.output
+    saved = predictor_path(prof_dir, "personal", get_ops("exposure"))
+    assert saved.is_file() and predictor_path(prof_dir, "generic", get_ops("exposure")).is_file()
+    assert not list(prof_dir.glob("*.part"))
+    # a later run reuses both: no training at all, and the same results
+    trained = cache.train_predictor
+
+    def no_training(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(cache, "train_predictor", no_training)
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 0, res.output
+    assert "trained" not in res.output
+    for name in ("0.jpg", "generic/0.jpg"):
+        assert (tmp_path / "o1" / name).read_bytes() == (tmp_path / "o2" / name).read_bytes()
+    from piaa.models.profile import load_profile
+    from piaa.retouch.scoring import pixel_scorer
+
+    prof = load_profile(prof_dir)
+    method, found = prepare_predictors(
+        prof, {"personal": pixel_scorer(prof)}, "exposure", "auto", train=False
+    )
+    assert method == "learned" and found["personal"] is not None
+    # other ops have no predictor yet: without training, auto falls back to per-photo optimisation
+    method, _ = prepare_predictors(
+        prof, {"personal": pixel_scorer(prof)}, "exposure,colour", "auto", train=False
+    )
+    assert method == "optimize"
+    # a stale predictor (saved for other weights) or a corrupt file is trained again and replaced
+    monkeypatch.setattr(cache, "train_predictor", trained)
+    net = cache.load_predictor(saved, "x", get_ops("exposure"))
+    assert net is None  # the wrong key is refused
+    saved.write_bytes(b"not a predictor")
+    prof2 = Profile(prof.head, prof.backbone, prof.config, path=prof_dir)
+    lines: list[str] = []
+    method, found = prepare_predictors(
+        prof2, {"personal": pixel_scorer(prof2)}, "exposure", "auto", inputs=sorted(inputs.iterdir()),
+        log=lines.append,
+    )  # fmt: skip
+    assert method == "learned" and lines and "saved to" in lines[0]
+    key = cache.predictor_key(pixel_scorer(prof2), get_ops("exposure"), "inputs")
+    assert cache.load_predictor(saved, key, get_ops("exposure")) is not None
+
+
+def test_piaa_retouch_is_the_public_api(profile_dir, photos):
+    import piaa
+
+    dark = ImageEnhance.Brightness(photos[5]).enhance(0.5)
+    out = piaa.retouch(str(profile_dir), dark, ops=("exposure",), method="optimize", steps=4)
+    assert isinstance(out, Image.Image) and out.size == dark.size
+    assert np.asarray(out, float).mean() > np.asarray(dark, float).mean() + 3
+    r = piaa.retouch(profile_dir, dark, ops="exposure", return_params=True, method="optimize", steps=2)
+    assert r.method == "optimize" and set(r.params) == {"exposure"}
+    with pytest.raises(ValueError, match="unknown retouching op"):
+        piaa.retouch(profile_dir, dark, ops=("sharpen",))
+
+
+def test_cli_retouches_with_the_shipped_model_from_a_fresh_install(photos, tmp_path):
+    """``--profile nima-ava``: no training, no folder (its input pipeline resizes with "nearest")."""
+    dark = ImageEnhance.Brightness(photos[6]).enhance(0.6)
+    dark.save(tmp_path / "a.jpg", quality=95)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 broken")
+    out = tmp_path / "o"
+    args = ["retouch", str(tmp_path / "a.jpg"), str(tmp_path / "bad.jpg"), "--profile", "nima-ava"]
+    res = runner.invoke(app, [*args, "--out", str(out), "--ops", "exposure"])
+    assert res.exit_code == 2 and "bad.jpg" in res.output and "Traceback" not in res.output
+    assert (out / "a.jpg").is_file() and Image.open(out / "a.jpg").size == dark.size
+    assert "nima-ava" in (out / "report.html").read_text()
+    res = runner.invoke(app, [*args, "--out", str(out), "--compare-generic"])
+    assert res.exit_code == 2 and "--generic" in res.output and "Traceback" not in res.output
+
+
+def test_collect_page_prepares_the_learned_retoucher_and_then_uses_it(
+    carrying_dir, photos, tmp_path, quick_predictor
+):
+    """What ``piaa collect`` does after training: train both models' predictors in the background, save
+    them with the profile, and retouch ranked photos with them (before that, per-photo optimisation)."""
+    import shutil
+
+    from piaa.models.profile import load_profile
+    from piaa.retouch.cache import predictor_path
+    from piaa.web.retouching import BeforeAfter
+
+    prof_dir = tmp_path / "me-profile"
+    shutil.copytree(carrying_dir, prof_dir)
+    files = {}
+    for i, p in enumerate(photos):
+        files[f"{i}.jpg"] = tmp_path / f"{i}.jpg"
+        ImageEnhance.Brightness(p).enhance(0.6 + 0.1 * i).save(files[f"{i}.jpg"], quality=92)
+    profile = load_profile(prof_dir)
+    ba = BeforeAfter(files)
+    before = ba.retouch(profile, "0.jpg")
+    assert before["method"] == "optimize" and list(before["images"]) == ["original", "generic", "personal"]
+    ba.prepare(profile)
+    assert ba.state == "ready", ba.message
+    ops = get_ops("exposure,colour,dehaze")
+    assert (
+        predictor_path(prof_dir, "personal", ops).is_file()
+        and predictor_path(prof_dir, "generic", ops).is_file()
+    )
+    after = ba.retouch(profile, "0.jpg")
+    assert after["method"] == "learned" and set(after["scores"]) == {"personal", "generic"}
+    assert after["scores"]["personal"]["personal"] > after["scores"]["personal"]["original"]
+    with pytest.raises(KeyError):
+        ba.retouch(profile, "../elsewhere.jpg")

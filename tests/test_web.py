@@ -248,9 +248,13 @@ def test_train_with_reference_ranks_the_album(demo_world, tmp_path):
         target=10,
         reference=demo_world["reference"],
         train_overrides={"generic_epochs": 1, "rank_epochs": 1, "k": 5},
+        prepare_retoucher=False,  # the learned retoucher: tests/test_retouch.py; here per-photo optimisation
     )
     with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
         assert c.post("/api/train", json={}).status_code == 409  # nothing to learn from yet
+        first = ex.album_files[0].name
+        r = c.post("/api/retouch", json={"name": first})
+        assert r.status_code == 409 and "train your model first" in r.json()["detail"]
         for _ in range(10):
             p = c.post("/api/pair", json={}).json()["pair"]
             c.post("/api/choose", json={"preferred": p["left"]["name"], "other": p["right"]["name"]})
@@ -268,7 +272,50 @@ def test_train_with_reference_ranks_the_album(demo_world, tmp_path):
         assert scores == sorted(scores, reverse=True) and all(1 <= s <= 10 for s in scores)
         assert [r["rank"] for r in ranking] == list(range(1, len(ranking) + 1))
         assert c.get(ranking[0]["thumb"]).status_code == 200
+        assert job["retouch"]["available"]
+        _check_before_after(c, ranking[-1]["name"])
     assert (tmp_path / "me-profile" / "model.safetensors").is_file()
+    assert (tmp_path / "me-profile" / "generic.safetensors").is_file()  # the page's generic retouch
+
+
+def _check_before_after(c: TestClient, name: str) -> None:
+    """The ranked album's photo retouched by both models, each image scored by both (issue 12)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from piaa.web.retouching import PREVIEW_SIDE
+
+    r = c.post("/api/retouch", json={"name": name})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["name"] == name and d["method"] == "optimize" and d["generic"]
+    assert list(d["images"]) == ["original", "generic", "personal"]
+    pixels = {}
+    for kind, uri in d["images"].items():
+        assert uri.startswith("data:image/jpeg;base64,")
+        img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+        assert img.format == "JPEG" and max(img.size) <= PREVIEW_SIDE
+        pixels[kind] = np.asarray(img, float)
+    assert set(d["scores"]) == {"personal", "generic"}
+    assert len({a.shape for a in pixels.values()}) == 1  # the same photo, the same size, three ways
+    for scores in d["scores"].values():
+        assert set(scores) == {"original", "generic", "personal"} and all(
+            1 <= s <= 10 for s in scores.values()
+        )
+    # each retouch does not lower the score of the model it was made for (identity is a candidate)
+    assert d["scores"]["personal"]["personal"] >= d["scores"]["personal"]["original"] - 0.05
+    assert d["scores"]["generic"]["generic"] >= d["scores"]["generic"]["original"] - 0.05
+    assert set(d["params"]) == {"exposure", "colour", "dehaze"}
+    assert c.post("/api/retouch", json={"name": name}).json() == d  # cached: the same answer at once
+    for bad in ("../secret.jpg", "missing.jpg"):
+        r = c.post("/api/retouch", json={"name": bad})
+        assert r.status_code == 404 and "not an image of this album" in r.json()["detail"]
+    assert (
+        c.post("/api/retouch", content=b'{"name": "x"}', headers={"content-type": "text/plain"}).status_code
+        == 415
+    )
 
 
 def test_train_without_reference_uses_the_quick_model(album, tmp_path):
@@ -279,6 +326,9 @@ def test_train_without_reference_uses_the_quick_model(album, tmp_path):
         assert c.post("/api/train", json={}).status_code == 202
         job = _wait_for_training(c)
         assert job["state"] == "done" and job["kind"] == "linear"
+        assert not job["retouch"]["available"]  # no personal model to retouch with
+        r = c.post("/api/retouch", json={"name": "p0.jpg"})
+        assert r.status_code == 409 and "--reference" in r.json()["detail"]
         assert {r["name"] for r in job["ranking"]} == ALBUM_NAMES
         scores = [r["score"] for r in job["ranking"]]
         assert scores == sorted(scores, reverse=True)

@@ -65,3 +65,12 @@ __all__ = [
     "load_profile",
     "personalize",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``piaa.retouch(profile, image, ops=...)`` without importing the retouching code up front."""
+    if name == "retouch":
+        import piaa.retouch
+
+        return piaa.retouch
+    raise AttributeError(f"module 'piaa' has no attribute {name!r}")

@@ -22,14 +22,21 @@ def retouch_cmd(
     strength: Annotated[float, typer.Option(min=0.0, max=1.0, help="0: unchanged, 1: the full edit.")] = 1.0,
     method: Annotated[
         str,
-        typer.Option(help="auto (learned for 8+ photos, else optimize), optimize (per photo) or learned."),
+        typer.Option(
+            help="auto (learned: a predictor trained once per profile, when there are 8+ photos to train "
+            "it on; else optimize), optimize (per photo) or learned."
+        ),
     ] = "auto",
     album: Annotated[
-        Path | None, typer.Option(help="learned: the person's photos to train on (default: the inputs).")
+        Path | None,
+        typer.Option(help="learned: photos to train on (default: the profile's album, else the inputs)."),
     ] = None,
-    compare_generic: Annotated[bool, typer.Option(help="Also retouch with the generic model.")] = False,
+    compare_generic: Annotated[
+        bool, typer.Option(help="Also retouch with the generic model the profile was personalized from.")
+    ] = False,
     generic: Annotated[
-        str | None, typer.Option(help="The generic model: nima-ava or a profile made without --prefs.")
+        str | None,
+        typer.Option(help="Compare with this generic model instead (nima-ava or a profile folder)."),
     ] = None,
     report: Annotated[bool, typer.Option(help="Write OUT/report.html.")] = True,
 ) -> None:
@@ -38,23 +45,31 @@ def retouch_cmd(
     from piaa.models.profile import load_profile
     from piaa.retouch.batch import retouch_files, write_report
 
-    if compare_generic and generic is None:
-        raise ValueError("--compare-generic needs --generic (nima-ava or a profile made without --prefs)")
     prof = load_profile(profile)
-    gen = load_profile(generic) if compare_generic and generic is not None else None
+    gen, generic_name = None, None
+    if compare_generic or generic is not None:
+        if generic is not None:
+            gen, generic_name = load_profile(generic), Path(generic).name
+        else:
+            gen = prof.generic()
+            if gen is None:
+                raise ValueError(
+                    f"{profile}: the profile does not carry its generic model (made before piaa kept it, "
+                    "with --finetune-backbone, or it is a generic model itself); give one with --generic"
+                )
+            generic_name = gen.config["origin"]
     files = walk(paths)
     album_files = walk([album]) if album is not None else None
     failures = FailureLog()
     results = retouch_files(
         prof, files, out, ops=ops, strength=strength, method=method, generic=gen, album=album_files,
-        failures=failures, progress=len(files) > 1,
+        failures=failures, progress=len(files) > 1, log=say,
     )  # fmt: skip
     for r in results:
         s = r.scores["personal"]
         say(f"{r.source} -> {r.output}  personal score {s['original']:.2f} -> {s['personal']:.2f}")
     if report and results:
-        names = Path(profile).name, Path(generic).name if gen and generic else None
-        page = write_report(out / "report.html", results, *names)
+        page = write_report(out / "report.html", results, Path(profile).name, generic_name)
         say(f"wrote {len(results)} photos and {page}")
     report_failures(failures)
     if failures or not results:

@@ -138,6 +138,7 @@ def personalize(
     else:
         head, album_source = start_head, cached_source(album_maps)
     assert head is not None
+    generic_head = copy.deepcopy(head) if trainable is None else None  # carried by the profile (retouch)
     if len(pair_idx):
         pairs = torch.from_numpy(pair_idx)
         if trainable is None:
@@ -157,6 +158,7 @@ def personalize(
         {"training": cfg.to_dict(), "data": {"album": str(album.resolve()), **origin, **rep.summary()}},
         backbone_finetuned=trainable is not None,
         pairs=stated,
+        generic_head=generic_head,
     )
     if trainable is None:
         scores, _ = profile.score_features(album_maps)

@@ -4,6 +4,11 @@
     PROFILE/config.json         backbone and weights hash, head, training settings, piaa version, data
                                 summary, and the checksum of model.safetensors
     PROFILE/preferences.csv     the stated preferences it learned from (header ``preferred,other``)
+    PROFILE/generic.safetensors the generic model it was personalized from (head weights; absent in
+                                profiles saved before piaa carried it, or with a fine-tuned backbone),
+                                so retouching can compare the generic and the personal edit
+    PROFILE/retouch-*.safetensors  learned retouching predictors trained for this profile (a cache,
+                                written later by ``piaa retouch``; :mod:`piaa.retouch.cache`)
 
 Saving is atomic: the folder is written beside the target under a temporary name and renamed into
 place, so a crash leaves either the old profile or the new one, never a mixture. Loading checks every
@@ -43,6 +48,7 @@ FORMAT = "piaa-profile-1"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 PREFS = "preferences.csv"
+GENERIC = "generic.safetensors"
 
 
 class ProfileError(PiaaError, RuntimeError):
@@ -77,8 +83,11 @@ class Profile:
         backbone_finetuned: bool = False,
         pairs: Sequence[tuple[str, str]] = (),
         path: Path | None = None,
+        generic_head: AestheticHead | None = None,
     ) -> None:
         self.head = head.eval()
+        # the generic model this profile was personalized from (same backbone), when known
+        self.generic_head = generic_head.eval() if generic_head is not None else None
         self.backbone = backbone.eval()
         self.config = config
         self.backbone_finetuned = backbone_finetuned
@@ -166,16 +175,24 @@ class Profile:
                     {f"backbone.{k}": v.contiguous() for k, v in self.backbone.state_dict().items()}
                 )
             save_file(tensors, str(tmp / WEIGHTS))
+            files = {WEIGHTS: sha256_file(tmp / WEIGHTS)}
+            generic: dict[str, Any] = {}
+            if self.generic_head is not None and not self.backbone_finetuned:
+                gen = {f"head.{k}": v.contiguous() for k, v in self.generic_head.state_dict().items()}
+                save_file(gen, str(tmp / GENERIC))
+                files[GENERIC] = sha256_file(tmp / GENERIC)
+                generic = {"generic_head": self.generic_head.config.to_dict()}
             write_pairs_csv(tmp / PREFS, self.pairs)
             config = {
-                **self.config,
+                **{k: v for k, v in self.config.items() if k != "generic_head"},
+                **generic,
                 "format": FORMAT,
                 "piaa_version": __version__,
                 "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "backbone": self.backbone.info.to_dict(),
                 "backbone_finetuned": self.backbone_finetuned,
                 "head": self.head.config.to_dict(),
-                "files": {WEIGHTS: sha256_file(tmp / WEIGHTS)},
+                "files": files,
             }
             atomic_write_text(tmp / CONFIG, json.dumps(config, indent=2))
             for p in (tmp, *tmp.iterdir()):  # mkdtemp makes private files; a profile is an ordinary folder
@@ -241,6 +258,7 @@ class Profile:
         backbone = _profile_backbone(
             path, bb_info, config.get("backbone_finetuned", False), tensors, backbone_weights
         )
+        generic_head = _load_generic(path, config)
         pairs: list[tuple[str, str]] = []
         if (path / PREFS).is_file():
             try:
@@ -254,7 +272,41 @@ class Profile:
             backbone_finetuned=bool(config.get("backbone_finetuned")),
             pairs=pairs,
             path=path,
+            generic_head=generic_head,
         )
+
+    def generic(self) -> Profile | None:
+        """The generic model this profile was personalized from, as a profile sharing this one's
+        backbone (``piaa retouch --compare-generic``), or None when the profile does not carry it
+        (saved by an older piaa, with a fine-tuned backbone, or built in memory without it)."""
+        if self.generic_head is None:
+            return None
+        origin = (self.config.get("data") or {}).get("generic") or "reference"
+        config = {"name": f"generic ({origin})", "origin": origin, "generic_of": str(self.path or "")}
+        return Profile(self.generic_head, self.backbone, config)
+
+
+def _load_generic(path: Path, config: dict[str, Any]) -> AestheticHead | None:
+    """The carried generic head, checked like the weights; None for a profile that has none."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    saved = config.get("files", {}).get(GENERIC)
+    if saved is None:
+        return None
+    g_path = path / GENERIC
+    if not g_path.is_file():
+        raise ProfileError(f"{path}: partial profile ({GENERIC} is missing)")
+    if sha256_file(g_path) != saved:
+        raise ProfileError(f"{g_path}: corrupt (checksum does not match {CONFIG})")
+    try:
+        head = AestheticHead(HeadConfig.from_dict(config["generic_head"]))
+        tensors = load_file(str(g_path))
+    except (SafetensorError, KeyError, TypeError, ValueError) as e:
+        reason = f"{type(e).__name__}: {e}"
+        raise ProfileError(f"{g_path}: corrupt or from an incompatible piaa ({reason})") from None
+    _load_prefixed(head, tensors, "head.", f"{g_path}: weights do not fit the generic head in {CONFIG}")
+    return head
 
 
 def _restore_interrupted_swap(path: Path) -> None:

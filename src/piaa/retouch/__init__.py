@@ -1,11 +1,19 @@
 """Personalized retouching (the paper's section 4.6): global exposure, colour and dehaze edits whose
 parameters maximise a person's aesthetic score, L_aesthetic(x) = 10 − f(x).
 
-    from piaa.retouch import retouch
-    out = retouch(piaa.load_profile("me"), "photo.jpg")          # PIL image, full resolution
+    import piaa
+    out = piaa.retouch("me", "photo.jpg", ops=("exposure", "colour"))   # PIL image, full resolution
+    from piaa.retouch import retouch                                    # the same function
+
+The module itself is callable (``piaa.retouch(...)`` is :func:`retouch`), as the issue's API asks,
+while ``piaa.retouch.<name>`` still reaches everything below.
 """
 
 from __future__ import annotations
+
+import sys
+import types
+from typing import Any
 
 from piaa.retouch.core import (
     DEFAULT_METHOD,
@@ -39,3 +47,13 @@ __all__ = [
     "retouch_image",
     "train_predictor",
 ]
+
+
+class _CallableModule(types.ModuleType):
+    """``piaa.retouch(profile, image, ops=...)`` calls :func:`~piaa.retouch.core.retouch`."""
+
+    def __call__(self, profile: Any, image: Any, *args: Any, **kwargs: Any) -> Any:
+        return retouch(profile, image, *args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

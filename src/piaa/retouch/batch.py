@@ -33,13 +33,12 @@ from piaa.data.images import FailureLog, ImageError, load_image
 from piaa.retouch.core import (
     DEFAULT_METHOD,
     DEFAULT_OPS,
+    MIN_ALBUM,
     ParamPredictor,
     RetouchResult,
-    album_thumbnails,
     resolve_method,
     retouch_image,
     thumbnail,
-    train_predictor,
 )
 from piaa.retouch.ops import get_ops
 from piaa.retouch.scoring import PixelScorer, pixel_scorer
@@ -158,6 +157,64 @@ def _score(scorer: PixelScorer, images: Sequence[Image.Image]) -> list[float]:
     return [float(s) for s in scorer(x)]
 
 
+def prepare_predictors(
+    profile: Any,
+    scorers: dict[str, PixelScorer],
+    ops: Sequence[str] | str,
+    method: str,
+    *,
+    album: Sequence[Path] | None = None,
+    inputs: Sequence[Path] = (),
+    train: bool = True,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[str, dict[str, ParamPredictor | None]]:
+    """The method that will run and a learned predictor per model (``scorers``: ``"personal"`` and
+    maybe ``"generic"``), reused from the profile's folder when one was saved for these weights and
+    ops, else trained once and saved there (:mod:`piaa.retouch.cache`). ``"auto"`` is ``"learned"``
+    when every model has a predictor or one can be trained (at least ``MIN_ALBUM`` photos), else
+    ``"optimize"``; ``"learned"`` without photos to train on raises ValueError."""
+    from piaa.backbones.base import cache_dir
+    from piaa.retouch.cache import cached_predictor, home_of, model_hash, training_photos
+
+    op_list = get_ops(ops)
+    predictors: dict[str, ParamPredictor | None] = {k: None for k in scorers}
+    resolve_method(method, None)  # an unknown method fails first
+    if method == "optimize":
+        return method, predictors
+    photos, source = training_photos(profile, album, inputs)
+    may_train = train and (method == "learned" or len(photos) >= MIN_ALBUM)
+    for role, sc in scorers.items():
+        homes = [home_of(profile), cache_dir() / "retouch" / model_hash(sc)]
+        bars: list[Any] = []
+
+        def step(done: int, total: int, role: str = role, bars: list[Any] = bars) -> None:
+            if progress and not bars:  # only once training starts: a saved predictor needs no bar
+                bars.append(tqdm(total=total, desc=f"training the {role} retoucher", unit="epoch"))
+            if bars:
+                bars[0].update(done - bars[0].n)
+
+        notes: list[str] = []
+        try:
+            predictors[role] = cached_predictor(
+                sc, op_list, photos=photos, source=source, homes=homes, role=role, train=may_train,
+                min_photos=1 if method == "learned" else MIN_ALBUM, log=notes.append, on_epoch=step,
+            )  # fmt: skip
+        finally:
+            for bar in bars:
+                bar.close()
+        for note in notes if log is not None else ():  # after the bar, not through it
+            log(note)
+    if all(p is not None for p in predictors.values()):
+        return "learned", predictors
+    if method == "learned":
+        raise ValueError(
+            f"method 'learned' needs at least {MIN_ALBUM} readable photos to train on "
+            "(--album, the profile's album, or the photos being retouched)"
+        )
+    return "optimize", {k: None for k in scorers}
+
+
 def retouch_files(
     profile: Any,
     files: Sequence[Path],
@@ -171,25 +228,20 @@ def retouch_files(
     failures: FailureLog | None = None,
     progress: bool = True,
     on_result: Callable[[FileResult], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> list[FileResult]:
     """Retouch every file into ``out`` (see the module docstring); ``generic`` (a profile) also
-    retouches with the generic model into ``out/generic``. The learned predictor (``method="learned"``,
-    or ``"auto"`` with at least ``MIN_ALBUM`` photos) trains on ``album``, by default on the files
-    themselves (its loss needs no labels). Unreadable files go to ``failures``."""
+    retouches with the generic model into ``out/generic``. ``method``: see :func:`prepare_predictors`
+    (the learned predictor is trained once per profile and saved with it). Unreadable files go to
+    ``failures``; ``log`` receives one-line notes (a predictor trained and where it was saved)."""
     get_ops(ops)  # unknown op names fail before any work
     failures = failures if failures is not None else FailureLog()
     scorers = {"personal": pixel_scorer(profile)}
     if generic is not None:
         scorers["generic"] = pixel_scorer(generic)
-    predictors: dict[str, ParamPredictor | None] = {k: None for k in scorers}
-    training = list(album) if album else list(files)
-    method = resolve_method(method, None, len(training))
-    if method == "learned":
-        thumbs = album_thumbnails(
-            training, scorers["personal"].preprocess.size, FailureLog()
-        )  # bad files: below
-        for k, sc in scorers.items():
-            predictors[k] = train_predictor(sc, thumbs, get_ops(ops))
+    method, predictors = prepare_predictors(
+        profile, scorers, ops, method, album=album, inputs=files, progress=progress, log=log
+    )
     results: list[FileResult] = []
     taken: set[Path] = set()
     for path in tqdm(files, desc="retouching", unit="photo", disable=not progress):
@@ -268,7 +320,7 @@ def write_report(
         rows.append(
             f"<h2>{html.escape(r.source.name)} → {html.escape(r.output.name)}</h2>"
             f'<div class="row">{"".join(cells)}</div>'
-            f"<p><small>personal edit: {html.escape(params)}</small></p>"
+            f"<p><small>personal edit ({r.personal.method}): {html.escape(params)}</small></p>"
         )
     legend = ", ".join(html.escape(labels[m]) for m in models)
     page = f"""<!doctype html><meta charset="utf-8"><title>piaa retouch</title>

@@ -15,17 +15,18 @@ score gain pays for):
   :func:`train_predictor`); a new photo then takes one forward pass.
 
 Measured on simulated persons (``benchmarks/bench_retouch.py``, the README's table), the learned
-predictor raises the person's true utility as much as per-photo optimisation (within a few
-hundredths of a standard deviation, higher for three of four persons) and applies in one forward
-pass instead of a dozen backbone forward+backward passes, so ``"auto"`` (the default) uses it whenever
-it has photos to train on (an album, or a batch of at least :data:`MIN_ALBUM` photos), and falls back
-to per-photo optimisation for a lone photo.
+predictor raises the person's true utility at least as much as per-photo optimisation and applies in
+one forward pass instead of a dozen backbone forward+backward passes, so ``"auto"`` (the default) uses
+it: the one saved with the profile (:mod:`piaa.retouch.cache`; trained once, on the profile's album,
+and reused), else one trained on the photos given (at least :data:`MIN_ALBUM`). With nothing to train
+on it falls back to per-photo optimisation.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ MIN_ALBUM = 8  # fewer photos than this are too few to train the learned predict
 MAX_ALBUM = 64  # the predictor trains on at most this many photos (evenly spaced in the given order)
 DEFAULT_OPS = ("exposure", "colour", "dehaze")
 FIDELITY = 5.0  # λ: a mean squared change of 0.05 (a strong edit) costs 0.25 score points
+# how the learned predictor trains (part of a saved predictor's key: piaa.retouch.cache)
+PREDICTOR_SETTINGS = {"epochs": 8, "batch_size": 8, "lr": 3e-3, "seed": 0, "arch": 1}
 
 
 @dataclass
@@ -76,7 +79,11 @@ def _contexts(ops: Sequence[Op], thumbs: torch.Tensor) -> dict[str, dict[str, to
 def thumbnail(img: Image.Image, size: int, interpolation: str = "bicubic") -> torch.Tensor:
     """The backbone's view of a photo: squashed to size x size with Pillow, as ``Preprocess`` does,
     so parameters are found on exactly the pixels the profile scores (1 x 3 x size x size)."""
-    resample = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}[interpolation]
+    resample = {
+        "nearest": Image.Resampling.NEAREST,  # nima-ava's pipeline
+        "bilinear": Image.Resampling.BILINEAR,
+        "bicubic": Image.Resampling.BICUBIC,
+    }[interpolation]
     img = to_rgb(img)
     if img.size != (size, size):
         img = img.resize((size, size), resample, reducing_gap=3.0)
@@ -160,15 +167,23 @@ def train_predictor(
     thumbs: torch.Tensor,
     ops: Sequence[Op],
     *,
-    epochs: int = 8,
-    batch_size: int = 8,
-    lr: float = 3e-3,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
     fidelity: float = FIDELITY,
-    seed: int = 0,
+    seed: int | None = None,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> ParamPredictor:
     """Train a :class:`ParamPredictor` on a person's album thumbnails (N x 3 x S x S, S the backbone's
     input size) with :func:`retouch_loss`: the paper's recipe (a retouching network trained with the
-    personal aesthetic loss). Cost: epochs x N backbone forward+backward passes."""
+    personal aesthetic loss). Settings left None come from :data:`PREDICTOR_SETTINGS` (8 epochs,
+    batches of 8, Adam at 3e-3, seed 0). Cost: epochs x N backbone forward+backward passes (about a
+    minute for 64 photos on 2 CPU cores), paid once per profile when :mod:`piaa.retouch.cache` keeps
+    the result. ``on_epoch(done, total)`` is called after each epoch. Deterministic for a given seed."""
+    epochs = int(PREDICTOR_SETTINGS["epochs"] if epochs is None else epochs)
+    batch_size = int(PREDICTOR_SETTINGS["batch_size"] if batch_size is None else batch_size)
+    lr = float(PREDICTOR_SETTINGS["lr"] if lr is None else lr)
+    seed = int(PREDICTOR_SETTINGS["seed"] if seed is None else seed)
     ops = list(ops)
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -185,6 +200,8 @@ def train_predictor(
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if on_epoch is not None:
+            on_epoch(_ + 1, epochs)
     return net.eval()
 
 
@@ -199,7 +216,10 @@ def resolve_method(method: str, predictor: ParamPredictor | None, album_size: in
 
 
 def album_thumbnails(
-    images: Sequence[str | Path | Image.Image], size: int, failures: Any = None
+    images: Sequence[str | Path | Image.Image],
+    size: int,
+    failures: Any = None,
+    interpolation: str = "bicubic",
 ) -> torch.Tensor:
     """Backbone-sized thumbnails of at most :data:`MAX_ALBUM` photos (evenly spaced), for training the
     predictor; unreadable files go to ``failures`` (a FailureLog) or raise ImageError when none."""
@@ -212,7 +232,7 @@ def album_thumbnails(
     for im in chosen:
         try:
             src = im if isinstance(im, Image.Image) else load_image(im, draft_size=(size, size))
-            thumbs.append(thumbnail(src, size))
+            thumbs.append(thumbnail(src, size, interpolation))
         except ImageError as e:
             if failures is None:
                 raise
@@ -270,12 +290,27 @@ def retouch_image(
         raise ValueError(f"strength must be in [0, 1], not {strength}")
     start = time.perf_counter()
     op_list = get_ops(ops)
+    if isinstance(profile, (str, os.PathLike)):
+        from piaa.models.profile import load_profile
+
+        profile = load_profile(profile)
     scorer = scorer or pixel_scorer(profile)
+    resolve_method(method, predictor)  # an unknown method fails first
+    if method != "optimize" and predictor is None:
+        if album:  # the caller's photos: trained here, kept by the caller (predictor=) if it likes
+            if method == "learned" or len(album) >= MIN_ALBUM:
+                pre = scorer.preprocess
+                predictor = train_predictor(
+                    scorer, album_thumbnails(album, pre.size, interpolation=pre.interpolation), op_list
+                )
+        elif profile is not None:  # the one saved with the profile, else trained once on its album
+            from piaa.retouch.batch import prepare_predictors
+
+            method, found = prepare_predictors(profile, {"personal": scorer}, op_list, method)
+            predictor = found["personal"]
     method = resolve_method(method, predictor, len(album or ()))
     if method == "learned" and predictor is None:
-        if not album:
-            raise ValueError("method 'learned' needs album= (the person's photos) or predictor=")
-        predictor = train_predictor(scorer, album_thumbnails(album, scorer.preprocess.size), op_list)
+        raise ValueError("method 'learned' needs album= (the person's photos) or predictor=")
     img = _open(image)
     thumb = thumbnail(img, scorer.preprocess.size, scorer.preprocess.interpolation)
     raw = find_params(scorer, thumb, op_list, method, predictor, **kwargs)[0]
@@ -299,16 +334,26 @@ def retouch(
     **kwargs: Any,
 ) -> Image.Image | RetouchResult:
     """Retouch ``image`` (a path or PIL image) toward the taste of ``profile`` (a
-    :class:`~piaa.models.profile.Profile`): the paper's section 4.6 with global operators.
+    :class:`~piaa.models.profile.Profile`, a profile folder, or a built-in name such as ``"nima-ava"``):
+    the paper's section 4.6 with global operators. Also reachable as ``piaa.retouch(profile, image,
+    ops=...)``.
 
     Returns the retouched photo as an sRGB PIL image of the input's (upright) size, or, with
-    ``return_params=True``, a :class:`RetouchResult` with the image, the parameters and the scores
-    before and after. ``ops``: any of ``"exposure"``, ``"colour"``, ``"dehaze"``; ``strength`` in
-    [0, 1] scales the edit (0: the original); ``method``: ``"optimize"`` (Adam on this photo's
-    parameters), ``"learned"`` (a predictor: pass ``predictor=`` from :func:`train_predictor`, or
-    ``album=`` photos to train one on, which takes a while: reuse the predictor for many photos), or
-    ``"auto"`` (the default: learned when given a predictor or an album of at least
-    :data:`MIN_ALBUM` photos, else optimize). ``RetouchResult.method`` says which ran. Raises
-    ValueError for bad arguments and :class:`~piaa.data.images.ImageError` for an unreadable file."""
+    ``return_params=True``, a :class:`RetouchResult` with the image, the parameters (by operator, in
+    their units: EV, curve, saturation, ...) and the personal scores (1-10) before and after.
+
+    - ``ops``: any of ``"exposure"``, ``"colour"``, ``"dehaze"`` (a sequence or a comma-separated
+      string); ``strength`` in [0, 1] scales the edit (0: the original).
+    - ``method``: ``"auto"`` (the default) uses the learned predictor: ``predictor=`` when given, else
+      one trained on ``album=`` photos (at least :data:`MIN_ALBUM`; not saved), else the one saved
+      with the profile for these ops (:mod:`piaa.retouch.cache`), training and saving it once on the
+      profile's album when there is none (about a minute, once); with nothing to train on it falls
+      back to ``"optimize"`` (Adam on this photo's parameters: ~12 backbone forward+backward passes).
+      ``"learned"`` insists on a predictor (ValueError when none can be had). ``RetouchResult.method``
+      says which ran.
+
+    Parameters are found on the backbone-sized thumbnail and applied to the full-resolution photo.
+    Raises ValueError for bad arguments, :class:`~piaa.models.profile.ProfileError` for an unusable
+    profile and :class:`~piaa.data.images.ImageError` for an unreadable file (one line each)."""
     result = retouch_image(profile, image, ops, strength, method, **kwargs)
     return result if return_params else result.image

@@ -78,5 +78,3 @@ def offsets(ops: Sequence[Op]) -> list[tuple[Op, int]]:
         out.append((op, i))
         i += op.size
     return out
-
-

@@ -15,6 +15,7 @@ parameters; its transmission map is recomputed at the target resolution from the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -265,12 +266,13 @@ OPS: dict[str, Op] = {op.name: op for op in (Exposure(), Colour(), Dehaze())}
 COLOR_ALIASES = {"color": "colour"}
 
 
-def get_ops(names: str | tuple[str, ...] | list[str]) -> list[Op]:
-    """Operators by name (comma-separated string or sequence), in pipeline order (dehaze first, then
-    exposure, then colour: haze removal needs the unedited airlight, and colour edits come last as in
-    a raw converter). Raises ValueError for an unknown or empty list."""
+def get_ops(names: str | Sequence[str | Op]) -> list[Op]:
+    """Operators by name (comma-separated string or sequence of names or operators), in pipeline order
+    (dehaze first, then exposure, then colour: haze removal needs the unedited airlight, and colour
+    edits come last as in a raw converter). Raises ValueError for an unknown or empty list."""
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
+    names = [n.name if isinstance(n, Op) else n for n in names]
     wanted = {COLOR_ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names}
     unknown = wanted - set(OPS)
     if unknown:

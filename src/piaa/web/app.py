@@ -30,6 +30,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from piaa.data.images import ImageError
 from piaa.errors import one_line
 from piaa.preferences import Pair, PreferenceError, PreferenceStore, match_names
 from piaa.sampling import create_sampler, list_samplers
@@ -58,6 +59,7 @@ class CollectConfig:
     host: str = "127.0.0.1"
     features: FeatureFn | None = None  # album paths -> linear-model features (default: the backbone)
     train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for personalize
+    prepare_retoucher: bool = True  # after training: the learned retoucher, in the background
 
     def check(self) -> None:
         """Fail before the server starts, with one line naming what is wrong."""
@@ -139,6 +141,7 @@ class Collector:
                 pairs=self.album_pairs,
                 features=lambda progress: self.features.get(progress),
                 overrides=cfg.train_overrides,
+                prepare_retoucher=cfg.prepare_retoucher,
             )
         except BaseException:
             self.store.close()
@@ -238,6 +241,10 @@ class Skip(BaseModel):
     b: Name
 
 
+class RetouchRequest(BaseModel):
+    name: Name
+
+
 def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) -> FastAPI:
     """The FastAPI app; ``app.state.collector`` holds the state. The store closes when the app stops."""
     collector = Collector(cfg)
@@ -333,6 +340,23 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
             raise HTTPException(409, "no judgements yet: choose a few photos first")
         started = collector.trainer.start()
         return JSONResponse(collector.trainer.status(), status_code=202 if started else 409)
+
+    @app.post("/api/retouch")
+    def retouch(body: RetouchRequest) -> dict[str, Any]:
+        """Before/after of one album photo: original, generic and personal retouch, both models' scores
+        (:mod:`piaa.web.retouching`). POST: it costs seconds of CPU, so only this page may ask."""
+        try:
+            collector.album.path(body.name)  # only album photos, still where they were at startup
+        except AlbumImageNotFound:
+            raise HTTPException(404, f"not an image of this album: {clip_name(body.name)}") from None
+        profile = collector.trainer.profile
+        if profile is None:
+            why = "train your model first" if cfg.reference else "it needs the personal model (--reference)"
+            raise HTTPException(409, f"no personal model to retouch with: {why}")
+        try:
+            return collector.trainer.before_after.retouch(profile, body.name)
+        except ImageError as exc:
+            raise HTTPException(422, f"{clip_name(body.name)} cannot be read: {exc.reason}") from None
 
     return app
 

@@ -4,6 +4,10 @@ With a reference, the job is the real thing: ``personalize`` on the album and th
 album scored by the new profile. Without one, it fits the cheap linear model of
 ``piaa.sampling.bradley_terry`` on the judgements and ranks the album by it, so the person still sees what
 their clicks say (the page tells them that ``--reference`` gives the full personal model).
+
+After a personal model is trained, the page offers each ranked photo retouched toward the person's
+taste and the generic model's (:mod:`piaa.web.retouching`); the learned retoucher for both models is
+trained in the background right after the ranking is shown and saved with the profile.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from piaa.preferences import Pair
+from piaa.web.retouching import BeforeAfter
 
 SCORE_CHUNK = 16
 
@@ -67,6 +72,7 @@ class Trainer:
         pairs: Callable[[], list[Pair]],
         features: Callable[[Callable[[int, int], None]], np.ndarray],
         overrides: dict[str, Any] | None = None,
+        prepare_retoucher: bool = True,
     ) -> None:
         self.album, self.files, self.store_path = album, files, store_path
         self.names = list(files)
@@ -76,10 +82,15 @@ class Trainer:
         self._job = TrainJob()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.profile: Any = None  # the latest personal profile trained here (None: none yet)
+        self.before_after = BeforeAfter(files)
+        self.prepare_retoucher = prepare_retoucher
 
     def status(self) -> dict[str, Any]:
         with self._lock:
-            return self._job.to_dict()
+            job = self._job.to_dict()
+        job["retouch"] = {"available": self.profile is not None, "retoucher": self.before_after.state}
+        return job
 
     def _set(self, **changes: Any) -> None:
         with self._lock:
@@ -105,6 +116,8 @@ class Trainer:
         try:
             ranking = target(pairs)
             self._set(state="done", phase="done", fraction=1.0, ranking=ranking, finished=time.time())
+            if self._job.kind == "personal" and self.prepare_retoucher and self.profile is not None:
+                self.before_after.prepare(self.profile)  # after the ranking is on the page
         except Exception as exc:  # noqa: BLE001 - shown on the page, not lost in a thread
             traceback.print_exc()
             self._set(state="error", message=f"{type(exc).__name__}: {exc}", finished=time.time())
@@ -120,6 +133,7 @@ class Trainer:
             self.reference, self.album, prefs=self.store_path, out=self.profile_dir, progress=False,
             **self.overrides,
         )  # fmt: skip
+        self.profile = profile
         self._set(phase="scoring the album", fraction=0.0, profile=str(self.profile_dir))
         if profile.report.album_scores is not None:  # scored from the maps personalize computed
             served = profile.report.album_scores

@@ -97,8 +97,12 @@ async function act(fn) {
   }
 }
 
+function viewing() { // the ranking or a before/after is on screen: the pair keys do nothing
+  return !$("ranking").hidden || !$("retouch").hidden;
+}
+
 function choose(side) {
-  if (!pair || !$("ranking").hidden) return;
+  if (!pair || viewing()) return;
   const other = side === "left" ? "right" : "left";
   return act(async () => {
     $(side).classList.add("chosen");
@@ -108,7 +112,7 @@ function choose(side) {
 }
 
 function skip() {
-  if (!pair || !$("ranking").hidden) return;
+  if (!pair || viewing()) return;
   return act(async () => {
     await api("POST", "/api/skip", { a: pair.left.name, b: pair.right.name });
     await loadNext();
@@ -116,7 +120,7 @@ function skip() {
 }
 
 function undo() {
-  if (!$("ranking").hidden) return;
+  if (viewing()) return;
   return act(async () => {
     const d = await api("POST", "/api/undo", {});
     if (!d.undone) {
@@ -212,13 +216,21 @@ function showRanking(job) {
     name.className = "name";
     name.textContent = r.name;
     li.append(img, meta, name);
+    if (job.retouch && job.retouch.available) {
+      li.classList.add("retouchable");
+      li.tabIndex = 0;
+      li.title = "See this photo retouched toward your taste";
+      li.addEventListener("click", () => act(() => showRetouch(r.name)));
+      li.addEventListener("keydown", (e) => { if (e.key === "Enter") act(() => showRetouch(r.name)); });
+    }
     grid.append(li);
   }
   const personal = job.kind === "personal";
   $("ranking-kind").textContent = personal ? "your personal model" : "a quick model of your choices";
   $("ranking-note").textContent = personal
     ? `Scores on 1–10 from the profile saved in ${job.profile}. ` +
-      `Score other photos with: piaa score PHOTOS --profile ${job.profile}`
+      `Score other photos with: piaa score PHOTOS --profile ${job.profile}. ` +
+      "Click a photo to see it retouched toward your taste."
     : `Scores from a linear model of your ${job.judgements} choices (higher is better; only the order ` +
       "means something). Restart with --reference REF to train the full personal model.";
   $("collect").hidden = true;
@@ -226,6 +238,64 @@ function showRanking(job) {
   $("ranking").hidden = false;
   document.body.classList.add("scroll");
   window.scrollTo(0, 0);
+}
+
+// ------------------------------------------------------------------------------------ before/after
+
+const KINDS = { original: "original", generic: "generic retouch", personal: "your retouch" };
+
+async function showRetouch(name) {
+  $("retouch-name").textContent = name;
+  $("retouch-note").textContent = "Retouching… (exposure, colour and haze, found for each model)";
+  $("retouch-images").replaceChildren();
+  $("ranking").hidden = true;
+  $("retouch").hidden = false;
+  window.scrollTo(0, 0);
+  let d;
+  try {
+    d = await api("POST", "/api/retouch", { name });
+  } catch (err) {
+    $("retouch-note").textContent = `Could not retouch ${name}: ${err.message}`;
+    return;
+  }
+  const models = Object.keys(d.scores); // "personal" and, when the profile carries it, "generic"
+  for (const kind of Object.keys(d.images)) {
+    const fig = document.createElement("figure");
+    fig.dataset.kind = kind;
+    const img = document.createElement("img");
+    img.src = d.images[kind];
+    img.alt = `${name}: ${KINDS[kind]}`;
+    const cap = document.createElement("figcaption");
+    cap.textContent = KINDS[kind];
+    for (const m of models) {
+      const line = document.createElement("span");
+      line.className = "scores";
+      line.dataset.model = m;
+      line.textContent = `${m === "personal" ? "your model" : "generic model"}: `;
+      const b = document.createElement("b");
+      b.textContent = d.scores[m][kind].toFixed(2);
+      line.append(b);
+      cap.append(line);
+    }
+    fig.append(img, cap);
+    $("retouch-images").append(fig);
+  }
+  const edit = Object.entries(d.params)
+    .map(([op, p]) => `${op}: ` + Object.entries(p).map(([k, v]) => `${k} ${v >= 0 ? "+" : ""}${v.toFixed(2)}`).join(", "))
+    .join("; ");
+  const how = d.method === "learned"
+    ? "the learned retoucher saved with your profile"
+    : "per-photo optimisation (the learned retoucher is still being trained)";
+  const generic = d.generic ? "" : " This profile does not carry its generic model, so there is no generic retouch.";
+  $("retouch-note").textContent =
+    `Scores on 1–10 by both models. Parameters by ${how}. Your edit: ${edit}.${generic} ` +
+    `Retouch full-size photos with: piaa retouch PHOTOS --profile ${lastJob ? lastJob.profile : "PROFILE"} --out DIR`;
+  document.body.dataset.retouched = name;
+}
+
+function hideRetouch() {
+  $("retouch").hidden = true;
+  $("ranking").hidden = false;
 }
 
 function hideRanking() {
@@ -244,12 +314,14 @@ $("skip").addEventListener("click", skip);
 $("undo").addEventListener("click", undo);
 $("train-button").addEventListener("click", () => act(train));
 $("back").addEventListener("click", hideRanking);
+$("retouch-close").addEventListener("click", hideRetouch);
 
 document.addEventListener("keydown", (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
   const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
   const actions = { ArrowLeft: () => choose("left"), ArrowRight: () => choose("right"), s: skip, u: undo };
-  if (key === "Escape" && !$("ranking").hidden) hideRanking();
+  if (key === "Escape" && !$("retouch").hidden) hideRetouch();
+  else if (key === "Escape" && !$("ranking").hidden) hideRanking();
   if (!actions[key]) return;
   e.preventDefault();
   actions[key]();
