@@ -39,6 +39,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "retouch":  # the sub-package is callable: piaa.retouch(profile, image, ops=...)
+        return importlib.import_module("piaa.retouch")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -47,7 +49,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, "retouch"})
 
 
 __all__ = [
@@ -66,11 +68,3 @@ __all__ = [
     "personalize",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """``piaa.retouch(profile, image, ops=...)`` without importing the retouching code up front."""
-    if name == "retouch":
-        import piaa.retouch
-
-        return piaa.retouch
-    raise AttributeError(f"module 'piaa' has no attribute {name!r}")
