@@ -61,7 +61,10 @@ def test_report_counts_pairs_and_neighbours(brightness_profile, demo_world):
     assert rep.album_images == 105
     assert rep.pairs_stated <= 100 and rep.pairs_inferred > 0
     assert 50 <= rep.neighbors <= len(Reference.open(demo_world["reference"]))
-    assert len(rep.generic_loss) == FAST["generic_epochs"] and len(rep.ranking_loss) == FAST["rank_epochs"]
+    assert len(rep.generic_loss) == FAST["generic_epochs"]
+    # the chosen personalization's losses: none (generic kept), per epoch (fine-tune), before/after (fit)
+    expected = {"generic": 0, "fine-tune": FAST["rank_epochs"], "fit": 2}[rep.selection.kind]
+    assert len(rep.ranking_loss) == expected and rep.summary()["selection"]["choice"] == rep.selection.choice
 
 
 def test_report_ranks_the_album_like_scoring_its_files(brightness_profile, demo_world):

@@ -1,4 +1,4 @@
-"""Personalization that never does harm: the pull toward the generic model is chosen from the pairs."""
+"""Personalization that never does harm: how to move from the generic model is chosen from the pairs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ import functools
 import pytest
 import torch
 
-from piaa.models.selection import ALPHAS, _training_pairs, fit_personal
-from piaa.models.train import TrainConfig, cached_source, fit_generic, new_head
+from piaa.models.selection import _choose, _training_pairs, candidates, fit_personal
+from piaa.models.train import (
+    TrainConfig,
+    cached_source,
+    fit_generic,
+    fit_pooled_convex,
+    new_head,
+    pool_features,
+)
 from test_train import _world
 
 CFG = TrainConfig(generic_epochs=30, generic_lr=3e-3, rank_epochs=30, rank_lr=3e-3, batch_size=16, seed=0)
@@ -50,12 +57,18 @@ def test_pairs_that_teach_something_move_the_model_and_help_on_unseen_photos():
     pairs = _pairs(taste, train, torch.Generator().manual_seed(1), 80)
     before = _scores(head, maps, test)
     sel = fit_personal(head, cached_source(maps), pairs, len(pairs), CFG)
-    assert sel.folds == 5 and sel.alpha > 0 and set(sel.cv_accuracy) == set(ALPHAS)
-    assert sel.cv_accuracy[sel.alpha] > sel.cv_accuracy[0.0]
+    assert sel.folds == 5 and sel.alpha > 0 and list(sel.cv_accuracy) == candidates()
+    assert sel.choice != "generic" and sel.cv_accuracy[sel.choice] > sel.cv_accuracy["generic"]
+    assert sel.cv_accuracy[sel.choice] == max(sel.cv_accuracy.values())
     after = _scores(head, maps, test)
     agree = lambda s: float(torch.corrcoef(torch.stack([s, taste[test]]))[0, 1])  # noqa: E731
     assert agree(after) > agree(before) + 0.3
-    assert len(sel.history) == CFG.rank_epochs
+    if sel.kind == "fine-tune":
+        assert len(sel.history) == CFG.rank_epochs
+    else:  # the converged fit: its objective went down
+        assert len(sel.history) == 2 and sel.history[1] < sel.history[0]
+    assert sel.to_dict()["choice"] == sel.choice
+    assert all(c in sel.describe() for c in candidates())
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4, 5])
@@ -66,7 +79,8 @@ def test_pairs_that_are_noise_keep_the_generic_model(seed):
     pairs = _pairs(-q, torch.arange(0, 64), gen, 60)
     pairs = torch.where((torch.rand(len(pairs), generator=gen) < 0.5)[:, None], pairs.flip(1), pairs)  # coins
     sel = fit_personal(head, cached_source(maps), pairs, len(pairs), CFG)
-    assert sel.alpha == 0.0, sel
+    assert sel.alpha == 0.0 and sel.choice == "generic", sel
+    assert "kept the generic model" in sel.describe()
     test = torch.arange(64, 96)
     torch.testing.assert_close(_scores(head, maps, test), _scores(generic, maps, test))
     unselected = copy.deepcopy(generic)
@@ -96,6 +110,67 @@ def test_selection_is_deterministic():
     pairs = _pairs(-q, torch.arange(0, 64), torch.Generator().manual_seed(4), 40)
     sa = fit_personal(a, cached_source(maps), pairs, len(pairs), CFG)
     sb = fit_personal(b, cached_source(maps), pairs, len(pairs), CFG)
-    assert sa.alpha == sb.alpha and sa.cv_accuracy == sb.cv_accuracy
+    assert sa.choice == sb.choice and sa.alpha == sb.alpha and sa.cv_accuracy == sb.cv_accuracy
     for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_converged_fit_orders_its_pairs_and_its_pull_keeps_it_near_the_generic_model():
+    head, maps, q = _generic()
+    train = torch.arange(0, 64)
+    pairs = _pairs(-q, train, torch.Generator().manual_seed(6), 80)
+    ids, rows = torch.unique(pairs, return_inverse=True)
+    pooled = pool_features(head, cached_source(maps), ids)
+    rows = rows.view(-1, 2)
+
+    def right(h):
+        s = _scores(h, maps, ids)
+        return float((s[rows[:, 0]] > s[rows[:, 1]]).float().mean())
+
+    free, held = copy.deepcopy(head), copy.deepcopy(head)
+    loss = fit_pooled_convex(free, pooled, rows, 1e-4)
+    assert loss[1] < loss[0] and right(free) > right(head) + 0.2
+    fit_pooled_convex(held, pooled, rows, 1e3)  # a pull this strong leaves the weights almost where they were
+    moved = lambda h: float((h.fc.weight - head.fc.weight).detach().norm())  # noqa: E731
+    assert moved(held) < 0.1 * moved(free)
+    for name, p in head.named_parameters():  # only the fully connected layer's weights move
+        if name != "fc.weight":
+            torch.testing.assert_close(dict(free.named_parameters())[name], p, rtol=0, atol=0)
+    assert fit_pooled_convex(free, pooled, rows[:0], 1e-2) == []
+
+
+def test_choice_needs_a_sign_test_win_over_the_generic_model_then_the_best_accuracy():
+    n = 40
+    generic = torch.zeros(n)
+    generic[:20] = 1  # right on half of the held-out pairs
+
+    def moved(lost: int, won: int) -> torch.Tensor:  # the generic model's answers, some flipped
+        r = generic.clone()
+        r[:lost] = 0
+        r[20 : 20 + won] = 1
+        return r
+
+    small = moved(0, 4)  # wins 4, losses 0: 4 > 1.5 * 2; accuracy 0.6
+    big = moved(3, 15)  # wins 15, losses 3: eligible; accuracy 0.8
+    also = moved(2, 14)  # wins 14, losses 2: eligible; accuracy 0.8 as well
+    unsure = moved(9, 16)  # wins 16, losses 9: 7 < 1.5 * 5, though its accuracy is 0.675
+    names = candidates()
+    right = {c: generic for c in names}
+    right[names[1]], right[names[2]], right[names[-1]] = small, unsure, big
+    best, acc = _choose(right)
+    assert best == names[-1] and acc[best] == pytest.approx(0.8)
+    right[names[-1]] = unsure
+    assert _choose(right)[0] == names[1]
+    right[names[1]] = unsure
+    assert _choose(right)[0] == "generic"
+    right[names[3]], right[names[5]] = big, also  # a tie: the earlier candidate
+    assert _choose(right)[0] == names[3]
+
+
+def test_fits_are_candidates_only_with_enough_judged_photos():
+    assert not any(c.startswith("fit") for c in candidates(10))
+    assert sum(c.startswith("fit") for c in candidates(20)) == 3
+    head, maps, q = _generic()
+    pairs = _pairs(-q, torch.arange(0, 10), torch.Generator().manual_seed(7), 40)  # 10 photos at most
+    sel = fit_personal(head, cached_source(maps), pairs, len(pairs), CFG)
+    assert sel.folds == 5 and list(sel.cv_accuracy) == candidates(10) and sel.kind != "fit"

@@ -143,7 +143,7 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
     console.print(
         f"[bold]   without a reference[/]: the AVA-trained NIMA model (nima-ava) and the same preferences "
         f"on top of it ({nima_personal.report.seconds:.1f} s; moved "
-        f"{nima_personal.report.selection.alpha:.0%} of the way from NIMA, as the held-out pairs chose)"
+        f"{nima_personal.report.selection.describe()})"
     )
     test_files = [ex.album_files[i] for i in held_out]
     t = truth[held_out]

@@ -105,9 +105,7 @@ def personalize_cmd(
     )
     sel = rep.selection
     if sel.folds:
-        moved = "kept the generic model" if sel.alpha == 0 else f"moved {sel.alpha:.0%} of the way"
-        cv = ", ".join(f"{a:g}: {v:.0%}" for a, v in sel.cv_accuracy.items())
-        say(f"held-out pairs ({sel.folds} folds) chose how far to personalize: {moved} (accuracy {cv})")
+        say(f"held-out pairs ({sel.folds} folds) chose how to personalize: {sel.describe()}")
 
 
 @app.command("score")

@@ -163,6 +163,7 @@ def run(
     rho: dict[tuple[str, int], list[float]] = {}
     acc: dict[tuple[str, int], list[float]] = {}
     alphas: dict[int, list[float]] = {}
+    choices: dict[int, list[str]] = {}
     jobs = [(a, x) for a in world.albums for x in xs if x < len(a.photos) - 1]
     bar = tqdm(total=len(jobs) * splits, desc="bench", unit="split", disable=not progress)
     for album, x in jobs:
@@ -176,6 +177,7 @@ def run(
                 pred = METHODS[m](split)
                 if m == FULL and split.selections:
                     alphas.setdefault(x, []).append(split.selections[-1].alpha)
+                    choices.setdefault(x, []).append(split.selections[-1].kind)
                 per[m].append((spearman(pred, split.test_scores), pairwise_accuracy(pred, split.test_scores)))
             if has_truth:
                 assert album.truth is not None
@@ -188,4 +190,4 @@ def run(
             acc.setdefault((m, x), []).append(float(np.mean([v[1] for v in vals])))
     bar.close()
     seconds = time.perf_counter() - t0
-    return BenchResult(rho, acc, tuple(xs), rows, world.description, seconds, splits, alphas)
+    return BenchResult(rho, acc, tuple(xs), rows, world.description, seconds, splits, alphas, choices)

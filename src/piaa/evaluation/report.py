@@ -24,6 +24,7 @@ class BenchResult:
     seconds: float
     splits: int
     alphas: dict[int, list[float]] = field(default_factory=dict)  # per X: piaa's chosen pull, per split
+    choices: dict[int, list[str]] = field(default_factory=dict)  # per X: piaa's chosen kind, per split
 
     def table(self) -> str:
         """Markdown: one row per method, rho (mean ± std over albums) and mean accuracy per X."""
@@ -46,7 +47,8 @@ class BenchResult:
     ) -> str:
         """Does personalization ever do harm? Per X: the albums whose personal model ranks worse than
         their generic model (by more than 0.02 ρ), the worst difference, and how far the pairs chose to
-        move from the generic model (``alpha``: 0 = generic, 1 = the paper's fine-tune)."""
+        move from the generic model (per split: kept the ``generic`` model, a ``fine-tune`` pulled back by
+        ``alpha``, or a ``fit`` to convergence; :mod:`piaa.models.selection`)."""
         lines = []
         for x in self.xs:
             p, g = self.rho.get((full, x)), self.rho.get((generic, x))
@@ -58,8 +60,15 @@ class BenchResult:
                 f"worst {diff.min():+.3f}; "
                 f"{int((diff < -0.02).sum())} of {len(diff)} albums more than 0.02 below their generic model"
             )
-            a = self.alphas.get(x)
-            if a:
+            a, c = self.alphas.get(x), self.choices.get(x)
+            if a and c and len(a) == len(c):
+                tuned = [v for v, k in zip(a, c, strict=True) if k == "fine-tune"]
+                line += "; chosen per split: " + ", ".join(
+                    f"{k} {c.count(k)}" + (f" (mean alpha {np.mean(tuned):.2f})" if k == "fine-tune" else "")
+                    for k in ("generic", "fine-tune", "fit")
+                    if k in c
+                )
+            elif a:
                 line += (
                     f"; chosen alpha mean {np.mean(a):.2f} (generic kept in {np.mean(np.asarray(a) == 0):.0%}"
                     f" of splits, full fine-tune in {np.mean(np.asarray(a) == 1):.0%})"

@@ -227,6 +227,45 @@ def fit_pooled(
     return _rank_loop(head, last_layers(head), scores_of, pairs, cfg, None, progress)
 
 
+def fit_pooled_convex(
+    head: AestheticHead, pooled: torch.Tensor, pairs: torch.Tensor, l2: float, *, max_iter: int = 100
+) -> list[float]:
+    """Fit the fully connected layer's weights to the pairs by full-batch L-BFGS (``pairs`` index rows
+    of ``pooled``): the logistic ranking loss (RankNet's) of the scores plus ``l2`` times the squared
+    distance of the weights from where they started, solved to convergence instead of a fixed number
+    of Adam epochs. The attention modules, the normalisation and the bias stay as they were; no
+    dropout. Returns the objective before and after (an empty list when there are no pairs)."""
+    if len(pairs) == 0:
+        return []
+    head.eval()
+    seen: list[torch.Tensor] = []
+    hook = head.fc.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    with torch.no_grad():
+        head.classify(pooled)
+    hook.remove()
+    v, start, bias = seen[0], head.fc.weight.detach().clone(), head.fc.bias.detach()
+    delta = torch.zeros_like(start, requires_grad=True)
+    opt = torch.optim.LBFGS([delta], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        s = score_from_distribution(torch.softmax(v @ (start + delta).T + bias, dim=-1))
+        d = s[pairs[:, 0]] - s[pairs[:, 1]]
+        return get_rank_loss("logistic")(d, torch.zeros_like(d)) + l2 * (delta**2).sum()
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = objective()
+        loss.backward()
+        return loss
+
+    with torch.no_grad():
+        before = float(objective())
+    opt.step(closure)
+    with torch.no_grad():
+        head.fc.weight.copy_(start + delta.detach())
+        return [before, float(objective())]
+
+
 def _rank_loop(
     head: AestheticHead,
     params: list[torch.nn.Parameter],
