@@ -259,3 +259,31 @@ def test_neighbour_maps_streamed_from_the_store_train_the_same_model(demo_world,
     streamed = personalize(demo_world["reference"], ex.album, None, None, **kwargs)
     a, b = in_memory.report.album_scores, streamed.report.album_scores
     assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)
+
+
+def test_saving_never_replaces_a_folder_that_is_not_a_profile(tmp_path):
+    """``piaa personalize --out ALBUM`` once replaced the album folder (its photos deleted) by the profile."""
+    prof = load_profile("nima-ava")
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "photo.jpg").write_bytes(b"my photo")
+    with pytest.raises(ProfileError, match="not a profile") as e:
+        prof.save(album)
+    assert str(album) in str(e.value) and "\n" not in str(e.value)
+    assert [p.name for p in album.iterdir()] == ["photo.jpg"]
+    assert (album / "photo.jpg").read_bytes() == b"my photo"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prof.save(empty)  # an empty folder, or a profile, may be replaced
+    prof.save(empty)
+    assert (empty / "config.json").exists()
+
+
+def test_personalize_refuses_an_album_as_out_before_training(tmp_path, monkeypatch):
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "photo.jpg").write_bytes(b"my photo")
+    monkeypatch.setattr("piaa.models.personalize.load_statements", lambda *a: pytest.fail("worked first"))
+    with pytest.raises(ProfileError, match="not a profile"):
+        personalize(None, album, None, album, generic="nima-ava", progress=False)
+    assert (album / "photo.jpg").read_bytes() == b"my photo"

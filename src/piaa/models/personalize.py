@@ -30,7 +30,7 @@ from piaa.data.images import FailureLog, iter_image_files
 from piaa.features.extract import FeatureExtractor
 from piaa.features.reference import Reference
 from piaa.models.head import AestheticHead
-from piaa.models.profile import Profile, load_profile
+from piaa.models.profile import Profile, check_save_target, load_profile
 from piaa.models.selection import Selection, fit_personal
 from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head, pixel_source
 from piaa.preferences import (
@@ -104,6 +104,8 @@ def personalize(
     album = Path(album)
     if not album.is_dir():
         raise FileNotFoundError(f"{album}: album folder not found")
+    if out is not None:
+        check_save_target(Path(out))  # before any training: never an album's folder
     rep = PersonalizeReport()
     statements = load_statements(prefs, album) if prefs is not None else []  # a bad file fails first
     ref: Reference | None = None
