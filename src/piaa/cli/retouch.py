@@ -59,6 +59,8 @@ def retouch_cmd(
                 )
             generic_name = gen.config["origin"]
     files = walk(paths)
+    if out.exists() and not out.is_dir():  # before training a predictor, not once per photo after it
+        raise ValueError(f"{out}: --out exists and is not a folder")
     album_files = walk([album]) if album is not None else None
     failures = FailureLog()
     results = retouch_files(
