@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import ImageEnhance
+from PIL import Image, ImageEnhance
 
 from piaa.demo import EXPOSURES, sample_photo
 from piaa.features.reference import Reference
@@ -287,3 +287,17 @@ def test_personalize_refuses_an_album_as_out_before_training(tmp_path, monkeypat
     with pytest.raises(ProfileError, match="not a profile"):
         personalize(None, album, None, album, generic="nima-ava", progress=False)
     assert (album / "photo.jpg").read_bytes() == b"my photo"
+
+
+def test_personalize_expands_home_in_paths_as_the_readme_writes_them(tmp_path, monkeypatch):
+    """README: ``piaa.personalize(None, "~/Pictures/2024", prefs=..., out="me", generic="nima-ava")``;
+    "~/album" was taken literally ("~/album: album folder not found")."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    album = tmp_path / "album"
+    album.mkdir()
+    for i, v in enumerate((40, 120, 200)):
+        Image.new("RGB", (64, 48), (v, v // 2, 255 - v)).save(album / f"p{i}.jpg")
+    (tmp_path / "prefs.csv").write_text("preferred,other\np2.jpg,p0.jpg\np1.jpg,p0.jpg\n")
+    prof = personalize(None, "~/album", prefs="~/prefs.csv", out="~/me", generic="nima-ava", progress=False)
+    assert prof.report.album_images == 3 and prof.report.pairs_stated == 2
+    assert (tmp_path / "me" / "config.json").is_file() and not (tmp_path / "~").exists()

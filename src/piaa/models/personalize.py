@@ -79,6 +79,11 @@ class PersonalizeReport:
         }
 
 
+def _expand_home(p: Any) -> Any:
+    """``~`` and ``~user`` expanded in a path given as str or Path; anything else as it is."""
+    return type(p)(os.path.expanduser(p)) if isinstance(p, (str, Path)) else p
+
+
 def personalize(
     reference: str | Path | Reference | None,
     album: str | Path,
@@ -98,6 +103,8 @@ def personalize(
     Raises ``ValueError``, ``ReferenceError``, ``ProfileError`` or ``PreferenceError`` (one line) for
     unusable input; none of the stated pairs naming a photo of the album is such an error."""
     t0 = time.perf_counter()
+    # Python callers write "~/Pictures" as a shell user would (the README's example); no shell expands it.
+    reference, album, prefs, out, generic = (_expand_home(p) for p in (reference, album, prefs, out, generic))
     cfg = dataclasses.replace(config or TrainConfig(), **overrides)
     if (reference is None) == (generic is None):
         raise ValueError("personalize needs a reference corpus (--reference) or a generic model (--generic)")
