@@ -301,3 +301,23 @@ def test_personalize_expands_home_in_paths_as_the_readme_writes_them(tmp_path, m
     prof = personalize(None, "~/album", prefs="~/prefs.csv", out="~/me", generic="nima-ava", progress=False)
     assert prof.report.album_images == 3 and prof.report.pairs_stated == 2
     assert (tmp_path / "me" / "config.json").is_file() and not (tmp_path / "~").exists()
+
+
+def test_saving_into_an_unwritable_folder_names_the_profile_not_a_temporary(tmp_path, monkeypatch):
+    """``--out /read-only/me`` said "/read-only/.me.123.xyz.part: Permission denied" (a name the user never
+    gave); the same for an --output file written atomically."""
+    import tempfile
+
+    from piaa.io import atomic_write_text
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ProfileError) as e:
+        load_profile("nima-ava").save(tmp_path / "me")
+    assert str(e.value) == f"{tmp_path / 'me'}: cannot save the profile (Permission denied)"
+    with pytest.raises(OSError) as e:
+        atomic_write_text(tmp_path / "s.json", "{}")
+    assert e.value.filename == str(tmp_path / "s.json") and e.value.strerror == "Permission denied"

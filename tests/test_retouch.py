@@ -511,3 +511,16 @@ def test_cli_out_that_is_a_file_is_one_error_before_any_work(photos, tmp_path, m
     assert "taken.jpg: --out exists and is not a folder" in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert (tmp_path / "taken.jpg").read_bytes() == b"mine"
+
+
+def test_cli_out_that_cannot_be_written_is_one_error_before_any_work(photos, tmp_path, monkeypatch):
+    """An --out that cannot be made a folder (here under a file; a read-only disk alike) failed every photo
+    with a raw ``FileNotFoundError``/``NotADirectoryError`` blamed on the photo."""
+    photos[0].save(tmp_path / "a.jpg")
+    (tmp_path / "file").write_bytes(b"mine")
+    monkeypatch.setattr("piaa.retouch.batch.retouch_files", lambda *a, **k: pytest.fail("worked first"))
+    out = tmp_path / "file" / "out"
+    res = runner.invoke(app, ["retouch", str(tmp_path / "a.jpg"), "--profile", "nima-ava", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert f"{out}: cannot write the results there" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1

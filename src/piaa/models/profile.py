@@ -173,7 +173,10 @@ class Profile:
         path.parent.mkdir(parents=True, exist_ok=True)
         _restore_interrupted_swap(path)
         remove_stale_temporaries(path)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path), suffix=".part"))
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path), suffix=".part"))
+        except OSError as e:  # a read-only folder: name the profile, not the temporary folder
+            raise ProfileError(f"{path}: cannot save the profile ({e.strerror or e})") from None
         umask = os.umask(0)
         os.umask(umask)
         try:
