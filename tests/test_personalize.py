@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import ImageEnhance
+from PIL import Image, ImageEnhance
 
 from piaa.demo import EXPOSURES, sample_photo
 from piaa.features.reference import Reference
@@ -262,3 +262,65 @@ def test_neighbour_maps_streamed_from_the_store_train_the_same_model(demo_world,
     streamed = personalize(demo_world["reference"], ex.album, None, None, **kwargs)
     a, b = in_memory.report.album_scores, streamed.report.album_scores
     assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)
+
+
+def test_saving_never_replaces_a_folder_that_is_not_a_profile(tmp_path):
+    """``piaa personalize --out ALBUM`` once replaced the album folder (its photos deleted) by the profile."""
+    prof = load_profile("nima-ava")
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "photo.jpg").write_bytes(b"my photo")
+    with pytest.raises(ProfileError, match="not a profile") as e:
+        prof.save(album)
+    assert str(album) in str(e.value) and "\n" not in str(e.value)
+    assert [p.name for p in album.iterdir()] == ["photo.jpg"]
+    assert (album / "photo.jpg").read_bytes() == b"my photo"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prof.save(empty)  # an empty folder, or a profile, may be replaced
+    prof.save(empty)
+    assert (empty / "config.json").exists()
+
+
+def test_personalize_refuses_an_album_as_out_before_training(tmp_path, monkeypatch):
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "photo.jpg").write_bytes(b"my photo")
+    monkeypatch.setattr("piaa.models.personalize.load_statements", lambda *a: pytest.fail("worked first"))
+    with pytest.raises(ProfileError, match="not a profile"):
+        personalize(None, album, None, album, generic="nima-ava", progress=False)
+    assert (album / "photo.jpg").read_bytes() == b"my photo"
+
+
+def test_personalize_expands_home_in_paths_as_the_readme_writes_them(tmp_path, monkeypatch):
+    """README: ``piaa.personalize(None, "~/Pictures/2024", prefs=..., out="me", generic="nima-ava")``;
+    "~/album" was taken literally ("~/album: album folder not found")."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    album = tmp_path / "album"
+    album.mkdir()
+    for i, v in enumerate((40, 120, 200)):
+        Image.new("RGB", (64, 48), (v, v // 2, 255 - v)).save(album / f"p{i}.jpg")
+    (tmp_path / "prefs.csv").write_text("preferred,other\np2.jpg,p0.jpg\np1.jpg,p0.jpg\n")
+    prof = personalize(None, "~/album", prefs="~/prefs.csv", out="~/me", generic="nima-ava", progress=False)
+    assert prof.report.album_images == 3 and prof.report.pairs_stated == 2
+    assert (tmp_path / "me" / "config.json").is_file() and not (tmp_path / "~").exists()
+
+
+def test_saving_into_an_unwritable_folder_names_the_profile_not_a_temporary(tmp_path, monkeypatch):
+    """``--out /read-only/me`` said "/read-only/.me.123.xyz.part: Permission denied" (a name the user never
+    gave); the same for an --output file written atomically."""
+    import tempfile
+
+    from piaa.io import atomic_write_text
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ProfileError) as e:
+        load_profile("nima-ava").save(tmp_path / "me")
+    assert str(e.value) == f"{tmp_path / 'me'}: cannot save the profile (Permission denied)"
+    with pytest.raises(OSError) as e:
+        atomic_write_text(tmp_path / "s.json", "{}")
+    assert e.value.filename == str(tmp_path / "s.json") and e.value.strerror == "Permission denied"

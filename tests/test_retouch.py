@@ -497,3 +497,30 @@ def test_collect_page_prepares_the_learned_retoucher_and_then_uses_it(
     assert after["scores"]["personal"]["personal"] > after["scores"]["personal"]["original"]
     with pytest.raises(KeyError):
         ba.retouch(profile, "../elsewhere.jpg")
+
+
+def test_cli_out_that_is_a_file_is_one_error_before_any_work(photos, tmp_path, monkeypatch):
+    """``--out`` naming an existing file once failed every photo with a raw ``FileExistsError`` (after
+    training the predictor); it is one line naming --out, exit 2, and the file is untouched."""
+    photos[0].save(tmp_path / "a.jpg")
+    (tmp_path / "taken.jpg").write_bytes(b"mine")
+    monkeypatch.setattr("piaa.retouch.batch.retouch_files", lambda *a, **k: pytest.fail("worked first"))
+    args = ["retouch", str(tmp_path / "a.jpg"), "--profile", "nima-ava", "--out", str(tmp_path / "taken.jpg")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "taken.jpg: --out exists and is not a folder" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert (tmp_path / "taken.jpg").read_bytes() == b"mine"
+
+
+def test_cli_out_that_cannot_be_written_is_one_error_before_any_work(photos, tmp_path, monkeypatch):
+    """An --out that cannot be made a folder (here under a file; a read-only disk alike) failed every photo
+    with a raw ``FileNotFoundError``/``NotADirectoryError`` blamed on the photo."""
+    photos[0].save(tmp_path / "a.jpg")
+    (tmp_path / "file").write_bytes(b"mine")
+    monkeypatch.setattr("piaa.retouch.batch.retouch_files", lambda *a, **k: pytest.fail("worked first"))
+    out = tmp_path / "file" / "out"
+    res = runner.invoke(app, ["retouch", str(tmp_path / "a.jpg"), "--profile", "nima-ava", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert f"{out}: cannot write the results there" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1

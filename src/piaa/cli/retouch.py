@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,13 @@ def retouch_cmd(
                 )
             generic_name = gen.config["origin"]
     files = walk(paths)
+    if out.exists() and not out.is_dir():  # before training a predictor, not once per photo after it
+        raise ValueError(f"{out}: --out exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        raise ValueError(f"{out}: cannot write the results there ({e.strerror or e})") from None
     album_files = walk([album]) if album is not None else None
     failures = FailureLog()
     results = retouch_files(

@@ -30,7 +30,7 @@ from piaa.data.images import FailureLog, iter_image_files
 from piaa.features.extract import FeatureExtractor
 from piaa.features.reference import Reference
 from piaa.models.head import AestheticHead
-from piaa.models.profile import Profile, load_profile
+from piaa.models.profile import Profile, check_save_target, load_profile
 from piaa.models.selection import Selection, fit_personal
 from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head, pixel_source
 from piaa.preferences import (
@@ -79,6 +79,11 @@ class PersonalizeReport:
         }
 
 
+def _expand_home(p: Any) -> Any:
+    """``~`` and ``~user`` expanded in a path given as str or Path; anything else as it is."""
+    return type(p)(os.path.expanduser(p)) if isinstance(p, (str, Path)) else p
+
+
 def personalize(
     reference: str | Path | Reference | None,
     album: str | Path,
@@ -98,12 +103,16 @@ def personalize(
     Raises ``ValueError``, ``ReferenceError``, ``ProfileError`` or ``PreferenceError`` (one line) for
     unusable input; none of the stated pairs naming a photo of the album is such an error."""
     t0 = time.perf_counter()
+    # Python callers write "~/Pictures" as a shell user would (the README's example); no shell expands it.
+    reference, album, prefs, out, generic = (_expand_home(p) for p in (reference, album, prefs, out, generic))
     cfg = dataclasses.replace(config or TrainConfig(), **overrides)
     if (reference is None) == (generic is None):
         raise ValueError("personalize needs a reference corpus (--reference) or a generic model (--generic)")
     album = Path(album)
     if not album.is_dir():
         raise FileNotFoundError(f"{album}: album folder not found")
+    if out is not None:
+        check_save_target(Path(out))  # before any training: never an album's folder
     rep = PersonalizeReport()
     statements = load_statements(prefs, album) if prefs is not None else []  # a bad file fails first
     ref: Reference | None = None

@@ -55,6 +55,15 @@ class ProfileError(PiaaError, RuntimeError):
     """A profile folder is missing, partial, corrupt or incompatible with this installation."""
 
 
+def check_save_target(path: Path) -> None:
+    """Refuse, before any work, a place a profile cannot be saved to. Saving replaces the whole folder,
+    so a folder of the user's own files (an album given as ``--out``) is refused, never replaced."""
+    if path.exists() and not path.is_dir():
+        raise ProfileError(f"{path}: exists and is not a folder")
+    if path.is_dir() and not (path / CONFIG).exists() and any(path.iterdir()):
+        raise ProfileError(f"{path}: a folder that is not a profile and is not empty; choose another")
+
+
 @dataclass
 class ScoreResult:
     """One image's personal score (1-10, higher is better) and its 10-bin distribution."""
@@ -160,12 +169,14 @@ class Profile:
         from piaa.preferences import write_pairs_csv
 
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise ProfileError(f"{path}: exists and is not a folder")
+        check_save_target(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         _restore_interrupted_swap(path)
         remove_stale_temporaries(path)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path), suffix=".part"))
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path), suffix=".part"))
+        except OSError as e:  # a read-only folder: name the profile, not the temporary folder
+            raise ProfileError(f"{path}: cannot save the profile ({e.strerror or e})") from None
         umask = os.umask(0)
         os.umask(umask)
         try:
