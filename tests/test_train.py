@@ -131,3 +131,31 @@ def test_generic_updates_are_capped_for_big_neighbour_sets():
     assert len(fit_generic(new_head((8, 16, 16), cfg), cached_source(maps), target, cfg)) == 2
     cfg = TrainConfig(generic_epochs=3, generic_steps=400, batch_size=16)
     assert len(fit_generic(new_head((8, 16, 16), cfg), cached_source(maps), target, cfg)) == 3
+
+
+def test_torch_threads_sets_and_restores(monkeypatch):
+    """Training runs single-threaded by default (busy machines: see torch_threads) and gives the caller
+    back its own thread count, also when the training raises."""
+    import pytest
+    import torch
+
+    from piaa.models.train import torch_threads
+
+    torch.set_num_threads(2)
+    seen = []
+
+    @torch_threads()
+    def work(fail: bool = False) -> None:
+        seen.append(torch.get_num_threads())
+        if fail:
+            raise RuntimeError("boom")
+
+    work()
+    assert seen == [1] and torch.get_num_threads() == 2
+    with pytest.raises(RuntimeError):
+        work(fail=True)
+    assert torch.get_num_threads() == 2
+    monkeypatch.setenv("PIAA_TORCH_THREADS", "2")
+    torch.set_num_threads(1)
+    work()
+    assert seen[-1] == 2 and torch.get_num_threads() == 1

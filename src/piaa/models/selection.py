@@ -43,6 +43,7 @@ from piaa.models.train import (
     fit_stats_scaling,
     last_layers,
     pool_features,
+    torch_threads,
 )
 from piaa.preferences import enrich_transitive
 
@@ -101,6 +102,7 @@ class Selection:
         }
 
 
+@torch_threads()
 def fit_personal(
     head: AestheticHead,
     source: FeatureSource,

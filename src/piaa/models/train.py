@@ -14,7 +14,9 @@ Adam, regression is still batch 32, ranking still halves its rate every 500 iter
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -65,6 +67,23 @@ class TrainConfig:
 FeatureSource = Callable[[torch.Tensor], FeatureMaps]
 
 
+@contextmanager
+def torch_threads(n: int | None = None) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads (default: ``PIAA_TORCH_THREADS``, else 1), then restore.
+
+    Why: the head's tensors are small, so a second thread gains little on an idle machine, and on a
+    busy one each OpenMP barrier waits for a descheduled thread. Measured on this project's 2 cores with
+    other jobs running (load 5-6): ``bench_personalize.py --para`` 873 s with torch's default 2 threads
+    against 39-40 s with 1; the demo's two profiles 498 s against 7 s. Also usable as a decorator."""
+    n = n or int(os.environ.get("PIAA_TORCH_THREADS", "1"))
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def cached_source(maps: FeatureMaps) -> FeatureSource:
     """Index into precomputed maps (stored as float16 to halve memory; computed in float32)."""
 
@@ -99,6 +118,7 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
     return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
+@torch_threads()
 def fit_generic(
     head: AestheticHead,
     source: FeatureSource,
@@ -163,6 +183,7 @@ def _loop(
     return history
 
 
+@torch_threads()
 def fit_ranking(
     head: AestheticHead,
     source: FeatureSource,
@@ -227,6 +248,7 @@ def fit_pooled(
     return _rank_loop(head, last_layers(head), scores_of, pairs, cfg, None, progress)
 
 
+@torch_threads()
 def fit_pooled_convex(
     head: AestheticHead, pooled: torch.Tensor, pairs: torch.Tensor, l2: float, *, max_iter: int = 100
 ) -> list[float]:

@@ -38,6 +38,7 @@ from PIL import Image
 from torch import nn
 
 from piaa.data.images import load_image, to_rgb
+from piaa.models.train import torch_threads
 from piaa.retouch.full import apply_full, offsets
 from piaa.retouch.ops import Op, apply_ops, get_ops
 from piaa.retouch.scoring import PixelScorer, pixel_scorer, to_tensor
@@ -97,6 +98,7 @@ def retouch_loss(
     return (10.0 - scorer(x)) + fidelity * ((x - original) ** 2).mean(dim=(1, 2, 3))
 
 
+@torch_threads()
 def optimize_params(
     scorer: PixelScorer,
     thumbs: torch.Tensor,
@@ -162,6 +164,7 @@ class ParamPredictor(nn.Module):
         return self.out(torch.cat([mean, var.sqrt(), pmean, pvar.sqrt()], dim=1))
 
 
+@torch_threads()
 def train_predictor(
     scorer: PixelScorer,
     thumbs: torch.Tensor,
