@@ -175,6 +175,8 @@ def test_learned_predictor_starts_at_identity_and_trains(bright_profile, photos)
         before = scorer(thumbs)
         after = scorer(apply_ops(thumbs, ops, raw))
     assert float(after.mean()) > float(before.mean())
+    again = train_predictor(scorer, thumbs, ops, epochs=3, batch_size=4, lr=3e-2)  # same seed: same net
+    assert torch.equal(find_params(scorer, thumbs, ops, "learned", again), raw)
     with pytest.raises(ValueError, match="predictor"):
         find_params(scorer, thumbs, ops, "learned", None)
 
