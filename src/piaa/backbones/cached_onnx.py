@@ -38,7 +38,7 @@ def session_threads() -> int:
 
 
 def decode(path: str | Path, preprocess: Preprocess) -> tuple[np.ndarray | None, str]:
-    """One photo's pixels, or None and the reason it could not be read (``extract._decode_one``)."""
+    """One photo's pixels, or None and the reason it could not be read (every extractor's decode)."""
     try:
         return preprocess.load(path), ""
     except ImageError as e:

@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from piaa.backbones import Backbone, FeatureMaps, Preprocess, cache_dir
-from piaa.data.images import FailureLog, ImageError
+from piaa.backbones.cached_onnx import decode as decode_one
+from piaa.data.images import FailureLog
 from piaa.io import atomic_open
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class _Decode(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
-        return i, *_decode_one(self.paths[i], self.preprocess)
+        return i, *decode_one(self.paths[i], self.preprocess)
 
 
 def _collate(items: list) -> list:
@@ -115,15 +116,6 @@ def decode_workers(workers: int | None) -> Iterator[None]:
         yield
     finally:
         _WORKERS.reset(token)
-
-
-def _decode_one(path: str | Path, preprocess: Preprocess) -> tuple[np.ndarray | None, str]:
-    try:
-        return preprocess.load(path), ""
-    except ImageError as e:
-        return None, e.reason
-    except Exception as e:  # noqa: BLE001 - a batch must go on past any one bad file
-        return None, f"unreadable ({type(e).__name__}: {e})"
 
 
 class FeatureExtractor:
@@ -253,7 +245,7 @@ class FeatureExtractor:
 
         def job(start: int) -> tuple:
             batch = range(start, min(start + size, len(paths)))
-            decoded = [(i, *_decode_one(paths[i], self.preprocess)) for i in batch]
+            decoded = [(i, *decode_one(paths[i], self.preprocess)) for i in batch]
             good = [(i, a) for i, a, _ in decoded if a is not None]
             reasons = [(i, r) for i, _, r in decoded if r]
             features = self.forward(np.stack([a for _, a in good])) if good else None
