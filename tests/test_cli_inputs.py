@@ -88,7 +88,9 @@ def test_preferences_naming_no_album_photo_are_refused(demo_world, tmp_path):
          "--generic-epochs", "1"],
     )  # fmt: skip
     assert res.exit_code == 2, res.output
-    assert "none of the 1 judgements name two photos of the album" in _one_error_line(res.output)
+    line = _one_error_line(res.output)
+    assert "none of the 1 judgements name two photos of the album" in line
+    assert "prefs.csv" in line  # the file whose judgements do not match
     assert not (tmp_path / "p").exists()
 
 

@@ -136,7 +136,7 @@ def personalize(
     files = [files[i] for i in kept]
     rep.album_images = len(files)
     names = [normalize_name(os.path.abspath(f), album) for f in files]
-    pair_idx = _preference_pairs(statements, names, rep)
+    pair_idx = _preference_pairs(statements, names, rep, prefs)
     stated = [(names[a], names[b]) for a, b in pair_idx[: rep.pairs_stated]]
 
     trainable: Backbone | None = None
@@ -238,7 +238,7 @@ def _pixels(backbone: Backbone, paths: list[Path]) -> np.ndarray:
 
 
 def _preference_pairs(
-    statements: list[tuple[str, str]], names: list[str], rep: PersonalizeReport
+    statements: list[tuple[str, str]], names: list[str], rep: PersonalizeReport, source: Any = None
 ) -> np.ndarray:
     """Stated pairs first, then the inferred ones, as rows of (preferred, other) album indices.
     Judgements naming photos outside the album are counted and named in ``rep``; when none names two
@@ -246,8 +246,9 @@ def _preference_pairs(
     matched, rep.unknown_images = match_names(statements, names)
     rep.judgements_unmatched = len(statements) - len(matched)
     if statements and not matched:
+        where = f"{source}: " if source is not None else ""
         raise ValueError(
-            f"none of the {len(statements)} judgements name two photos of the album (for example "
+            f"{where}none of the {len(statements)} judgements name two photos of the album (for example "
             f"{rep.unknown_images[0]!r}); names must be album-relative or absolute paths of its photos"
         )
     pairs, rep.contradictions = resolve(matched)
