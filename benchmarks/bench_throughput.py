@@ -52,9 +52,12 @@ PREVIEW_SIZE = (1620, 1080)
 LARGE_THUMBNAIL_FULL_HD = 0x010002
 
 
-def save_with_preview(img: Image.Image, preview: Image.Image, path: Path, **kw) -> None:
-    """Save ``img`` as a JPEG carrying ``preview`` as an MPF "Large Thumbnail" (as cameras do). Pillow
-    writes MPF for ``save_all`` but marks extra frames "Undefined"; the entry's type is patched."""
+def save_with_preview(
+    img: Image.Image, preview: Image.Image, path: Path, mptype: int = LARGE_THUMBNAIL_FULL_HD, **kw
+) -> Path:
+    """Save ``img`` as a JPEG carrying ``preview`` as an MPF "Large Thumbnail" (as cameras do; another
+    ``mptype`` for tests). Pillow writes MPF for ``save_all`` but marks extra frames "Undefined"; the
+    entry's type is patched. Also used by tests/test_throughput.py."""
     img.save(path, "MPO", save_all=True, append_images=[preview], **kw)
     with Image.open(path) as im:
         entry = im.mpinfo[0xB002][1]
@@ -62,7 +65,8 @@ def save_with_preview(img: Image.Image, preview: Image.Image, path: Path, **kw) 
     data = path.read_bytes()
     old = struct.pack("<LLL", 0, size, offset)
     assert data.count(old) == 1, "MPF entry not found"
-    path.write_bytes(data.replace(old, struct.pack("<LLL", LARGE_THUMBNAIL_FULL_HD, size, offset)))
+    path.write_bytes(data.replace(old, struct.pack("<LLL", mptype, size, offset)))
+    return path
 
 
 def camera_photo(src: Path, seed: int) -> Image.Image:

@@ -4,6 +4,7 @@ paths must give the same scores as the plain ones."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import struct
 from pathlib import Path
@@ -22,22 +23,20 @@ from piaa.models.profile import Profile
 from piaa.models.train import TrainConfig, new_head
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
-LARGE_THUMBNAIL = 0x010002  # MPF "Large Thumbnail (Full HD Equivalent)"
 
 
-def save_with_preview(
-    img: Image.Image, preview: Image.Image, path: Path, mptype: int = LARGE_THUMBNAIL, **kw
-):
-    """A JPEG carrying ``preview`` in MPF as a camera writes it (Pillow marks extra frames "Undefined")."""
-    img.save(path, "MPO", save_all=True, append_images=[preview], **kw)
-    with Image.open(path) as im:
-        entry = im.mpinfo[0xB002][1]
-        size, offset = entry["Size"], entry["DataOffset"]
-    data = path.read_bytes()
-    old = struct.pack("<LLL", 0, size, offset)
-    assert data.count(old) == 1
-    path.write_bytes(data.replace(old, struct.pack("<LLL", mptype, size, offset)))
-    return path
+def _bench_throughput():
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_throughput.py"
+    spec = importlib.util.spec_from_file_location("bench_throughput", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_BENCH = _bench_throughput()
+LARGE_THUMBNAIL = _BENCH.LARGE_THUMBNAIL_FULL_HD  # MPF "Large Thumbnail (Full HD Equivalent)"
+save_with_preview = _BENCH.save_with_preview  # a JPEG carrying a preview in MPF, as a camera writes it
 
 
 @pytest.fixture(scope="module")
