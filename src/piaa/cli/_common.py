@@ -3,8 +3,8 @@
 Nothing a user named (a file, a folder, a store, a name from a CSV) is ever read as rich markup: every
 message goes out through :func:`say`, :func:`warn` or :func:`fail` as plain text (``holiday [/]`` would
 otherwise crash rich or lose its brackets), and table cells through :func:`cell`. Help texts are
-click's plain ones (``rich_markup_mode=None``): ``pip install piaa[ray]`` stays as written, and no
-type column (``<bool>``, ``<list[Path]>``) clutters the options.
+click's plain ones (``rich_markup_mode=None``, :class:`PlainCommand`): ``pip install piaa[ray]`` stays
+as written, and no type hint (``<bool>``, ``<list[Path]>``) clutters the options.
 """
 
 from __future__ import annotations
@@ -13,29 +13,67 @@ import csv
 import functools
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
-app = typer.Typer(
-    help="Personalized image aesthetic assessment.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-)
-reference_app = typer.Typer(
-    help="Build and query a reference corpus (crowd-rated images).",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
+_TYPE_WORDS = {"Path": "PATH", "str": "TEXT", "int": "INTEGER", "float": "FLOAT"}
+_TYPE_HINT = re.compile(r" <(?:list\[)?([A-Za-z]+)\]?(?: range)?>")
+
+
+def _plain_type(match: re.Match[str]) -> str:
+    return f" {_TYPE_WORDS.get(match.group(1), match.group(1).upper())}"
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help reads as click's: ``--output PATH``, ``PATHS...``, not ``--output <Path>``,
+    ``{paths}... <list[Path]>`` (this Typer writes type hints in every line; no setting turns them off)."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [re.sub(r"[{]([^}]*)[}]", lambda m: m.group(1).upper(), p) for p in pieces]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":  # its name says what it is: PATHS..., STORE
+                args.append((re.sub(r" <[^>]*>", "", record[0]).upper(), record[1]))
+            else:
+                opts.append((_TYPE_HINT.sub(_plain_type, record[0]).strip(), record[1]))
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class PlainGroup(TyperGroup):
+    """A group whose commands are :class:`PlainCommand` (set here, once, for every module's commands)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if type(command) is TyperCommand:
+                command.__class__ = PlainCommand
+
+
+def _typer(help: str, **kwargs: Any) -> typer.Typer:
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, cls=PlainGroup, **kwargs)
+
+
+app = _typer("Personalized image aesthetic assessment.", add_completion=False)
+reference_app = _typer("Build and query a reference corpus (crowd-rated images).")
 app.add_typer(reference_app, name="reference")
-prefs_app = typer.Typer(
-    help="A person's preference store: import, export, inspect.", no_args_is_help=True, rich_markup_mode=None
-)
+prefs_app = _typer("A person's preference store: import, export, inspect.")
 app.add_typer(prefs_app, name="prefs")
 console = Console(emoji=False, highlight=False)
 err_console = Console(stderr=True, emoji=False, highlight=False)

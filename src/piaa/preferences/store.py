@@ -155,6 +155,10 @@ class PreferenceStore:
                 raise file_error(PreferenceError, self.path, "is a folder, not a preference store")
             if self._is_new() and readonly:
                 raise file_error(PreferenceError, self.path, "no such preference store")
+            if self._is_new() and not self.path.parent.is_dir():
+                raise file_error(
+                    PreferenceError, self.path, "cannot create the store: its folder does not exist"
+                )
             if self._is_new() or self._check(self._read_connection()):
                 self._write_connection()  # creates the file or its schema
         except BaseException:
