@@ -352,21 +352,26 @@ def test_copy_top_never_overwrites_a_different_file(tmp_path):
 
 @pytest.mark.slow
 def test_personalize_lists_unreadable_photos_exits_2_and_show_counts_the_same(tmp_path):
-    album = tmp_path / "album"
+    album = tmp_path / "al [bold]bum ["
     files = photos(album, [f"p{i}.jpg" for i in range(6)])
     (album / "broken.jpg").write_bytes(b"\xff\xd8\xff broken")
     prefs = tmp_path / "prefs.csv"
-    rows = [f"{files[0]},p1.jpg", "p1.jpg,p2.jpg", f"../album/p3.jpg,{files[4]}", "p4.jpg,gone.jpg"]
+    rows = [
+        f"{files[0]},p1.jpg",
+        "p1.jpg,p2.jpg",
+        f"../{album.name}/p3.jpg,{files[4]}",
+        "p4.jpg,old/[/]gone.jpg",
+    ]
     prefs.write_text("preferred,other\n" + "\n".join(rows) + "\n")
     res = run("personalize", "--generic", "nima-ava", "--album", album, "--prefs", prefs, "--out",
               tmp_path / "p", "--rank-epochs", "2", "--no-select")  # fmt: skip
     assert res.exit_code == 2 and "broken.jpg" in res.output and "1 image skipped" in res.output, res.output
     assert (tmp_path / "p" / "config.json").is_file()  # the profile is written all the same
     data = json.loads((tmp_path / "p" / "config.json").read_text())["data"]
-    assert data["pairs_stated"] == 3 and "1 judgement name" in res.output
+    assert data["pairs_stated"] == 3 and "1 judgement name" in res.output and "old/[/]gone.jpg" in res.output
     res = run("prefs", "show", prefs, "--album", album)
     assert res.exit_code == 0 and "3 judgements over 5 images -> 3 effective pairs" in res.output, res.output
-    assert "1 judgement name photos that are not in" in res.output
+    assert "1 judgement name photos that are not in" in res.output and "old/[/]gone.jpg" in res.output
 
 
 # ------------------------------------------------------------------------------------------ stores
@@ -455,17 +460,22 @@ def test_a_full_disk_is_named_and_a_failed_import_leaves_nothing(mounts):
 def test_reference_build_again_in_a_read_only_folder_has_nothing_to_do(mounts, lite0):
     from piaa.features.reference import build_reference
 
-    images = mounts / "images"
-    photos(images, [f"{i}.jpg" for i in range(4)])
-    (mounts / "AVA.txt").write_text("".join(f"{i + 1} {i} 0 0 1 2 3 2 1 0 0 0 0 0 0\n" for i in range(4)))
-    build_reference(mounts / "AVA.txt", images, mounts / "ref", backbone=lite0, progress=False)
+    images = mounts / "im ["
+    photos(images, [f"] {i}.jpg" for i in range(4)])  # "im [/] 0.jpg": a closing tag for rich
+    labels = mounts / "labels.csv"
+    rows = "".join(f"] {i}.jpg,0,0,1,2,3,2,1,0,0,0\n" for i in range(4))
+    labels.write_text("image,c1,c2,c3,c4,c5,c6,c7,c8,c9,c10\n" + rows)
+    ref = mounts / "ref [bold]"
+    build_reference(labels, images, ref, backbone=lite0, progress=False)
+    res = run("reference", "neighbors", ref, images / "] 0.jpg", "--k", "2")
+    assert res.exit_code == 0 and "im [/] 0.jpg" in res.output, res.output
     script = (
-        "mount --bind ref ref && mount -o remount,ro,bind ref\n"
-        '"$PY" -m piaa.cli.main reference build --labels AVA.txt --images images --out ref\n'
+        "mount --bind 'ref [bold]' 'ref [bold]' && mount -o remount,ro,bind 'ref [bold]'\n"
+        '"$PY" -m piaa.cli.main reference build --labels labels.csv --images "im [" --out "ref [bold]"\n'
     )
     res = _unshare(script, mounts)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "complete (4 images embedded), nothing to do" in res.stdout
+    assert "ref [bold]: complete (4 images embedded), nothing to do" in res.stdout
     assert "readonly" not in res.stderr and "Traceback" not in res.stderr
 
 
