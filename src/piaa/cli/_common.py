@@ -16,13 +16,15 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:
+    import click
 
 _TYPE_WORDS = {"Path": "PATH", "str": "TEXT", "int": "INTEGER", "float": "FLOAT"}
 _TYPE_HINT = re.compile(r" <(?:list\[)?([A-Za-z]+)\]?(?: range)?>")
@@ -32,9 +34,35 @@ def _plain_type(match: re.Match[str]) -> str:
     return f" {_TYPE_WORDS.get(match.group(1), match.group(1).upper())}"
 
 
+# this Typer vendors its own click (typer._click), whose UsageError is not exported: found from the one
+# exception it does export, so this works with a Typer on the real click too
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _one_line_usage_errors(parse: Callable[[click.Context, list[str]], list[str]]):
+    """A mistake on the command line (a missing option, a bad value) is one line and exit status 2,
+    as every other error is, not click's usage block."""
+
+    def parse_args(self: click.Command, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return parse(self, ctx, args)
+        except _UsageError as e:
+            if ctx.resilient_parsing or type(e).__name__ == "NoArgsIsHelpError":  # `piaa prefs`: the help
+                raise
+            from piaa.errors import one_line
+
+            fail(f"{one_line(e.format_message())} (see `{ctx.command_path} --help`)")
+            raise typer.Exit(2) from None
+
+    return parse_args
+
+
 class PlainCommand(TyperCommand):
     """A command whose help reads as click's: ``--output PATH``, ``PATHS...``, not ``--output <Path>``,
-    ``{paths}... <list[Path]>`` (this Typer writes type hints in every line; no setting turns them off)."""
+    ``{paths}... <list[Path]>`` (this Typer writes type hints in every line; no setting turns them off);
+    usage errors are one line."""
+
+    parse_args = _one_line_usage_errors(TyperCommand.parse_args)
 
     def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
         pieces = super().collect_usage_pieces(ctx)
@@ -58,6 +86,8 @@ class PlainCommand(TyperCommand):
 
 class PlainGroup(TyperGroup):
     """A group whose commands are :class:`PlainCommand` (set here, once, for every module's commands)."""
+
+    parse_args = _one_line_usage_errors(TyperGroup.parse_args)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
