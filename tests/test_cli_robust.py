@@ -167,11 +167,11 @@ def test_control_characters_from_a_csv_are_printed_escaped(tmp_path):
     album = tmp_path / "album"
     photos(album, ["a.jpg"])
     csv_file = tmp_path / "p.csv"
-    csv_file.write_text("preferred,other\na.jpg,\x1b[31mred.jpg\na.jpg,bell\x07.jpg\n")
+    csv_file.write_text("preferred,other\na.jpg,\x1b[31mred.jpg\na.jpg,bell\x07.jpg\na.jpg,nul\x00.jpg\n")
     res = run("prefs", "show", csv_file, "--album", album)
     assert res.exit_code == 0, res.output
-    assert "\x1b" not in res.output and "\x07" not in res.output
-    assert "\\x1b[31mred.jpg" in res.output and "bell\\x07.jpg" in res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output and "\x00" not in res.output
+    assert "\\x1b[31mred.jpg" in res.output and "bell\\x07.jpg" in res.output and "nul\\x00.jpg" in res.output
 
 
 # ------------------------------------------------------------------------------ checks before work

@@ -137,8 +137,10 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
 
 
 def cell(value: object) -> Text:
-    """A table cell or title that is shown as written (a file name is never rich markup)."""
-    return Text(str(value))
+    """A table cell or title shown as written: never read as rich markup, control characters escaped."""
+    from piaa.errors import where
+
+    return Text(where(str(value)))
 
 
 def say(msg: str) -> None:
