@@ -532,3 +532,36 @@ def test_check_reference_refuses_a_photo_folder_at_start_up(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReferenceError, match="not a piaa reference"):
         check_reference(tmp_path / "empty")
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_a_real_reference_build_is_one_line_and_keeps_what_was_embedded(tmp_path):
+    """SIGINT, as a terminal sends it, to a running `piaa reference build` (not a monkeypatched step)."""
+    import signal
+    import time
+
+    photos(tmp_path / "imgs", [f"{i}.jpg" for i in range(120)])
+    (tmp_path / "AVA.txt").write_text("".join(f"{i + 1} {i} 0 0 1 2 3 2 1 0 0 0 0 0 0\n" for i in range(120)))
+    cmd = [sys.executable, "-m", "piaa.cli", "reference", "build", "--labels", "AVA.txt", "--images", "imgs",
+           "--out", "ref"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": SRC}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    done, t0 = 0, time.monotonic()
+    while not done and time.monotonic() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.05)
+        try:
+            db = sqlite3.connect(f"file:{tmp_path / 'ref' / 'reference.sqlite'}?mode=ro", uri=True)
+            done = db.execute("SELECT COUNT(*) FROM items WHERE status = 1").fetchone()[0]
+            db.close()
+        except sqlite3.Error:
+            pass
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert done and proc.returncode == 130, (done, proc.returncode, out, err)
+    assert "Traceback" not in err and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last == "interrupted: what was embedded is kept in ref; run the same command again to resume"
+    db = sqlite3.connect(f"file:{tmp_path / 'ref' / 'reference.sqlite'}?mode=ro", uri=True)
+    kept = db.execute("SELECT COUNT(*) FROM items WHERE status = 1").fetchone()[0]
+    db.close()
+    assert done <= kept < 120  # what was embedded before the interrupt is still there, the rest is not

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import gc
 import json
 import os
 import re
@@ -203,10 +204,14 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(error_line(e))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            err_console.print(
-                Text.assemble(("interrupted:", "bold red"), " ", _interrupt_note[0]), soft_wrap=True
-            )
-            raise typer.Exit(130) from None
+            pass
+        # out of the except block, the interrupt's traceback is gone, and with it the generators it left
+        # suspended: their progress bars close now, before the line below, not after it
+        gc.collect()
+        err_console.print(
+            Text.assemble(("interrupted:", "bold red"), " ", _interrupt_note[0]), soft_wrap=True
+        )
+        raise typer.Exit(130)
 
     return wrapper
 

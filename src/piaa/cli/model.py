@@ -85,7 +85,7 @@ def personalize_cmd(
     from piaa.features.extract import decode_workers
     from piaa.models.personalize import personalize
     from piaa.models.train import TrainConfig
-    from piaa.preferences import PreferenceError, load_statements
+    from piaa.preferences import PreferenceError, is_sqlite_file, load_statements
 
     if reference is not None and generic is not None:
         raise ValueError(
@@ -94,8 +94,9 @@ def personalize_cmd(
     if reference is None and generic is None:
         raise ValueError("personalize needs --reference DIR (the paper's pipeline) or --generic nima-ava")
     if prefs is not None and not load_statements(prefs):  # checked again, with the album, by personalize
+        header = "" if is_sqlite_file(prefs) else " (only a header)"
         raise PreferenceError(
-            f"{prefs}: holds no judgements (only a header): nothing to personalize with "
+            f"{prefs}: holds no judgements{header}: nothing to personalize with "
             "(leave out --prefs for the generic model)"
         )
 
