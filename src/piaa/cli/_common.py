@@ -290,13 +290,22 @@ def walk(paths: list[Path]) -> list[Path]:
     return files
 
 
-def _write_and_report(output: Path | None, rows: list[dict[str, Any]], failures: Any, noun: str) -> None:
-    """The end of every batch command: the rows to ``output`` (when given), then the files that could
-    not be read. A batch goes on past bad files and lists them; any bad file makes the exit status 2 (a
-    user-caused error), after everything else was done. ``noun`` is singular ("score")."""
+def _write_and_report(
+    output: Path | None,
+    rows: list[dict[str, Any]],
+    failures: Any,
+    noun: str,
+    then: Callable[[], None] | None = None,
+) -> None:
+    """The end of every batch command: the rows to ``output`` (when given), ``then`` (more outputs, such
+    as score's copies), then the files that could not be read. A batch goes on past bad files and lists
+    them; any bad file makes the exit status 2 (a user-caused error), after everything else was done.
+    ``noun`` is singular ("score")."""
     if output:
         write_rows(output, rows)
         say(f"wrote {plural(len(rows), noun)} to {output}")
+    if then is not None:
+        then()
     report_failures(failures)
     if len(failures):
         raise typer.Exit(2)

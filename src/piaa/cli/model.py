@@ -225,10 +225,13 @@ def score_cmd(
         console.print(table)
     if len(results) > 50:
         say(f"... {len(results) - 50} more")
-    if folder is not None and results:
-        placed = place_photos([Path(r.path) for r in results], folder, link=link_top is not None)
-        say(f"{'linked' if link_top else 'copied'} {plural(len(placed), 'photo')} to {folder}")
-    _write_and_report(output, _rows(results), failures, "score")
+
+    def hand_on() -> None:  # after the ranking is safe in --output: a full disk here loses no score
+        if folder is not None and results:
+            placed = place_photos([Path(r.path) for r in results], folder, link=link_top is not None)
+            say(f"{'linked' if link_top else 'copied'} {plural(len(placed), 'photo')} to {folder}")
+
+    _write_and_report(output, _rows(results), failures, "score", then=hand_on)
 
 
 def _rows(results: list) -> list[dict]:
