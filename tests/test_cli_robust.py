@@ -565,3 +565,13 @@ def test_ctrl_c_to_a_real_reference_build_is_one_line_and_keeps_what_was_embedde
     kept = db.execute("SELECT COUNT(*) FROM items WHERE status = 1").fetchone()[0]
     db.close()
     assert done <= kept < 120  # what was embedded before the interrupt is still there, the rest is not
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_and_written_back_as_its_bytes(tmp_path):
+    folder = tmp_path / "card"
+    photo = photos(folder, ["x.jpg"])[0]
+    odd = Path(os.fsdecode(bytes(folder) + b"/IMG\xff.jpg"))  # latin-1 from an old camera card
+    photo.rename(odd)
+    res = run("score", folder, "--profile", "nima-ava", "--output", tmp_path / "s.csv")
+    assert res.exit_code == 0 and "wrote 1 score" in res.output, res.output
+    assert os.fsencode(odd) in (tmp_path / "s.csv").read_bytes()

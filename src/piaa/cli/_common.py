@@ -258,7 +258,7 @@ def check_output(
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """CSV or JSON by suffix, written atomically."""
-    from piaa.io import atomic_write_text
+    from piaa.io import atomic_write_bytes, atomic_write_text
 
     if path.suffix.lower() == ".json":
         atomic_write_text(path, json.dumps(rows, indent=2) + "\n")
@@ -271,7 +271,8 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
         w.writeheader()
         w.writerows(flat)
-        atomic_write_text(path, buf.getvalue())
+        # a file name that is not UTF-8 (bytes from an old camera card) is written back as its bytes
+        atomic_write_bytes(path, buf.getvalue().encode("utf-8", "surrogateescape"))
     else:
         raise ValueError(f"{path}: output must end in .csv or .json")
 
