@@ -199,6 +199,7 @@ def prepare_predictors(
             predictors[role] = cached_predictor(
                 sc, op_list, photos=photos, source=source, homes=homes, role=role, train=may_train,
                 min_photos=1 if method == "learned" else MIN_ALBUM, log=notes.append, on_epoch=step,
+                announce=log,
             )  # fmt: skip
         finally:
             for bar in bars:

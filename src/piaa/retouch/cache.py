@@ -105,6 +105,25 @@ def _fingerprint(paths: Sequence[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+def _pass_seconds(scorer: PixelScorer, thumb: Any) -> float:
+    """Seconds of one backbone forward+backward pass on one thumbnail (the second of two: the first
+    pays one-off set-up costs)."""
+    from piaa.models.train import torch_threads
+
+    took = 0.0
+    with torch_threads():
+        for _ in range(2):
+            x = thumb.clone().requires_grad_(True)
+            t = time.perf_counter()
+            scorer(x).sum().backward()
+            took = time.perf_counter() - t
+    return took
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def load_predictor(path: Path, key: str, ops: Sequence[Op]) -> ParamPredictor | None:
     """The predictor saved at ``path`` if its key matches, else None (missing, stale or corrupt)."""
     from safetensors import SafetensorError, safe_open
@@ -151,12 +170,14 @@ def cached_predictor(
     min_photos: int = MIN_ALBUM,
     log: Callable[[str], None] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> ParamPredictor | None:
     """The learned predictor for ``scorer`` and ``ops``: reused from the first of ``homes`` holding one
     with the right key, else (``train=True``) trained on ``photos`` (at least ``min_photos`` readable)
     and saved to the first writable home. None when there is none and it may not or cannot be
-    trained. ``log`` receives one line when one was trained; ``on_epoch(done, total)`` the training
-    progress."""
+    trained. ``announce`` receives one line before training starts (how many photos, the expected
+    time: one backbone forward+backward pass timed here, times epochs x photos); ``log`` one line
+    when one was trained; ``on_epoch(done, total)`` the training progress."""
     from piaa.data.images import FailureLog
 
     key = predictor_key(scorer, ops, source)
@@ -174,6 +195,12 @@ def cached_predictor(
         return None
     if len(thumbs) < min_photos:
         return None
+    if announce is not None:
+        expected = int(PREDICTOR_SETTINGS["epochs"]) * len(thumbs) * _pass_seconds(scorer, thumbs[:1])
+        announce(
+            f"training the {role} retoucher first, once for this profile: {len(thumbs)} photos, about "
+            f"{_duration(expected)} (later runs reuse it)"
+        )
     net = train_predictor(scorer, thumbs, ops, on_epoch=on_epoch)
     seconds = time.perf_counter() - t
     meta = {"trained_on": source, "photos": str(len(thumbs)), "seconds": f"{seconds:.1f}"}
