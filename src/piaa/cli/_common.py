@@ -145,5 +145,3 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
         except ValueError:
             raise ValueError(f"--set {item!r}: {value!r} is not a {kind.__name__}") from None
     return out
-
-

@@ -35,6 +35,7 @@ from piaa.retouch.core import (
     MAX_ALBUM,
     MIN_ALBUM,
     PREDICTOR_SETTINGS,
+    PRIOR,
     ParamPredictor,
     album_thumbnails,
     train_predictor,
@@ -61,7 +62,7 @@ def predictor_key(scorer: PixelScorer, ops: Sequence[Op], source: str) -> str:
         "format": FORMAT,
         "model": model_hash(scorer),
         "ops": [op.name for op in ops],
-        "settings": {**PREDICTOR_SETTINGS, "fidelity": FIDELITY, "max_album": MAX_ALBUM},
+        "settings": {**PREDICTOR_SETTINGS, "fidelity": FIDELITY, "prior": PRIOR, "max_album": MAX_ALBUM},
         "trained_on": source,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
