@@ -247,7 +247,8 @@ def test_cli_writes_results_never_overwrites_and_lists_bad_files(
     assert "bad.jpg" in res.output and "1 image skipped" in res.output
     assert "Traceback" not in res.output
     out = tmp_path / "out"
-    assert {p.name for p in out.iterdir()} == {"a.jpg", "b.png", "c.jpg", "report.html", ".piaa-retouch.json"}
+    written = {p.name for p in out.iterdir()}
+    assert written == {"a.jpg", "b.png", "c.jpg", "report.html", ".piaa-retouch.jsonl"}
     assert Image.open(out / "a.jpg").format == "JPEG" and Image.open(out / "b.png").format == "PNG"
     c = Image.open(out / "c.jpg")
     assert c.size == (120, 90)  # orientation applied to the pixels...

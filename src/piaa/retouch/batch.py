@@ -12,7 +12,7 @@
   then ``stem-retouched-2.ext``, ... (:func:`piaa.io.write_exclusive`: claimed with a hard link of a
   fully written temporary file, which fails instead of replacing a file that appeared meanwhile; the
   user's normal file mode, not ``mkstemp``'s 0600).
-- A re-run into the same folder resumes: ``DIR/.piaa-retouch.json`` records each result (its source's
+- A re-run into the same folder resumes: ``DIR/.piaa-retouch.jsonl`` records each result (its source's
   path, size and modification time, and the model and settings), so a photo already retouched with the
   same settings is kept, not written again as a ``-retouched`` copy; ``report.html`` is piaa's own and
   is replaced.
@@ -82,7 +82,7 @@ _STRUCTURE_TAGS = frozenset(
         513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 531, 532, 32995, 32996, 32997, 32998, 34675,
     }
 )  # fmt: skip
-MANIFEST = ".piaa-retouch.json"
+MANIFEST = ".piaa-retouch.jsonl"
 
 
 @dataclass
@@ -176,20 +176,29 @@ def encode(img: Image.Image, fmt: str, exif: bytes | None, name: str = "") -> by
 
 
 class Manifest:
-    """``DIR/.piaa-retouch.json``: the results an earlier run wrote into ``DIR``, so that a re-run
-    (after a kill, or with more photos) keeps them instead of writing ``-retouched`` copies. A result
-    counts as done when its source's absolute path, size and modification time and the run's settings
-    key match, and the result file is still there. Written atomically after every photo; an unreadable
-    manifest is treated as empty."""
+    """``DIR/.piaa-retouch.jsonl``: the results earlier runs wrote into ``DIR``, so that a re-run (after
+    a kill, or with more photos) keeps them instead of writing ``-retouched`` copies. A result counts as
+    done when its source's absolute path, size and modification time and the run's settings key match,
+    and the result file is still there. One JSON line is appended (and fsynced) per result, so a batch
+    of N photos writes O(N) bytes; a line torn by a kill, or any unreadable line, is ignored."""
 
     def __init__(self, folder: Path, settings: str) -> None:
         self.path = folder / MANIFEST
         self.settings = settings
-        self.data: dict[str, Any] = {"format": "piaa-retouch-manifest-1", "results": {}, "report": None}
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and isinstance(data.get("results"), dict):
-                self.data.update(data)
+        self.by_source: dict[str, list[dict[str, Any]]] = {}
+        self.report: str | None = None
+        with contextlib.suppress(OSError):
+            for line in self.path.read_bytes().splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(entry, dict):
+                    continue
+                if isinstance(entry.get("report"), str):
+                    self.report = entry["report"]
+                elif isinstance(entry.get("source"), str) and isinstance(entry.get("output"), str):
+                    self.by_source.setdefault(entry["source"], []).append(entry)
 
     @staticmethod
     def _source(path: Path) -> dict[str, Any]:
@@ -202,28 +211,34 @@ class Manifest:
             src = self._source(path)
         except OSError:
             return None
-        for name, entry in self.data["results"].items():
+        for entry in reversed(self.by_source.get(src["source"], [])):
             same = all(entry.get(k) == v for k, v in src.items()) and entry.get("settings") == self.settings
-            if same and (self.path.parent / name).is_file():
-                return self.path.parent / name
+            if same and (self.path.parent / entry["output"]).is_file():
+                return self.path.parent / entry["output"]
         return None
 
     def add(self, path: Path, output: Path, generic_output: Path | None) -> None:
-        entry = {**self._source(path), "settings": self.settings}
+        entry = {**self._source(path), "settings": self.settings, "output": output.name}
         entry["generic"] = str(generic_output.relative_to(self.path.parent)) if generic_output else None
-        self.data["results"][output.name] = entry
-        self.save()
+        self.by_source.setdefault(entry["source"], []).append(entry)
+        self._append(entry)
 
     def owns_report(self, path: Path) -> bool:
-        return self.data.get("report") == path.name
+        return self.report == path.name
 
     def set_report(self, path: Path) -> None:
-        self.data["report"] = path.name
-        self.save()
+        self.report = path.name
+        self._append({"report": path.name})
 
-    def save(self) -> None:
+    def _append(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry).encode("utf-8") + b"\n"
         with contextlib.suppress(OSError):  # the results matter; the manifest only spares work later
-            atomic_write_bytes(self.path, json.dumps(self.data, indent=1).encode("utf-8"))
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def settings_key(
