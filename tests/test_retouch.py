@@ -434,7 +434,8 @@ def test_learned_retoucher_is_trained_once_and_saved_with_the_profile(
         prof2, {"personal": pixel_scorer(prof2)}, "exposure", "auto", inputs=sorted(inputs.iterdir()),
         log=lines.append,
     )  # fmt: skip
-    assert method == "learned" and lines and "saved to" in lines[0]
+    assert method == "learned" and len(lines) == 2 and "saved to" in lines[1]
+    assert lines[0].startswith("training the personal retoucher first, once for this profile: 8 photos")
     key = cache.predictor_key(pixel_scorer(prof2), get_ops("exposure"), "inputs")
     assert cache.load_predictor(saved, key, get_ops("exposure")) is not None
 
