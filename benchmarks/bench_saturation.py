@@ -2,7 +2,9 @@
 album of 150 other PARA photos and 100 judgements "always the brighter photo"; and the same album and
 judgements fine-tuned from ``--generic nima-ava``. Prints, per model, the share of album photos within
 0.01 of the top score, the ties at the top (photos within 0.001 of it), the mean entropy (bits) of the
-predicted 10-bin distributions and their largest bin, and the chosen candidate.
+predicted 10-bin distributions and their largest bin, the chosen candidate, its held-out accuracy, and
+the Spearman correlation of the scores with the photos' brightness (all photos, and those no judgement
+named).
 
     python benchmarks/bench_saturation.py --para ../shared/data/para [--work /tmp/sat]
 
@@ -57,10 +59,13 @@ def setup(para: Path, work: Path, n_ref: int = 600, n_album: int = 150, n_pairs:
         for a, b in sorted(pairs):
             x, y = (names[a], names[b]) if bright[names[a]] > bright[names[b]] else (names[b], names[a])
             fh.write(f"{x},{y}\n")
-    return {"ref": ref, "album": album, "prefs": prefs}
+    judged = {names[i] for pair in pairs for i in pair}
+    return {"ref": ref, "album": album, "prefs": prefs, "bright": bright, "judged": judged}
 
 
-def summarize(name: str, profile, seconds: float) -> None:
+def summarize(name: str, profile, seconds: float, w: dict | None = None) -> None:
+    from scipy.stats import spearmanr
+
     from piaa.models.losses import score_from_distribution
 
     p = profile.report.album_distributions
@@ -73,6 +78,15 @@ def summarize(name: str, profile, seconds: float) -> None:
         f"entropy mean {ent.mean():.2f} bits (min {ent.min():.2f})  largest bin max {p.max():.4f}  "
         f"choice {profile.report.selection.choice!r}  {seconds:.0f} s"
     )
+    if w is not None and profile.report.pairs_stated:  # how well it learned the taste: SRCC with brightness
+        sc = profile.report.album_scores
+        unseen = [n for n in sc if n not in w["judged"]]
+        srcc = lambda ns: spearmanr([sc[n] for n in ns], [w["bright"][n] for n in ns])[0]  # noqa: E731
+        sel = profile.report.selection
+        print(
+            f"{'':<28} held-out accuracy of the choice {sel.cv_accuracy.get(sel.choice, float('nan')):.3f}  "
+            f"SRCC with brightness: all {srcc(list(sc)):.3f}, unjudged ({len(unseen)}) {srcc(unseen):.3f}"
+        )
 
 
 def main() -> None:
@@ -90,7 +104,7 @@ def main() -> None:
     ):
         t = time.perf_counter()
         prof = personalize(album=w["album"], progress=False, **kwargs)
-        summarize(name, prof, time.perf_counter() - t)
+        summarize(name, prof, time.perf_counter() - t, w)
 
 
 if __name__ == "__main__":
