@@ -246,3 +246,13 @@ def test_the_spread_term_is_what_keeps_the_distributions_spread():
     fit_pooled_convex(head, pooled, rows.view(-1, 2), 1e-3, spread=0.0)
     _, h = _ties_and_entropy(head, maps)
     assert float(h.min()) < 0.1  # the collapse the default spread term prevents
+
+
+def test_the_personal_model_chosen_for_one_sided_pairs_ranks_without_ties():
+    """The same bound through the whole selection (whichever candidate it chooses)."""
+    head, maps, pairs, bright = _peaky_world()
+    _, h_generic = _ties_and_entropy(head, maps)
+    sel = fit_personal(head, cached_source(maps), pairs, len(pairs), CFG)
+    ties, h = _ties_and_entropy(head, maps)
+    assert sel.choice != "generic"
+    assert ties < 0.02 and float(h.mean()) >= 0.9 * float(h_generic.mean()) and float(h.min()) >= 0.25
