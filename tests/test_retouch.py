@@ -247,7 +247,8 @@ def test_cli_writes_results_never_overwrites_and_lists_bad_files(
     assert "bad.jpg" in res.output and "1 image skipped" in res.output
     assert "Traceback" not in res.output
     out = tmp_path / "out"
-    assert {p.name for p in out.iterdir()} == {"a.jpg", "b.png", "c.jpg", "report.html"}
+    written = {p.name for p in out.iterdir()}
+    assert written == {"a.jpg", "b.png", "c.jpg", "report.html", ".piaa-retouch.jsonl"}
     assert Image.open(out / "a.jpg").format == "JPEG" and Image.open(out / "b.png").format == "PNG"
     c = Image.open(out / "c.jpg")
     assert c.size == (120, 90)  # orientation applied to the pixels...
@@ -433,7 +434,8 @@ def test_learned_retoucher_is_trained_once_and_saved_with_the_profile(
         prof2, {"personal": pixel_scorer(prof2)}, "exposure", "auto", inputs=sorted(inputs.iterdir()),
         log=lines.append,
     )  # fmt: skip
-    assert method == "learned" and lines and "saved to" in lines[0]
+    assert method == "learned" and len(lines) == 2 and "saved to" in lines[1]
+    assert lines[0].startswith("training the personal retoucher first, once for this profile: 8 photos")
     key = cache.predictor_key(pixel_scorer(prof2), get_ops("exposure"), "inputs")
     assert cache.load_predictor(saved, key, get_ops("exposure")) is not None
 

@@ -67,4 +67,3 @@ __all__ = [
     "load_profile",
     "personalize",
 ]
-

@@ -3,17 +3,21 @@
 Every file piaa writes for a user (profiles, CSV/JSON results, preference exports, reference arrays)
 goes through :func:`atomic_open`: written to a temporary file in the same folder, fsynced, given the
 normal file mode (the old file's, else 0666 less the umask; ``mkstemp`` alone would leave 0600), renamed
-over the target, and the rename made durable by fsyncing the folder.
+over the target, and the rename made durable by fsyncing the folder. Results that must never replace
+a file (retouched photos) go through :func:`write_exclusive` instead: the same temporary, mode and
+fsync, then claimed under the first free name by a hard link. Both raise ``OSError`` naming the file
+asked for; :func:`os_reason` turns one into the words a user reads ("the disk is full").
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -110,6 +114,61 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         if os.path.exists(tmp):
             os.unlink(tmp)
     fsync_dir(path.parent)
+
+
+def write_exclusive(folder: str | os.PathLike[str], names: Iterable[str], data: bytes) -> Path:
+    """Write ``data`` under the first of ``names`` (inside ``folder``) that does not exist, never over
+    an existing file: written to a temporary beside it, fsynced, given the normal mode
+    (:func:`default_mode`), then claimed with a hard link, which fails instead of replacing a file that
+    appeared meanwhile (where hard links are not supported: checked, then renamed). Returns the path.
+    Raises ``FileExistsError`` when every name is taken and ``OSError`` naming the file (a full disk)."""
+    folder = Path(folder)
+    names = list(names)
+    first = folder / names[0]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=temp_prefix(first), suffix=".part")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(first)) from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        for name in names:
+            path = folder / name
+            if os.path.lexists(path):
+                continue
+            try:
+                os.link(tmp, path)  # atomic and exclusive: fails if the name appeared meanwhile
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here (some network/FAT file systems): check, then rename
+                if os.path.lexists(path):
+                    continue
+                os.rename(tmp, path)
+            fsync_dir(folder)
+            return path
+    except OSError as e:  # a full disk, a quota: name the file the user asked for
+        raise OSError(e.errno, e.strerror or str(e), str(first)) from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    raise FileExistsError(errno.EEXIST, "no free name for the result", str(first))
+
+
+def os_reason(exc: OSError) -> str:
+    """``"<file>: <what went wrong>"`` in a user's words for an ``OSError`` (``"the disk is full"`` for
+    ENOSPC and quotas, ``"permission denied"``, else the system's message)."""
+    words = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EACCES: "permission denied",
+        errno.EROFS: "the disk is read-only",
+    }
+    text = words.get(exc.errno or 0) or (exc.strerror or str(exc)).strip()
+    return f"{exc.filename}: {text}" if exc.filename else text
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

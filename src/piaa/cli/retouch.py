@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from piaa.cli._common import app, friendly, report_failures, say, walk
 
@@ -60,25 +62,69 @@ def retouch_cmd(
                 )
             generic_name = gen.config["origin"]
     files = walk(paths)
-    if out.exists() and not out.is_dir():  # before training a predictor, not once per photo after it
-        raise ValueError(f"{out}: --out exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
-    except OSError as e:
-        raise ValueError(f"{out}: cannot write the results there ({e.strerror or e})") from None
+    _check_inputs(paths)  # before any training: "best.csv: not an image file" is said first
     album_files = walk([album]) if album is not None else None
+    created = _check_out(out)
     failures = FailureLog()
-    results = retouch_files(
-        prof, files, out, ops=ops, strength=strength, method=method, generic=gen, album=album_files,
-        failures=failures, progress=len(files) > 1, log=say,
-    )  # fmt: skip
+    resumed: list[tuple[Path, Path]] = []
+    try:
+        results = retouch_files(
+            prof, files, out, ops=ops, strength=strength, method=method, generic=gen, album=album_files,
+            failures=failures, progress=len(files) > 1, log=say, resumed=resumed,
+        )  # fmt: skip
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing was written: leave no empty folder behind
+    word = "personal score" if prof.pairs else "score"  # a generic model (nima-ava) is nobody's taste
     for r in results:
         s = r.scores["personal"]
-        say(f"{r.source} -> {r.output}  personal score {s['original']:.2f} -> {s['personal']:.2f}")
+        kept = "  (original kept: no edit raised the score)" if r.personal.kept_original else ""
+        say(escape(f"{r.source} -> {r.output}  {word} {s['original']:.2f} -> {s['personal']:.2f}{kept}"))
+    if resumed:
+        say(
+            escape(
+                f"{len(resumed)} {'photo was' if len(resumed) == 1 else 'photos were'} already retouched "
+                f"into {out} by an earlier run with the same settings: kept (delete them to redo)"
+            )
+        )
     if report and results:
         page = write_report(out / "report.html", results, Path(profile).name, generic_name)
-        say(f"wrote {len(results)} photos and {page}")
+        say(escape(f"wrote {len(results)} {'photo' if len(results) == 1 else 'photos'} and {page}"))
     report_failures(failures)
-    if failures or not results:
+    if failures or not (results or resumed):
         raise typer.Exit(2)
+
+
+def _check_inputs(paths: list[Path]) -> None:
+    """Every file named on the command line is a photo (by suffix or signature), checked before any
+    work: ``walk`` passes named files through whatever they are."""
+    from piaa.data.files import IMAGE_EXTENSIONS, read_head, sniff_format
+
+    for p in paths:
+        if p.is_file() and p.suffix.lower() not in IMAGE_EXTENSIONS:
+            try:
+                known = sniff_format(read_head(p)) is not None
+            except OSError as e:
+                raise ValueError(f"{p}: cannot be read ({e.strerror or e})") from None
+            if not known:
+                raise ValueError(f"{p}: not an image file")
+
+
+def _check_out(out: Path) -> bool:
+    """``--out`` can take the results, checked before any work and without creating it (the writer
+    creates it with the first result). Returns whether it does not exist yet."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: --out exists and is not a folder")
+    if out.is_dir():
+        try:
+            tempfile.TemporaryFile(dir=out).close()
+        except OSError as e:
+            raise ValueError(f"{out}: cannot write the results there ({e.strerror or e})") from None
+        return False
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        why = "not a folder" if not parent.is_dir() else "permission denied"
+        raise ValueError(f"{out}: cannot write the results there ({parent}: {why})")
+    return True

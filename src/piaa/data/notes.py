@@ -17,6 +17,7 @@ from piaa.errors import one_line, where
 
 log = logging.getLogger("piaa.data.images")
 
+
 def source_name(img: Image.Image) -> str:
     return getattr(img, "filename", "") or "<image in memory>"
 

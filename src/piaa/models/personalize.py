@@ -61,6 +61,7 @@ class PersonalizeReport:
     # the album ranked by the new profile, from the maps already computed (album-relative name, as in
     # preferences -> score); None when the backbone was fine-tuned, whose maps changed
     album_scores: dict[str, float] | None = None
+    album_distributions: np.ndarray | None = None  # N x 10, the same photos in the same order
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -170,7 +171,8 @@ def personalize(
         generic_head=generic_head,
     )
     if trainable is None:
-        scores, _ = profile.score_features(album_maps)
+        with torch.no_grad():
+            scores, rep.album_distributions = profile.score_features(album_maps)
         rep.album_scores = {n: float(s) for n, s in zip(names, scores, strict=True)}
     profile.report = rep
     if out is not None:

@@ -248,17 +248,40 @@ def fit_pooled(
     return _rank_loop(head, last_layers(head), scores_of, pairs, cfg, None, progress)
 
 
+SPREAD = 1.0  # weight of the entropy-loss term of the converged fit (see fit_pooled_convex)
+
+
+def entropy(p: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy in nats of distributions over the last axis (N x K -> N); 0 log 0 = 0."""
+    return -(p * p.clamp_min(1e-12).log()).sum(-1)
+
+
 @torch_threads()
 def fit_pooled_convex(
-    head: AestheticHead, pooled: torch.Tensor, pairs: torch.Tensor, l2: float, *, max_iter: int = 100
+    head: AestheticHead,
+    pooled: torch.Tensor,
+    pairs: torch.Tensor,
+    l2: float,
+    *,
+    max_iter: int = 100,
+    spread: float | None = None,
 ) -> list[float]:
     """Fit the fully connected layer's weights to the pairs by full-batch L-BFGS (``pairs`` index rows
     of ``pooled``): the logistic ranking loss (RankNet's) of the scores plus ``l2`` times the squared
-    distance of the weights from where they started, solved to convergence instead of a fixed number
-    of Adam epochs. The attention modules, the normalisation and the bias stay as they were; no
-    dropout. Returns the objective before and after (an empty list when there are no pairs)."""
+    distance of the weights from where they started, plus ``spread`` (default :data:`SPREAD`) times the
+    mean entropy (nats) each photo's distribution lost below the one it started with, solved to
+    convergence instead of a fixed number of Adam epochs. The attention modules, the normalisation and
+    the bias stay as they were; no dropout. Returns the objective before and after (an empty list when
+    there are no pairs).
+
+    Why the spread term: the logistic loss never stops rewarding a wider gap, and the score is the mean
+    of a softmax, so without it the fit drives the preferred photos' logits until all their mass sits in
+    the highest bin the generic model reaches (issue 23: a dozen photos at 8.00 with distributions
+    (..., 0.0004, 0.9996, 0, 0)): ties at the top and no gradient left for the retoucher. The L2 pull
+    on the weights does not prevent it, because the pooled features are large (``norm="none"``)."""
     if len(pairs) == 0:
         return []
+    spread = SPREAD if spread is None else spread
     head.eval()
     seen: list[torch.Tensor] = []
     hook = head.fc.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
@@ -266,13 +289,20 @@ def fit_pooled_convex(
         head.classify(pooled)
     hook.remove()
     v, start, bias = seen[0], head.fc.weight.detach().clone(), head.fc.bias.detach()
+    used = torch.unique(pairs)
+    with torch.no_grad():
+        h0 = entropy(torch.softmax(v[used] @ start.T + bias, dim=-1))
     delta = torch.zeros_like(start, requires_grad=True)
     opt = torch.optim.LBFGS([delta], max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def objective() -> torch.Tensor:
-        s = score_from_distribution(torch.softmax(v @ (start + delta).T + bias, dim=-1))
+        p = torch.softmax(v @ (start + delta).T + bias, dim=-1)
+        s = score_from_distribution(p)
         d = s[pairs[:, 0]] - s[pairs[:, 1]]
-        return get_rank_loss("logistic")(d, torch.zeros_like(d)) + l2 * (delta**2).sum()
+        loss = get_rank_loss("logistic")(d, torch.zeros_like(d)) + l2 * (delta**2).sum()
+        if spread > 0:
+            loss = loss + spread * torch.relu(h0 - entropy(p[used])).mean()
+        return loss
 
     def closure() -> torch.Tensor:
         opt.zero_grad()

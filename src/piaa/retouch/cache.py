@@ -35,6 +35,7 @@ from piaa.retouch.core import (
     MAX_ALBUM,
     MIN_ALBUM,
     PREDICTOR_SETTINGS,
+    PRIOR,
     ParamPredictor,
     album_thumbnails,
     train_predictor,
@@ -61,7 +62,7 @@ def predictor_key(scorer: PixelScorer, ops: Sequence[Op], source: str) -> str:
         "format": FORMAT,
         "model": model_hash(scorer),
         "ops": [op.name for op in ops],
-        "settings": {**PREDICTOR_SETTINGS, "fidelity": FIDELITY, "max_album": MAX_ALBUM},
+        "settings": {**PREDICTOR_SETTINGS, "fidelity": FIDELITY, "prior": PRIOR, "max_album": MAX_ALBUM},
         "trained_on": source,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
@@ -103,6 +104,25 @@ def _fingerprint(paths: Sequence[Path]) -> str:
     for p in sorted(os.path.abspath(x) for x in paths):
         h.update(p.encode("utf-8", "surrogateescape") + b"\0")
     return h.hexdigest()[:16]
+
+
+def _pass_seconds(scorer: PixelScorer, thumb: Any) -> float:
+    """Seconds of one backbone forward+backward pass on one thumbnail (the second of two: the first
+    pays one-off set-up costs)."""
+    from piaa.models.train import torch_threads
+
+    took = 0.0
+    with torch_threads():
+        for _ in range(2):
+            x = thumb.clone().requires_grad_(True)
+            t = time.perf_counter()
+            scorer(x).sum().backward()
+            took = time.perf_counter() - t
+    return took
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def load_predictor(path: Path, key: str, ops: Sequence[Op]) -> ParamPredictor | None:
@@ -151,12 +171,14 @@ def cached_predictor(
     min_photos: int = MIN_ALBUM,
     log: Callable[[str], None] | None = None,
     on_epoch: Callable[[int, int], None] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> ParamPredictor | None:
     """The learned predictor for ``scorer`` and ``ops``: reused from the first of ``homes`` holding one
     with the right key, else (``train=True``) trained on ``photos`` (at least ``min_photos`` readable)
     and saved to the first writable home. None when there is none and it may not or cannot be
-    trained. ``log`` receives one line when one was trained; ``on_epoch(done, total)`` the training
-    progress."""
+    trained. ``announce`` receives one line before training starts (how many photos, the expected
+    time: one backbone forward+backward pass timed here, times epochs x photos); ``log`` one line
+    when one was trained; ``on_epoch(done, total)`` the training progress."""
     from piaa.data.images import FailureLog
 
     key = predictor_key(scorer, ops, source)
@@ -174,6 +196,12 @@ def cached_predictor(
         return None
     if len(thumbs) < min_photos:
         return None
+    if announce is not None:
+        expected = int(PREDICTOR_SETTINGS["epochs"]) * len(thumbs) * _pass_seconds(scorer, thumbs[:1])
+        announce(
+            f"training the {role} retoucher first, once for this profile: {len(thumbs)} photos, about "
+            f"{_duration(expected)} (later runs reuse it)"
+        )
     net = train_predictor(scorer, thumbs, ops, on_epoch=on_epoch)
     seconds = time.perf_counter() - t
     meta = {"trained_on": source, "photos": str(len(thumbs)), "seconds": f"{seconds:.1f}"}

@@ -115,7 +115,6 @@ __all__ = [
 ]
 
 
-
 def read_labels(path: str | PathLike[str], fmt: str = "auto") -> LabelSet:
     """Read a label file as ``fmt`` ("ava", "csv", "para"), or guess: ``.csv`` or a comma on line 1 means
     CSV, and a CSV with PARA's header is PARA."""

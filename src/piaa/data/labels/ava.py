@@ -121,5 +121,3 @@ def _ava_labelset(path: Path, linenos: np.ndarray, ids: list[str], counts: np.nd
         source_format="ava",
         skipped=skipped,
     )
-
-

@@ -37,7 +37,6 @@ FIVE_BIN_COLUMNS = tuple(f"c{i}" for i in range(1, 6))
 MEAN_COLUMNS = ("mean", "mean_score", "score", "mos", "rating")
 
 
-
 def _five_to_ten_matrix() -> np.ndarray:
     m = np.zeros((5, 10), dtype=np.float64)
     for r in range(1, 6):

@@ -179,5 +179,3 @@ def _csv_labelset(
         return LabelSet(ids=ids, files=files, distributions=mean_to_distribution(v[:, 0]), source_format=fmt)
     to_ten = five_bin_to_ten if fmt == "csv-5bin" else (lambda h: h / h.sum(axis=1, keepdims=True))
     return histogram_labelset(path, fmt, v, score_names, linenos, ids, files, to_ten)
-
-
