@@ -112,9 +112,12 @@ app.command("bench", help="Alias of `piaa evaluate` (the accuracy protocol; spee
 @friendly
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the example and its results.")] = Path("piaa-demo"),
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the example and the simulated person.")] = 0,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also print the numbers behind each step.")
+    ] = False,
 ) -> None:
     """Run every stage end to end on a small embedded example."""
     from piaa import demo
 
-    demo.run(out, seed)
+    demo.run(out, seed, verbose=verbose)

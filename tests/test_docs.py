@@ -1,0 +1,93 @@
+"""The documentation stays true to the code: the generated CLI reference, the version, the licence."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _gen_cli_docs():
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", ROOT / "tools" / "gen_cli_docs.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_committed_cli_reference_is_up_to_date():
+    gen = _gen_cli_docs()
+    page = gen.render()
+    assert (ROOT / "docs" / "cli.md").read_text() == page, (
+        "docs/cli.md is stale: python tools/gen_cli_docs.py"
+    )
+
+
+def test_cli_reference_lists_every_command_and_option():
+    import typer.main
+
+    from piaa.cli import app
+
+    page = _gen_cli_docs().render()
+    root = typer.main.get_command(app)
+    ctx = root.make_context("piaa", [], resilient_parsing=True)
+    seen = 0
+    for name in root.list_commands(ctx):
+        cmd = root.get_command(ctx, name)
+        subs = (
+            [(f"{name} {s}", cmd.get_command(ctx, s)) for s in cmd.list_commands(ctx)]
+            if hasattr(cmd, "list_commands")
+            else [(name, cmd)]
+        )
+        for full, sub in subs:
+            assert f"`piaa {full}`" in page
+            for p in sub.params:
+                if p.param_type_name == "option" and not p.hidden:
+                    assert f"`{p.opts[0]}" in page.split(f"`piaa {full}`", 1)[1], (full, p.opts)
+                    seen += 1
+    assert seen > 50
+
+
+def test_check_mode_fails_on_a_stale_page(tmp_path, monkeypatch):
+    gen = _gen_cli_docs()
+    stale = tmp_path / "cli.md"
+    stale.write_text("# old\n")
+    monkeypatch.setattr(gen, "PAGE", stale)
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    assert gen.main(["--check"]) == 1
+    assert gen.main([]) == 0 and gen.main(["--check"]) == 0
+    assert stale.read_text() == gen.render()
+
+
+def test_version_option_prints_the_package_version():
+    from piaa.cli import app
+    from piaa.version import __version__
+
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output.strip() == f"piaa {__version__}"
+    out = subprocess.run([sys.executable, "-m", "piaa.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"piaa {__version__}"
+
+
+def test_licence_file_matches_pyproject():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["license"] == "Apache-2.0" and "LICENSE" in meta["license-files"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert meta["dynamic"] == ["version"]  # the version is written once, in piaa/version.py
+
+
+def test_changelog_names_this_version():
+    from piaa.version import __version__
+
+    log = (ROOT / "CHANGELOG.md").read_text()
+    assert "## [Unreleased]" in log
+    assert re.search(rf"^## \[{re.escape(__version__)}\]", log, flags=re.M)
