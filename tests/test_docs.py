@@ -91,3 +91,17 @@ def test_changelog_names_this_version():
     log = (ROOT / "CHANGELOG.md").read_text()
     assert "## [Unreleased]" in log
     assert re.search(rf"^## \[{re.escape(__version__)}\]", log, flags=re.M)
+
+
+def test_every_test_the_quick_lane_skips_still_exists():
+    import ast
+
+    from conftest import SLOW_MODULES, SLOW_TESTS
+
+    for module in SLOW_MODULES:
+        assert (ROOT / "tests" / module).is_file(), module
+    for name in SLOW_TESTS:
+        module, func = name.split("::")
+        tree = ast.parse((ROOT / "tests" / module).read_text())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        assert func in defined, f"{name} is listed in tests/conftest.py SLOW_TESTS but does not exist"
