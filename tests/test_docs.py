@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -105,3 +106,23 @@ def test_every_test_the_quick_lane_skips_still_exists():
         tree = ast.parse((ROOT / "tests" / module).read_text())
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert func in defined, f"{name} is listed in tests/conftest.py SLOW_TESTS but does not exist"
+
+
+def test_benchmark_tables_carry_their_provenance(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from _provenance import Provenance
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    prov = Provenance([str(ROOT / "benchmarks" / "bench_active.py"), "--people", "3"])
+    out = tmp_path / "t.md"
+    prov.write(out, "| a | b |\n|---|---|\n| 1 | 2 |")
+    text = out.read_text()
+    head = text.split("\n\n")[0]
+    for field in ("- date: ", "- commit: ", "- machine: ", "- load average (1, 5, 15 min): ", "- command: "):
+        assert field in head
+    assert "`python benchmarks/bench_active.py --people 3`" in head
+    assert re.search(r"- commit: [0-9a-f]{7,}", head)  # the checkout's commit
+    assert f"{os.cpu_count()} cores" in head
+    assert text.rstrip().endswith("| 1 | 2 |")
+    prov.write(None, "nothing")  # no --markdown: nothing written, no error
