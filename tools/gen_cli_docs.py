@@ -28,9 +28,13 @@ of date). Guides to the commands: [score](guide/score.md), [collect](guide/colle
 
 
 def _plain(text: str | None) -> str:
-    """Help text as Markdown: Typer's ``\\b`` paragraph markers dropped, lines joined."""
+    """Help text as ``piaa --help`` shows it (rich markup rendered to plain text, so an unescaped
+    ``piaa[ray]`` reads here as it does there), Typer's ``\\b`` paragraph markers dropped, lines joined."""
     if not text:
         return ""
+    from rich.text import Text
+
+    text = Text.from_markup(text).plain
     paras = [
         " ".join(line.strip() for line in p.splitlines() if line.strip() != "\b") for p in text.split("\n\n")
     ]
