@@ -72,6 +72,7 @@ class Provenance:
         self.argv = list(sys.argv if argv is None else argv)
         self.started = datetime.datetime.now(datetime.UTC)
         self.load_start = load()
+        self.commit = commit()  # the code that runs: taken now, not when the table is written
 
     def command(self) -> str:
         script = Path(self.argv[0])
@@ -81,7 +82,7 @@ class Provenance:
     def header(self) -> str:
         return (
             f"- date: {self.started:%Y-%m-%d %H:%M} UTC\n"
-            f"- commit: {commit()}\n"
+            f"- commit: {self.commit}\n"
             f"- machine: {machine()}\n"
             f"- load average (1, 5, 15 min): {self.load_start} at the start, {load()} at the end\n"
             f"- command: `{self.command()}`\n"
