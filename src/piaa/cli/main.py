@@ -4,34 +4,36 @@ Every user-facing failure is one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from piaa.cli import collect, evaluate, model, prefs, reference, retouch  # noqa: F401  (register the commands)
 from piaa.cli._common import app
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        from piaa.version import __version__
-
-        typer.echo(f"piaa {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
-    ] = False,
-) -> None:
-    """Personalized image aesthetic assessment."""
-
-
 def main() -> None:
     app()
+
+
+def _add_version_option() -> None:
+    """``piaa --version``: an eager option on the root callback."""
+    import typer
+
+    from piaa.version import __version__
+
+    def print_version(value: bool) -> None:
+        if value:
+            typer.echo(f"piaa {__version__}")
+            raise typer.Exit()
+
+    def root(
+        version: bool = typer.Option(
+            False, "--version", is_eager=True, callback=print_version, help="Print the version and exit."
+        ),
+    ) -> None:
+        """Personalized image aesthetic assessment."""
+
+    app.callback()(root)
+
+
+_add_version_option()
 
 
 if __name__ == "__main__":
