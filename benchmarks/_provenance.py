@@ -6,12 +6,15 @@ also writes FILE (atomically) with this header above it, ready to paste into ``d
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import os
 import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +90,27 @@ class Provenance:
             f"- load average (1, 5, 15 min): {self.load_start} at the start, {load()} at the end\n"
             f"- command: `{self.command()}`\n"
         )
+
+    @contextlib.contextmanager
+    def tee(self, path: str | os.PathLike[str] | None) -> Iterator[None]:
+        """Print as usual and, with a ``path``, also write what was printed (a benchmark that prints lines
+        rather than a table) as a text block under the header."""
+        if path is None:
+            yield
+            return
+        buf, out = io.StringIO(), sys.stdout
+
+        class Tee(io.TextIOBase):
+            def write(self, text: str) -> int:
+                buf.write(text)
+                return out.write(text)
+
+            def flush(self) -> None:
+                out.flush()
+
+        with contextlib.redirect_stdout(Tee()):
+            yield
+        self.write(path, "```text\n" + buf.getvalue().rstrip() + "\n```")
 
     def write(self, path: str | os.PathLike[str] | None, table: str) -> None:
         """Write ``table`` under the header to ``path`` (nothing when ``path`` is None)."""

@@ -126,3 +126,17 @@ def test_benchmark_tables_carry_their_provenance(tmp_path):
     assert f"{os.cpu_count()} cores" in head
     assert text.rstrip().endswith("| 1 | 2 |")
     prov.write(None, "nothing")  # no --markdown: nothing written, no error
+
+
+def test_a_benchmark_that_prints_lines_writes_them_under_the_header(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from _provenance import Provenance
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = tmp_path / "t.md"
+    with Provenance(["benchmarks/bench_throughput.py"]).tee(out):
+        print("round 1: score 12.0/s")
+    assert "round 1: score 12.0/s" in capsys.readouterr().out  # still printed
+    text = out.read_text()
+    assert text.startswith("- date: ") and "```text\nround 1: score 12.0/s\n```" in text
