@@ -148,6 +148,11 @@ def run(
         if verbose:
             console.print(f"   [dim]{msg}[/]")
 
+    if not verbose:
+        console.print(
+            f"piaa demo: learning a simulated person's taste from {pairs} clicks, about a minute "
+            "(--verbose shows the numbers behind each step)"
+        )
     ex = make_example(out, seed)
     root = ex.root
     scenes = len(ex.album_files) // (len(EXPOSURES) * len(SATURATIONS))
@@ -156,7 +161,7 @@ def run(
         f"{len(EXPOSURES)} brightnesses and {len(SATURATIONS)} colour strengths), and photos of other scenes "
         f"rated by a simulated crowd, in {escape(str(root))}"
     )
-    rep = build_reference(ex.labels, ex.reference_images, root / "reference")
+    rep = build_reference(ex.labels, ex.reference_images, root / "reference", progress=verbose)
     console.print(
         f"[bold]2. The crowd's taste[/]: {rep.embedded} crowd-rated photos read (the reference corpus)"
     )
@@ -183,7 +188,7 @@ def run(
         f"({store_path.name})"
     )
     generic = personalize(root / "reference", ex.album, None, root / "profile-generic", progress=False)
-    personal = personalize(root / "reference", ex.album, store_path, root / "profile", progress=True)
+    personal = personalize(root / "reference", ex.album, store_path, root / "profile", progress=verbose)
     r = personal.report
     console.print(
         f"[bold]4. A personal model[/]: trained on those choices in {r.seconds:.0f} s; it "
