@@ -105,7 +105,7 @@ def test_prefs_import_show_export(tmp_path):
     res = runner.invoke(app, ["prefs", "import", str(store), str(csv_in)])
     assert res.exit_code == 0 and "imported 3 judgements" in res.output, res.output
     res = runner.invoke(app, ["prefs", "show", str(store)])
-    assert "3 judgements over 3 images -> 2 effective pairs (1 contradictions" in res.output, res.output
+    assert "3 judgements over 3 images -> 2 effective pairs (1 contradiction," in res.output, res.output
     res = runner.invoke(app, ["prefs", "export", str(store), str(tmp_path / "out.csv"), "--resolved"])
     assert res.exit_code == 0, res.output
     lines = (tmp_path / "out.csv").read_text().splitlines()

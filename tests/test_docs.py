@@ -51,7 +51,8 @@ def test_cli_reference_lists_every_command_and_option():
             assert f"`piaa {full}`" in page
             for p in sub.params:
                 if p.param_type_name == "option" and not p.hidden:
-                    assert f"`{p.opts[0]}" in page.split(f"`piaa {full}`", 1)[1], (full, p.opts)
+                    section = page.split(f"`piaa {full}`\n", 1)[1].split("\n#", 1)[0]
+                    assert f" {p.opts[0]}" in section, (full, p.opts)
                     seen += 1
     assert seen > 50
 

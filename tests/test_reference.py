@@ -269,4 +269,4 @@ def test_cli_lists_label_rows_without_votes(tmp_path, ref_corpus):
               "--out", str(tmp_path / "REF"), "--limit", "6"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "1 label rows skipped" in res.output and "image 1000: zero votes" in res.output
+    assert "1 label row skipped" in res.output and "image 1000: zero votes" in res.output

@@ -9,7 +9,6 @@ The page is generated, never edited by hand: the help texts in ``src/piaa/cli/``
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ PAGE = ROOT / "docs" / "cli.md"
 
 HEADER = """# Command-line reference
 
-Every `piaa` command and option, generated from the program's own help texts by
+Every `piaa` command and option: each command's `--help`, generated from the program itself by
 `python tools/gen_cli_docs.py` (do not edit this page by hand; `tests/test_docs.py` fails when it is out
 of date). Guides to the commands: [score](guide/score.md), [collect](guide/collect.md),
 [personalize](guide/personalize.md), [cull](guide/cull.md), [retouch](guide/retouch.md),
@@ -27,46 +26,14 @@ of date). Guides to the commands: [score](guide/score.md), [collect](guide/colle
 """
 
 
-def _plain(text: str | None) -> str:
-    """Help text as ``piaa --help`` shows it (rich markup rendered to plain text, so an unescaped
-    ``piaa[ray]`` reads here as it does there), Typer's ``\\b`` paragraph markers dropped, lines joined."""
-    if not text:
-        return ""
-    from rich.text import Text
-
-    text = Text.from_markup(text).plain
-    paras = [
-        " ".join(line.strip() for line in p.splitlines() if line.strip() != "\b") for p in text.split("\n\n")
-    ]
-    return "\n\n".join(p for p in paras if p)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _row(param: Any, ctx: Any) -> str:
-    """One table row from the help record the program itself prints: names, metavar, help, default."""
-    names, text = param.get_help_record(ctx) or ("", "")
-    extra = re.findall(r"\s*\[(default: [^\]]*|required|[^\]]*x[<>]=?[^\]]*)\]", text)
-    text = re.sub(r"\s*\[(default: [^\]]*|required|[^\]]*x[<>]=?[^\]]*)\]", "", text).strip()
-    return f"| `{_cell(names)}` | {_cell(_plain(text))} | {_cell('; '.join(extra))} |"
+WIDTH = 100  # fixed, so that the page does not depend on the terminal it is generated in
 
 
 def _command(cmd: Any, path: list[str], ctx: Any, out: list[str]) -> None:
+    """A heading per command and its ``--help`` exactly as ``piaa`` prints it, then its sub-commands."""
     level = "#" * min(len(path) + 1, 4)
     out.append(f"{level} `{' '.join(path)}`\n")
-    if cmd.help:
-        out.append(_plain(cmd.help) + "\n")
-    pieces = cmd.collect_usage_pieces(ctx)
-    out.append(f"```text\n{' '.join([*path, *pieces])}\n```\n")
-    args = [p for p in cmd.params if p.param_type_name == "argument"]
-    opts = [p for p in cmd.params if p.param_type_name == "option" and not p.hidden]
-    for title, params in (("argument", args), ("option", opts)):
-        if params:
-            out.append(f"| {title} | help | default, range |\n|---|---|---|")
-            out.extend(_row(p, ctx) for p in params)
-            out.append("")
+    out.append("```text\n" + cmd.get_help(ctx).rstrip() + "\n```\n")
     if hasattr(cmd, "list_commands"):
         for name in sorted(cmd.list_commands(ctx)):
             sub = cmd.get_command(ctx, name)
@@ -81,7 +48,7 @@ def render() -> str:
     from piaa.cli import app
 
     root = typer.main.get_command(app)
-    ctx = root.make_context("piaa", [], resilient_parsing=True)
+    ctx = root.make_context("piaa", [], resilient_parsing=True, terminal_width=WIDTH, max_content_width=WIDTH)
     out = [HEADER]
     _command(root, ["piaa"], ctx, out)
     return "\n".join(out).rstrip() + "\n"

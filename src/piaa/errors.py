@@ -15,9 +15,14 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
 def where(path: str | os.PathLike[str], line: int | None = None) -> str:
-    """``path`` or ``path:line``, with control characters escaped so odd file names stay one line."""
-    text = str(path).replace("\r", "\\r").replace("\n", "\\n")
+    """``path`` or ``path:line``, with control characters (NUL, ESC, newlines, DEL) escaped as ``\\x00``,
+    ``\\n`` ...: an odd file name or a name from a CSV stays one line and cannot drive the terminal."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    text = text.translate(_CONTROL)
     return f"{text}:{line}" if line is not None else text
 
 

@@ -1,25 +1,123 @@
-"""What every ``piaa`` command shares: the Typer apps, one-line errors (exit 2), output writing."""
+"""What every ``piaa`` command shares: the Typer apps, one-line errors (exit 2), output writing.
+
+Nothing a user named (a file, a folder, a store, a name from a CSV) is ever read as rich markup: every
+message goes out through :func:`say`, :func:`warn` or :func:`fail` as plain text (``holiday [/]`` would
+otherwise crash rich or lose its brackets), and table cells through :func:`cell`. Help texts are
+click's plain ones (``rich_markup_mode=None``, :class:`PlainCommand`): ``pip install piaa[ray]`` stays
+as written, and no type hint (``<bool>``, ``<list[Path]>``) clutters the options.
+"""
 
 from __future__ import annotations
 
 import csv
 import functools
 import json
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
-app = typer.Typer(help="Personalized image aesthetic assessment.", no_args_is_help=True, add_completion=False)
-reference_app = typer.Typer(
-    help="Build and query a reference corpus (crowd-rated images).", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    import click
+
+_TYPE_WORDS = {"Path": "PATH", "str": "TEXT", "int": "INTEGER", "float": "FLOAT"}
+_TYPE_HINT = re.compile(r" <(?:list\[)?([A-Za-z]+)\]?(?: range)?>")
+
+
+def _plain_type(match: re.Match[str]) -> str:
+    return f" {_TYPE_WORDS.get(match.group(1), match.group(1).upper())}"
+
+
+# this Typer vendors its own click (typer._click), whose UsageError is not exported: found from the one
+# exception it does export, so this works with a Typer on the real click too
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _one_line_usage_errors(parse: Callable[[click.Context, list[str]], list[str]]):
+    """A mistake on the command line (a missing option, a bad value) is one line and exit status 2,
+    as every other error is, not click's usage block."""
+
+    def parse_args(self: click.Command, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return parse(self, ctx, args)
+        except _UsageError as e:
+            if ctx.resilient_parsing or type(e).__name__ == "NoArgsIsHelpError":  # `piaa prefs`: the help
+                raise
+            from piaa.errors import one_line
+
+            fail(f"{one_line(e.format_message())} (see `{ctx.command_path} --help`)")
+            raise typer.Exit(2) from None
+
+    return parse_args
+
+
+class PlainCommand(TyperCommand):
+    """A command whose help reads as click's: ``--output PATH``, ``PATHS...``, not ``--output <Path>``,
+    ``{paths}... <list[Path]>`` (this Typer writes type hints in every line; no setting turns them off);
+    usage errors are one line."""
+
+    parse_args = _one_line_usage_errors(TyperCommand.parse_args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [re.sub(r"[{]([^}]*)[}]", lambda m: m.group(1).upper(), p) for p in pieces]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":  # its name says what it is: PATHS..., STORE
+                args.append((re.sub(r" <[^>]*>", "", record[0]).upper(), record[1]))
+            else:
+                opts.append((_TYPE_HINT.sub(_plain_type, record[0]).strip(), record[1]))
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+class PlainGroup(TyperGroup):
+    """A group whose commands are :class:`PlainCommand` (set here, once, for every module's commands)."""
+
+    parse_args = _one_line_usage_errors(TyperGroup.parse_args)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if type(command) is TyperCommand:
+                command.__class__ = PlainCommand
+
+
+def _typer(help: str, **kwargs: Any) -> typer.Typer:
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, cls=PlainGroup, **kwargs)
+
+
+app = _typer("Personalized image aesthetic assessment.", add_completion=False)
+reference_app = _typer("Build and query a reference corpus (crowd-rated images).")
 app.add_typer(reference_app, name="reference")
-prefs_app = typer.Typer(help="A person's preference store: import, export, inspect.", no_args_is_help=True)
+prefs_app = _typer("A person's preference store: import, export, inspect.")
 app.add_typer(prefs_app, name="prefs")
-console = Console()
+console = Console(emoji=False, highlight=False)
+err_console = Console(stderr=True, emoji=False, highlight=False)
+
+
+def user_path(value: str) -> Path:
+    """The ``parser`` of every path argument and option: a path as the user typed it, ``~`` expanded,
+    and the empty string refused (``Path("")`` is the current folder, so ``piaa score ''`` scored it)."""
+    if isinstance(value, Path):
+        return value
+    if not str(value).strip():
+        raise typer.BadParameter("an empty name is not a file or folder")
+    return Path(os.path.expanduser(str(value)))
+
 
 Workers = Annotated[
     int | None,
@@ -31,7 +129,39 @@ Workers = Annotated[
     ),
 ]
 """``--workers``, the same on every command that reads many photos."""
-err_console = Console(stderr=True)
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``"1 photo"``, ``"2 photos"``: the count and the noun, agreeing."""
+    return f"{n} {noun if n == 1 else (many or noun + 's')}"
+
+
+def cell(value: object) -> Text:
+    """A table cell or title that is shown as written (a file name is never rich markup)."""
+    return Text(str(value))
+
+
+def say(msg: str) -> None:
+    """One message on stdout, as plain text."""
+    console.print(msg, markup=False, soft_wrap=True)
+
+
+def warn(msg: str) -> None:
+    """A warning (skipped files, ignored judgements) on stderr, in yellow, as plain text."""
+    err_console.print(msg, style="yellow", markup=False, soft_wrap=True)
+
+
+def fail(msg: str) -> None:
+    """``error: <msg>`` on stderr; ``msg`` as plain text."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", msg), soft_wrap=True)
+
+
+_interrupt_note: list[str] = []
+
+
+def on_interrupt(note: str) -> None:
+    """What Ctrl-C at this point leaves behind, said as the one line after ``interrupted:``."""
+    _interrupt_note[:] = [note]
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -59,26 +189,64 @@ def error_line(e: BaseException) -> str:
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the errors a user can cause into one line and exit status 2 instead of a traceback."""
+    """Turn the errors a user can cause into one line and exit status 2 instead of a traceback, and
+    Ctrl-C into one line saying what was (or was not) written, exit status 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _interrupt_note[:] = ["nothing was written"]
         try:
             return fn(*args, **kwargs)
         except _user_errors() as e:
-            err_console.print(f"[bold red]error:[/] {error_line(e)}", highlight=False, soft_wrap=True)
+            fail(error_line(e))
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print(
+                Text.assemble(("interrupted:", "bold red"), " ", _interrupt_note[0]), soft_wrap=True
+            )
+            raise typer.Exit(130) from None
 
     return wrapper
 
 
-def say(msg: str) -> None:
-    console.print(msg, soft_wrap=True, highlight=False)
-
-
 def report_failures(failures: Any, noun: str = "image") -> None:
     if len(failures):
-        err_console.print(f"[yellow]{failures.summary(noun)}[/]", highlight=False, soft_wrap=True)
+        warn(failures.summary(noun))
+
+
+def writable_folder(folder: Path, what: str) -> None:
+    """Refuse, before any work, a folder that cannot be made or written: ``ValueError`` naming ``what``
+    (the option the user gave). Creates the folder (results go there anyway)."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder}: {what} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e:
+        raise ValueError(f"{folder}: cannot write {what} there ({e.strerror or e})") from None
+
+
+def check_output(
+    path: Path | None, option: str = "--output", suffixes: tuple[str, ...] | None = (".csv", ".json")
+) -> None:
+    """Everything about an output file that can be known before the work: its suffix (one of
+    ``suffixes``), that it is not a folder, and that its folder can be written. ``ValueError`` naming
+    the file."""
+    if path is None:
+        return
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path}: {option} must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise ValueError(f"{path}: {option} is a folder, not a file")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{path}: {option} cannot be written ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{path}: {option} cannot be written (its folder is read-only)")
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -109,7 +277,7 @@ def walk(paths: list[Path]) -> list[Path]:
     skipped = FailureLog()
     files = list(iter_image_files(paths, skipped=skipped))
     if len(skipped):
-        err_console.print(f"[yellow]{skipped.summary('file')}[/]", highlight=False, soft_wrap=True)
+        warn(skipped.summary("file"))
     if not files:
         raise ValueError(f"{', '.join(map(str, paths))}: no photos found")
     return files
@@ -118,10 +286,10 @@ def walk(paths: list[Path]) -> list[Path]:
 def _write_and_report(output: Path | None, rows: list[dict[str, Any]], failures: Any, noun: str) -> None:
     """The end of every batch command: the rows to ``output`` (when given), then the files that could
     not be read. A batch goes on past bad files and lists them; any bad file makes the exit status 2 (a
-    user-caused error), after everything else was done."""
+    user-caused error), after everything else was done. ``noun`` is singular ("score")."""
     if output:
         write_rows(output, rows)
-        say(f"wrote {len(rows)} {noun} to {output}")
+        say(f"wrote {plural(len(rows), noun)} to {output}")
     report_failures(failures)
     if len(failures):
         raise typer.Exit(2)
@@ -145,5 +313,3 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
         except ValueError:
             raise ValueError(f"--set {item!r}: {value!r} is not a {kind.__name__}") from None
     return out
-
-

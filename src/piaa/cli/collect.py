@@ -19,7 +19,7 @@ from piaa.cli._common import (
 def collect_cmd(
     album: Annotated[Path, typer.Option(help="Folder of the person's photos.")],
     store: Annotated[Path, typer.Option(help="Preference store (SQLite; created if missing).")],
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the page on this computer.")] = 8765,
     host: Annotated[str, typer.Option(help="Interface to bind (default: this computer only).")] = "127.0.0.1",
     target: Annotated[int, typer.Option(min=1, help="Pairs to judge before training is offered.")] = 100,
     strategy: Annotated[
@@ -28,7 +28,7 @@ def collect_cmd(
     reference: Annotated[
         Path | None, typer.Option(help="Reference folder: enables training the personal model in the page.")
     ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the pairs shown.")] = 0,
 ) -> None:
     """Collect pairwise preferences in a local web page: click the photo you prefer."""
     from piaa.web import CollectConfig, check_port, create_app, serve

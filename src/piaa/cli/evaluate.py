@@ -13,6 +13,8 @@ from piaa.cli._common import (
     friendly,
     parse_settings,
     say,
+    user_path,
+    writable_folder,
 )
 
 
@@ -22,8 +24,9 @@ def evaluate_cmd(
     photos: Annotated[
         Path | None,
         typer.Option(
+            parser=user_path,
             help="Photo folder for simulated persons [default: ../shared/data/photos; para world: "
-            "PARA's folder with labels.csv and images/, ../shared/data/para]."
+            "PARA's folder with labels.csv and images/, ../shared/data/para].",
         ),
     ] = None,
     world: Annotated[
@@ -34,21 +37,34 @@ def evaluate_cmd(
         str | None, typer.Option(help="para world: network whose clusters are the persons' kinds of subject.")
     ] = None,
     feature_cache: Annotated[
-        Path | None, typer.Option(help="para world: folder keeping extracted features between runs.")
+        Path | None,
+        typer.Option(parser=user_path, help="para world: folder keeping extracted features between runs."),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="realcur, flickr-aes or para (real ratings).")] = None,
-    dataset_root: Annotated[Path | None, typer.Option(help="The dataset's folder (or labels file).")] = None,
-    images: Annotated[Path | None, typer.Option(help="FLICKR-AES images folder.")] = None,
-    workers: Annotated[Path | None, typer.Option(help="FLICKR-AES worker ids to use (a file).")] = None,
-    reference: Annotated[Path | None, typer.Option(help="Reference (with maps) for a real dataset.")] = None,
+    dataset_root: Annotated[
+        Path | None, typer.Option(parser=user_path, help="The dataset's folder (or labels file).")
+    ] = None,
+    images: Annotated[Path | None, typer.Option(parser=user_path, help="FLICKR-AES images folder.")] = None,
+    test_workers: Annotated[
+        Path | None,
+        typer.Option(
+            parser=user_path, help="FLICKR-AES: a file of the worker ids to test (the official 37)."
+        ),
+    ] = None,
+    workers: Annotated[
+        Path | None, typer.Option(parser=user_path, hidden=True, help="Old name of --test-workers.")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option(parser=user_path, help="Reference (with maps) for a real dataset.")
+    ] = None,
     persons: Annotated[int, typer.Option(min=1, help="Simulated persons.")] = 8,
     splits: Annotated[int, typer.Option(min=1, help="Random splits per album.")] = 10,
     methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the methods.")] = None,
     quick: Annotated[bool, typer.Option(help="3 persons, 2 splits: a few minutes.")] = False,
-    out: Annotated[Path, typer.Option(help="Folder for the table (Markdown) and the plot.")] = Path(
-        "piaa-bench"
-    ),
-    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[
+        Path, typer.Option(parser=user_path, help="Folder for the table (Markdown) and the plot.")
+    ] = Path("piaa-bench"),
+    seed: Annotated[int, typer.Option(help="Random seed of the persons, splits and training.")] = 0,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Training setting KEY=VALUE (repeatable).")
     ] = None,
@@ -59,6 +75,8 @@ def evaluate_cmd(
     from piaa.models.train import TrainConfig
 
     config = TrainConfig(seed=seed, **parse_settings(set_ or []))
+    test_workers = test_workers or workers
+    writable_folder(out, "--out")  # before hours of training, not after
 
     if quick:
         persons, splits = min(persons, 3), min(splits, 2)
@@ -68,11 +86,11 @@ def evaluate_cmd(
         if reference is None or dataset_root is None:
             raise ValueError("--dataset needs --dataset-root and --reference (a reference built with maps)")
         if dataset_key(dataset) == "flickraes":
-            if images is None or workers is None:
+            if images is None or test_workers is None:
                 raise ValueError(
-                    "flickr-aes needs --images DIR and --workers FILE (the official test workers)"
+                    "flickr-aes needs --images DIR and --test-workers FILE (the official test workers)"
                 )
-            albums = load_dataset(dataset, labels_csv=dataset_root, images_root=images, workers=workers)
+            albums = load_dataset(dataset, labels_csv=dataset_root, images_root=images, workers=test_workers)
         else:
             albums = load_dataset(dataset, root=dataset_root)
         bench_world = bench.dataset_world(reference, albums, description=f"{dataset}: {len(albums)} albums")
@@ -111,8 +129,10 @@ app.command("bench", help="Alias of `piaa evaluate` (the accuracy protocol; spee
 @app.command("demo")
 @friendly
 def demo_cmd(
-    out: Annotated[Path, typer.Option(help="Folder for the example and its results.")] = Path("piaa-demo"),
-    seed: Annotated[int, typer.Option(help="Random seed of the example and the simulated person.")] = 0,
+    out: Annotated[
+        Path, typer.Option(parser=user_path, help="Folder for the example and its results.")
+    ] = Path("piaa-demo"),
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same results).")] = 0,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Also print the numbers behind each step.")
     ] = False,

@@ -12,12 +12,18 @@ from piaa.cli._common import (
     Workers,
     _write_and_report,
     app,
+    cell,
+    check_output,
     console,
-    err_console,
     friendly,
+    on_interrupt,
+    plural,
     report_failures,
     say,
+    user_path,
     walk,
+    warn,
+    writable_folder,
 )
 
 
@@ -35,18 +41,23 @@ def backbones_cmd() -> None:
 @app.command("personalize")
 @friendly
 def personalize_cmd(
-    album: Annotated[Path, typer.Option(help="Folder of the person's photos.")],
-    out: Annotated[Path, typer.Option(help="Profile folder to write.")],
+    album: Annotated[Path, typer.Option(parser=user_path, help="Folder of the person's photos.")],
+    out: Annotated[Path, typer.Option(parser=user_path, help="Profile folder to write.")],
     reference: Annotated[
-        Path | None, typer.Option(help="Reference folder (`piaa reference build`): the paper's KNN pipeline.")
+        Path | None,
+        typer.Option(
+            parser=user_path, help="Reference folder (`piaa reference build`): the paper's KNN pipeline."
+        ),
     ] = None,
     generic: Annotated[
         str | None,
         typer.Option(help="Start from this generic model, no reference: nima-ava or a profile folder."),
     ] = None,
-    prefs: Annotated[Path | None, typer.Option(help="preferred,other CSV or a preference store.")] = None,
+    prefs: Annotated[
+        Path | None, typer.Option(parser=user_path, help="preferred,other CSV or a preference store.")
+    ] = None,
     k: Annotated[int, typer.Option(min=1, help="Reference neighbours per album photo.")] = 50,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data: the same profile).")] = 0,
     attention: Annotated[bool, typer.Option(help="Attention modules (off: the paper's ablation).")] = True,
     pretrain: Annotated[
         bool, typer.Option(help="Generic regression first (off: the paper's ablation).")
@@ -55,8 +66,13 @@ def personalize_cmd(
         bool, typer.Option(help="The head also reads the early layers' statistics (off: the paper's head).")
     ] = True,
     rank_loss: Annotated[str, typer.Option(help="hinge, exp or logistic.")] = "hinge",
-    generic_epochs: Annotated[int | None, typer.Option(min=0)] = None,
-    rank_epochs: Annotated[int | None, typer.Option(min=0)] = None,
+    generic_epochs: Annotated[
+        int | None, typer.Option(min=0, help="Epochs of the generic regression (default: the training's).")
+    ] = None,
+    rank_epochs: Annotated[
+        int | None,
+        typer.Option(min=0, help="Epochs of the pairwise ranking fine-tune (default: the training's)."),
+    ] = None,
     finetune_backbone: Annotated[bool, typer.Option(help="Train the backbone too (slow on a CPU).")] = False,
     select: Annotated[
         bool, typer.Option(help="Pull toward the generic model as far as held-out pairs say (off: paper).")
@@ -65,9 +81,23 @@ def personalize_cmd(
 ) -> None:
     """Train a personal profile: a generic model (from a reference's neighbours, or --generic), then the
     preferences."""
+    from piaa.errors import where
     from piaa.features.extract import decode_workers
     from piaa.models.personalize import personalize
     from piaa.models.train import TrainConfig
+    from piaa.preferences import PreferenceError, load_statements
+
+    if reference is not None and generic is not None:
+        raise ValueError(
+            "give --reference (the paper's pipeline) or --generic (a model to start from), not both"
+        )
+    if reference is None and generic is None:
+        raise ValueError("personalize needs --reference DIR (the paper's pipeline) or --generic nima-ava")
+    if prefs is not None and not load_statements(prefs):  # checked again, with the album, by personalize
+        raise PreferenceError(
+            f"{prefs}: holds no judgements (only a header): nothing to personalize with "
+            "(leave out --prefs for the generic model)"
+        )
 
     overrides = {"generic_epochs": generic_epochs, "rank_epochs": rank_epochs}
     cfg = TrainConfig(
@@ -81,40 +111,61 @@ def personalize_cmd(
         select=select,
         **{key: v for key, v in overrides.items() if v is not None},
     )
+    on_interrupt(f"no profile was written{f' ({out} is as it was)' if out.exists() else ''}")
     with decode_workers(workers):
         profile = personalize(reference, album, prefs, out, generic=generic, config=cfg)
     rep = profile.report
     if len(rep.skipped):
-        err_console.print(f"[yellow]{rep.skipped.summary('file')}[/]", highlight=False, soft_wrap=True)
+        warn(rep.skipped.summary("file"))
     report_failures(rep.failures)
     if rep.unknown_images:
-        err_console.print(
-            f"[yellow]{rep.judgements_unmatched} judgements name photos that are not in the album "
-            f"(ignored): {', '.join(rep.unknown_images[:5])}"
-            f"{' ...' if len(rep.unknown_images) > 5 else ''}[/]",
-            highlight=False,
-            soft_wrap=True,
+        shown = ", ".join(where(n) for n in rep.unknown_images[:5])
+        warn(
+            f"{plural(rep.judgements_unmatched, 'judgement')} name photos that are not in the album "
+            f"(ignored): {shown}{' ...' if len(rep.unknown_images) > 5 else ''}"
         )
     if rep.contradictions:
-        say(f"{len(rep.contradictions)} contradictory statements: the latest of each wins")
+        say(f"{plural(len(rep.contradictions), 'contradictory statement')}: the latest of each wins")
     kind = "personal" if rep.pairs_stated else "generic (no preferences given)"
-    source = f"{rep.neighbors} reference neighbours" if reference else f"generic model {generic}"
+    source = plural(rep.neighbors, "reference neighbour") if reference else f"generic model {generic}"
     say(
-        f"{out}: {kind} profile from {rep.album_images} photos, {source}, "
-        f"{rep.pairs_stated} stated + {rep.pairs_inferred} inferred pairs, in {rep.seconds:.1f} s"
+        f"{out}: {kind} profile from {plural(rep.album_images, 'photo')}, {source}, "
+        f"{rep.pairs_stated} stated + {plural(rep.pairs_inferred, 'inferred pair')}, in {rep.seconds:.1f} s"
     )
     sel = rep.selection
     if sel.folds:
-        say(f"held-out pairs ({sel.folds} folds) chose how to personalize: {sel.describe()}")
+        say(f"held-out pairs ({plural(sel.folds, 'fold')}) chose how to personalize: {sel.describe()}")
+    if len(rep.failures):  # as score does: the profile is written, the unreadable photos make it exit 2
+        raise typer.Exit(2)
 
 
 @app.command("score")
 @friendly
 def score_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Images or folders (walked recursively).")],
-    profile: Annotated[Path, typer.Option(help="Profile folder (`piaa personalize`).")],
-    output: Annotated[Path | None, typer.Option(help="Write FILE.csv or FILE.json.")] = None,
+    paths: Annotated[
+        list[Path], typer.Argument(parser=user_path, help="Images or folders (walked recursively).")
+    ],
+    profile: Annotated[
+        Path,
+        typer.Option(
+            parser=user_path, help="Profile folder (`piaa personalize`), or nima-ava (the generic model)."
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option(parser=user_path, help="Write the ranking to FILE.csv or FILE.json.")
+    ] = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show and write only the best N.")] = None,
+    copy_top: Annotated[
+        Path | None,
+        typer.Option(
+            parser=user_path,
+            help="Copy the ranked photos (the best N with --top) into this folder, keeping their names.",
+        ),
+    ] = None,
+    link_top: Annotated[
+        Path | None,
+        typer.Option(parser=user_path, help="Like --copy-top, with symbolic links instead of copies."),
+    ] = None,
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
     workers: Workers = None,
     previews: Annotated[
@@ -134,29 +185,125 @@ def score_cmd(
     from piaa.features.extract import decode_workers
     from piaa.models.profile import load_profile
 
+    if copy_top is not None and link_top is not None:
+        raise ValueError("give --copy-top or --link-top, not both")
+    check_output(output)
     prof = load_profile(profile)
     files = walk(paths)
+    folder = copy_top or link_top
+    if folder is not None:
+        writable_folder(folder, "--copy-top" if copy_top else "--link-top")
+        _refuse_input_folder(folder, files)
     failures = FailureLog()
-    if ray:
-        from piaa.features.distributed import score_files_ray
+    results = []
+    try:
+        if ray:
+            from piaa.features.distributed import score_files_ray
 
-        results = score_files_ray(
-            prof, files, failures=failures, progress=len(files) > 16, engine=engine, address=ray
-        )
-    else:
-        with decode_workers(workers), embedded_previews(previews):
-            results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
+            results = score_files_ray(
+                prof, files, failures=failures, progress=len(files) > 16, engine=engine, address=ray
+            )
+        else:
+            with decode_workers(workers), embedded_previews(previews):
+                scored = prof.iter_score_files(
+                    files, failures=failures, progress=len(files) > 16, engine=engine
+                )
+                for r in scored:
+                    results.append(r)
+    except KeyboardInterrupt:
+        on_interrupt(_save_partial(output, results, len(files)))
+        raise
     results.sort(key=lambda r: -r.score)
     if top:
         results = results[:top]
-    table = Table(
-        "rank", "score", "path", title=f"{len(results)} photos ranked by {profile}", title_justify="left"
-    )
+    title = cell(f"{plural(len(results), 'photo')} ranked by {profile}")
+    table = Table("rank", "score", "path", title=title, title_justify="left")
     for i, r in enumerate(results[:50], 1):
-        table.add_row(str(i), f"{r.score:.2f}", r.path)
-    console.print(table)
+        table.add_row(str(i), f"{r.score:.2f}", cell(r.path))
+    if results:
+        console.print(table)
     if len(results) > 50:
         say(f"... {len(results) - 50} more")
-    _write_and_report(
-        output, [{"rank": i, **r.to_dict()} for i, r in enumerate(results, 1)], failures, "scores"
-    )
+    if folder is not None and results:
+        placed = place_photos([Path(r.path) for r in results], folder, link=link_top is not None)
+        say(f"{'linked' if link_top else 'copied'} {plural(len(placed), 'photo')} to {folder}")
+    _write_and_report(output, _rows(results), failures, "score")
+
+
+def _rows(results: list) -> list[dict]:
+    """The ranking's rows (rank 1 the best), as written to --output."""
+    return [{"rank": i, **r.to_dict()} for i, r in enumerate(sorted(results, key=lambda r: -r.score), 1)]
+
+
+def _save_partial(output: Path | None, results: list, total: int) -> str:
+    """Ctrl-C during scoring: what was scored goes, ranked, to ``<output>.partial.<suffix>`` (the output
+    itself keeps what it held); returns the line that says so."""
+    from piaa.cli._common import write_rows
+
+    done = f"{len(results)} of {plural(total, 'photo')} scored"
+    if not results:
+        return "no photo was scored; nothing was written"
+    if output is None:
+        return f"{done}; nothing was written (no --output)"
+    partial = output.with_name(f"{output.stem}.partial{output.suffix}")
+    write_rows(partial, _rows(results))
+    return f"{done}; wrote them, ranked, to {partial} (partial; {output} is untouched)"
+
+
+def _refuse_input_folder(folder: Path, files: list[Path]) -> None:
+    """--copy-top into a folder being scored would copy photos onto their own album."""
+    import os
+
+    target = os.path.realpath(folder)
+    if any(os.path.dirname(os.path.realpath(f)) == target for f in files):
+        raise ValueError(f"{folder}: is a folder being scored; copy the best photos to another folder")
+
+
+def place_photos(sources: list[Path], folder: Path, *, link: bool = False) -> list[Path]:
+    """Copy (or symlink) photos into ``folder`` under their own names, in order; returns where each went.
+
+    A name taken by another photo of the list, or by a different file already in ``folder``, gets a
+    ``-2``, ``-3`` ... suffix (``IMG_1.jpg``, ``IMG_1-2.jpg``); a file already there with the same bytes
+    (a re-run) is reused, never overwritten. Copies are atomic (``piaa.io.atomic_open``: a killed copy
+    leaves no half photo) and keep the source's modification time; links point at the absolute path.
+    Raises ``OSError`` naming the file that could not be written."""
+    import filecmp
+    import os
+    import shutil
+
+    from piaa.io import atomic_open, fsync_dir
+
+    placed: list[Path] = []
+    taken: set[str] = set()
+    for src in sources:
+        stem, suffix = src.stem, src.suffix
+        n = 1
+        while True:
+            name = f"{stem}{'' if n == 1 else f'-{n}'}{suffix}"
+            dest = folder / name
+            n += 1
+            if name in taken:
+                continue
+            if os.path.lexists(dest):
+                same = (
+                    os.path.realpath(dest) == os.path.realpath(src)
+                    if link
+                    else dest.is_file() and not dest.is_symlink() and filecmp.cmp(dest, src, shallow=False)
+                )
+                if not same:
+                    continue
+            break
+        taken.add(name)
+        if not os.path.lexists(dest):
+            if link:
+                tmp = folder / f".{name}.{os.getpid()}.link.part"
+                os.symlink(os.path.abspath(src), tmp)
+                os.replace(tmp, dest)
+                fsync_dir(folder)
+            else:
+                with open(src, "rb") as fin, atomic_open(dest) as fout:
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+                st = os.stat(src)
+                os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+        placed.append(dest)
+    return placed

@@ -10,22 +10,30 @@ import typer
 from piaa.cli._common import (
     Workers,
     _write_and_report,
+    cell,
+    check_output,
     console,
-    err_console,
     friendly,
+    on_interrupt,
+    plural,
     reference_app,
     report_failures,
     say,
+    user_path,
     walk,
+    warn,
+    writable_folder,
 )
+
+Ref = Annotated[Path, typer.Argument(parser=user_path, help="Reference folder (`piaa reference build`).")]
 
 
 @reference_app.command("build")
 @friendly
 def reference_build(
-    labels: Annotated[Path, typer.Option(help="AVA.txt-style file or a CSV of labels.")],
-    images: Annotated[Path, typer.Option(help="Folder holding the labelled images.")],
-    out: Annotated[Path, typer.Option(help="Reference folder to create (or resume).")],
+    labels: Annotated[Path, typer.Option(parser=user_path, help="AVA.txt-style file or a CSV of labels.")],
+    images: Annotated[Path, typer.Option(parser=user_path, help="Folder holding the labelled images.")],
+    out: Annotated[Path, typer.Option(parser=user_path, help="Reference folder to create (or resume).")],
     backbone: Annotated[
         str, typer.Option(help="Backbone name (see `piaa backbones`).")
     ] = "efficientnet-lite0",
@@ -34,15 +42,24 @@ def reference_build(
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Images per network call.")] = 8,
     workers: Workers = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N labelled images.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N labelled images.")] = None,
     ray: Annotated[
         str | None,
         typer.Option(help="Embed on a Ray cluster: its address, 'auto', or 'local' (pip install piaa[ray])."),
     ] = None,
 ) -> None:
     """Embed every labelled image; a killed build resumes where it stopped."""
+    from piaa.data.labels import read_labels
     from piaa.features.reference import build_reference
 
+    labelset = read_labels(labels)  # a bad label file is refused before anything else
+    if not images.is_dir():
+        raise FileNotFoundError(f"{images}: --images folder not found")
+    n = len(labelset) if limit is None else min(limit, len(labelset))
+    if _complete_read_only(out, labels, images, backbone, n):
+        return
+    writable_folder(out, "--out")
+    on_interrupt(f"what was embedded is kept in {out}; run the same command again to resume")
     rep = build_reference(
         labels,
         images,
@@ -57,25 +74,53 @@ def reference_build(
         ray=ray,
     )
     if rep.labels_skipped:
-        n = len(rep.labels_skipped)
+        k = len(rep.labels_skipped)
         lines = "\n".join(f"  {line}" for line in rep.labels_skipped[:20])
-        more = f"\n  ... {n - 20} more" if n > 20 else ""
-        err_console.print(
-            f"[yellow]{n} label rows skipped:\n{lines}{more}[/]", highlight=False, soft_wrap=True
-        )
+        more = f"\n  ... {k - 20} more" if k > 20 else ""
+        warn(f"{plural(k, 'label row')} skipped:\n{lines}{more}")
     if rep.retried:
-        say(f"{rep.retried} images that had failed before were tried again")
+        say(f"{plural(rep.retried, 'image')} that had failed before were tried again")
     report_failures(rep.failures)
     resumed = f" (resumed after {rep.resumed_from})" if rep.resumed_from else ""
     say(
-        f"{out}: {rep.embedded} of {rep.total} images embedded{resumed}, "
+        f"{out}: {rep.embedded} of {plural(rep.total, 'image')} embedded{resumed}, "
         f"{rep.newly_embedded} now at {rep.images_per_second:.1f} images/s"
     )
 
 
+def _complete_read_only(out: Path, labels: Path, images: Path, backbone: str, count: int) -> bool:
+    """A finished build of these labels, images and backbone in a folder that cannot be written: say
+    there is nothing to do (True). Any other build there cannot be resumed: a one-line error. A
+    writable folder: False (the build itself resumes or checks its settings)."""
+    from piaa.features.reference import DB_NAME, Reference
+    from piaa.preferences.store import folder_writable
+
+    if not (out / DB_NAME).is_file() or folder_writable(out / DB_NAME):
+        return False
+    try:
+        ref = Reference.open(out)
+    except Exception as e:  # incomplete, corrupt: nothing can be written to fix it
+        raise ValueError(f"{out}: cannot resume the build, its folder is read-only ({e})") from None
+    want = {
+        "labels": str(labels.resolve()),
+        "images": str(images.resolve()),
+        "backbone": backbone,
+        "count": str(count),
+    }
+    diff = [k for k, v in want.items() if ref.meta.get(k) != v]
+    if diff:
+        k = diff[0]
+        raise ValueError(
+            f"{out}: a build with different settings is stored there ({k}: {ref.meta.get(k)!r}, now "
+            f"{want[k]!r}) and its folder is read-only; use another --out folder"
+        )
+    say(f"{out}: complete ({plural(len(ref), 'image')} embedded), nothing to do (the folder is read-only)")
+    return True
+
+
 @reference_app.command("info")
 @friendly
-def reference_info(ref: Path) -> None:
+def reference_info(ref: Ref) -> None:
     """Show what a reference holds."""
     from piaa.features.reference import Reference
 
@@ -91,13 +136,13 @@ def reference_info(ref: Path) -> None:
 @reference_app.command("neighbors")
 @friendly
 def reference_neighbors(
-    ref: Path,
-    images: Annotated[list[Path], typer.Argument(help="Query images or folders.")],
-    k: Annotated[int, typer.Option(min=1)] = 50,
+    ref: Ref,
+    images: Annotated[list[Path], typer.Argument(parser=user_path, help="Query images or folders.")],
+    k: Annotated[int, typer.Option(min=1, help="Neighbours per query image.")] = 50,
     output: Annotated[
-        Path | None, typer.Option(help="Write all neighbours to FILE.csv or FILE.json.")
+        Path | None, typer.Option(parser=user_path, help="Write all neighbours to FILE.csv or FILE.json.")
     ] = None,
-    show: Annotated[int, typer.Option(help="Neighbours shown per image in the terminal.")] = 5,
+    show: Annotated[int, typer.Option(min=0, help="Neighbours shown per image in the terminal.")] = 5,
     workers: Workers = None,
 ) -> None:
     """The K nearest reference images (cosine similarity) of each query image."""
@@ -108,6 +153,7 @@ def reference_neighbors(
     from piaa.data.labels import mean_score
     from piaa.features.reference import Reference
 
+    check_output(output)
     r = Reference.open(ref)
     paths = walk(images)
     failures = FailureLog()
@@ -131,8 +177,10 @@ def reference_neighbors(
                     }
                 )
     for q in dict.fromkeys(x["query"] for x in rows):
-        table = Table("rank", "image id", "similarity", "mean score", title=q, title_justify="left")
+        table = Table("rank", "image id", "similarity", "mean score", title=cell(q), title_justify="left")
         for x in [x for x in rows if x["query"] == q][:show]:
-            table.add_row(str(x["rank"]), x["image_id"], f"{x['similarity']:.3f}", f"{x['mean_score']:.2f}")
+            table.add_row(
+                str(x["rank"]), cell(x["image_id"]), f"{x['similarity']:.3f}", f"{x['mean_score']:.2f}"
+            )
         console.print(table)
-    _write_and_report(output, rows, failures, "rows")
+    _write_and_report(output, rows, failures, "row")

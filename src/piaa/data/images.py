@@ -55,6 +55,7 @@ __all__ = [
 MAX_PIXELS: int = 100_000_000
 """Default decompression-bomb guard: 100 MP is well above any camera yet far below what exhausts memory."""
 
+_KIND_NAMES = {"WEBP": "WebP", "JPEG2000": "JPEG 2000"}  # how sniff_format's names are written to a person
 _ORIENTATION_TAG = 0x0112
 _WHITE = (255, 255, 255)
 
@@ -152,6 +153,7 @@ def load_image(
     draft = _check_draft_size(draft_size)
     p = Path(path)
     notes: list[str] = []
+    kind: str | None = None
     try:
         if not p.exists():
             raise ImageError(p, "no such file")
@@ -179,6 +181,8 @@ def load_image(
         reason = f"image too large (over Pillow's decompression-bomb limit of {limit} pixels)"
         raise ImageError(p, reason) from exc
     except UnidentifiedImageError as exc:
+        if kind is not None:  # a real signature that Pillow gives up on: a damaged file, not a stranger
+            raise ImageError(p, f"damaged {_KIND_NAMES.get(kind, kind)} file (cannot be decoded)") from exc
         raise ImageError(p, "not an image file (unrecognised format)") from exc
     except PermissionError as exc:
         raise ImageError(p, "permission denied") from exc

@@ -356,6 +356,29 @@ class Reference:
         return FeatureMaps(out[0], out[1], z3, z3.float().mean(dim=(2, 3)), torch.from_numpy(stats))
 
 
+def check_reference(path: str | Path) -> Reference:
+    """Open a reference at start-up, so a command that uses it only later (``piaa collect --reference``
+    trains from it when the person asks) fails before it starts, not at training.
+
+    Returns the opened :class:`Reference` (cheap: nothing but the embeddings' memory map is read).
+    Raises ``ReferenceError`` with one line naming ``path``: not a folder; a folder of photos (with the
+    command that would build a reference from them); no reference store; an incomplete or corrupt one."""
+    path = Path(path)
+    if not path.is_dir():
+        what = "no such folder" if not path.exists() else "not a folder"
+        raise ReferenceError(f"{path}: {what}; --reference is a folder made by `piaa reference build`")
+    if not (path / DB_NAME).is_file():
+        from piaa.data.images import iter_image_files
+
+        photos = next(iter(iter_image_files([path])), None) is not None
+        if photos:
+            raise ReferenceError(
+                f"{path}: a folder of photos, not a reference corpus; build one from crowd-rated photos with "
+                f"`piaa reference build --labels LABELS --images {path} --out REF` and give REF"
+            )
+    return Reference.open(path)
+
+
 def _concat(parts: list[FeatureMaps]) -> FeatureMaps:
     import torch
 

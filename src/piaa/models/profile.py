@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,16 +127,24 @@ class Profile:
         engine: str = "auto",
     ) -> list[ScoreResult]:
         """Score image files in input order; unreadable ones go to ``failures`` and are skipped."""
-        out: list[ScoreResult] = []
+        return list(self.iter_score_files(paths, failures=failures, progress=progress, engine=engine))
+
+    def iter_score_files(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        failures: FailureLog | None = None,
+        progress: bool = True,
+        engine: str = "auto",
+    ) -> Iterator[ScoreResult]:
+        """:meth:`score_files` one result at a time, as batches finish: an interrupted caller keeps what
+        was scored."""
         for batch in self.extractor(engine).files(
             list(paths), failures=failures, progress="scoring" if progress else False
         ):
             scores, dists = self.score_features(batch.features)
-            out += [
-                ScoreResult(str(paths[i]), float(s), d.tolist())
-                for i, s, d in zip(batch.indices, scores, dists, strict=True)
-            ]
-        return out
+            for i, s, d in zip(batch.indices, scores, dists, strict=True):
+                yield ScoreResult(str(paths[i]), float(s), d.tolist())
 
     def score(
         self, images: Sequence[str | Path | Image.Image | np.ndarray] | str | Path, *, progress: bool = False

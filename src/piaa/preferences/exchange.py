@@ -35,10 +35,18 @@ def read_pairs_csv(path: str | os.PathLike[str], album: str | os.PathLike[str] |
     A UTF-8 byte order mark (as spreadsheets write), blank lines and spaces around names
     (``preferred, other``) are accepted; names go through ``normalize_name``.
     """
+    if os.path.isdir(path):
+        raise file_error(PreferenceError, path, "is a folder, not a preferences CSV")
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise file_error(PreferenceError, path, f"cannot read ({exc.strerror or exc})") from exc
+    if data.startswith(SQLITE_MAGIC):
+        raise file_error(
+            PreferenceError, path,
+            "is a preference store (SQLite), not a CSV: `piaa prefs export` it to a CSV first, or give it "
+            "to --prefs as it is",
+        )  # fmt: skip
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -103,8 +111,12 @@ def load_statements(path: str | os.PathLike[str], album: str | os.PathLike[str] 
     """
     from piaa.preferences.store import PreferenceStore  # the store imports this module (CSV methods)
 
+    if os.path.isdir(path):
+        raise file_error(
+            PreferenceError, path, "is a folder, not a preferences file (a CSV or a preference store)"
+        )
     if not os.path.isfile(path):
-        raise PreferenceError(f"{path}: no such preferences file")
+        raise file_error(PreferenceError, path, "no such preferences file")
     if is_sqlite_file(path):
         with PreferenceStore(path, readonly=True) as store:
             pairs = [j.pair for j in store.judgements()]

@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -44,6 +46,7 @@ SCHEMA_VERSION = 1
 APPLICATION_ID = 0x50494141  # "PIAA": tells our stores apart from other SQLite files
 BUSY_TIMEOUT_S = 30.0  # writers wait this long for the write lock (others hold it for milliseconds)
 READ_TIMEOUT_S = 2.0  # readers are only ever blocked by an exclusive lock: do not wait long for it
+_FULL_BELOW = 256 * 1024  # free bytes under which an I/O error while writing is taken for a full disk
 
 _SCHEMA = """
 CREATE TABLE judgements (
@@ -78,11 +81,30 @@ def _primary(name: str | None) -> str:
     return "_".join(parts[:2])
 
 
-def _problem(exc: BaseException) -> str:
+def disk_full(path: str | os.PathLike[str]) -> bool:
+    """Whether the file system holding ``path`` (or its folder) has (almost) no room left: SQLite
+    reports a full disk met while growing its WAL or shared memory as a plain I/O error."""
+    folder = Path(path).parent if not Path(path).is_dir() else Path(path)
+    try:
+        return shutil.disk_usage(folder).free < _FULL_BELOW
+    except OSError:
+        return False
+
+
+def folder_writable(path: str | os.PathLike[str]) -> bool:
+    """Whether files can be made beside ``path`` (a read-only folder or mount: no; SQLite then cannot
+    make the ``-shm`` file that even a WAL reader needs)."""
+    return os.access(Path(os.path.abspath(path)).parent, os.W_OK)
+
+
+def _problem(exc: BaseException, path: str | os.PathLike[str] | None = None) -> str:
     if isinstance(exc, sqlite3.Error):
-        known = _PROBLEMS.get(_primary(getattr(exc, "sqlite_errorname", None)))
+        name = _primary(getattr(exc, "sqlite_errorname", None))
+        if name in ("SQLITE_IOERR", "SQLITE_FULL") and path is not None and disk_full(path):
+            return "cannot write the preference store: the disk is full"
+        known = _PROBLEMS.get(name)
         return f"{known} ({exc})" if known else f"SQLite error: {exc}"
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "cannot write: the disk is full"
     if isinstance(exc, OSError):
         return f"cannot access the file ({exc.strerror or exc})"
@@ -127,9 +149,16 @@ class PreferenceStore:
         self._closed = False
         self._reader: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
+        self._snapshot: str | None = None  # a temporary copy read instead of a store in a read-only folder
         try:
+            if self.path.is_dir():
+                raise file_error(PreferenceError, self.path, "is a folder, not a preference store")
             if self._is_new() and readonly:
                 raise file_error(PreferenceError, self.path, "no such preference store")
+            if self._is_new() and not self.path.parent.is_dir():
+                raise file_error(
+                    PreferenceError, self.path, "cannot create the store: its folder does not exist"
+                )
             if self._is_new() or self._check(self._read_connection()):
                 self._write_connection()  # creates the file or its schema
         except BaseException:
@@ -139,7 +168,7 @@ class PreferenceStore:
     # -- plumbing ---------------------------------------------------------------------------------
 
     def _error(self, exc: BaseException) -> PreferenceError:
-        return file_error(PreferenceError, self.path, _problem(exc))
+        return file_error(PreferenceError, self.path, _problem(exc, self.path))
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -161,13 +190,30 @@ class PreferenceStore:
         if self._closed:
             raise ValueError(f"preference store {self.path} is closed")
         if self._reader is None:
-            uri = "file:" + quote(os.path.abspath(self.path)) + "?mode=ro"
             with self._errors():
+                uri = self._read_uri()
                 self._reader = sqlite3.connect(
                     uri, uri=True, timeout=min(self._timeout, READ_TIMEOUT_S), isolation_level=None,
                     check_same_thread=False,
                 )  # fmt: skip
         return self._reader
+
+    def _read_uri(self) -> str:
+        """``mode=ro``, which in WAL mode still makes the ``-shm`` file beside the store. Where nothing
+        can be made there (a read-only folder or mount) and the store was opened ``readonly``: the file
+        itself as ``immutable`` when its WAL is empty (everything is in the file), else a copy of the
+        file and its WAL in a temporary folder (``immutable`` would ignore the WAL's judgements)."""
+        path = os.path.abspath(self.path)
+        if not self.readonly or folder_writable(path):
+            return "file:" + quote(path) + "?mode=ro"
+        wal = path + "-wal"
+        if not os.path.exists(wal) or os.path.getsize(wal) == 0:
+            return "file:" + quote(path) + "?mode=ro&immutable=1"
+        self._snapshot = tempfile.mkdtemp(prefix="piaa-store-")
+        copy = os.path.join(self._snapshot, "store.sqlite")
+        shutil.copyfile(path, copy)
+        shutil.copyfile(wal, copy + "-wal")
+        return "file:" + quote(copy)
 
     def _write_connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -315,7 +361,7 @@ class PreferenceStore:
         try:
             write_pairs_csv(path, pairs, album)
         except OSError as exc:
-            raise file_error(PreferenceError, path, _problem(exc)) from exc
+            raise file_error(PreferenceError, path, _problem(exc, path)) from exc
 
     def close(self) -> None:
         """Close the connections; further use raises ``ValueError``. Closing twice is fine."""
@@ -325,6 +371,9 @@ class PreferenceStore:
                 if conn is not None:
                     conn.close()
             self._reader = self._writer = None
+            if self._snapshot is not None:
+                shutil.rmtree(self._snapshot, ignore_errors=True)
+                self._snapshot = None
 
     def __enter__(self) -> PreferenceStore:
         return self

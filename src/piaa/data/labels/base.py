@@ -156,8 +156,15 @@ def histogram_labelset(
         i = int(neg[0])
         j = int(np.flatnonzero(v[i] < 0)[0])
         raise _error(path, f"column {names[j]!r} is negative: {v[i, j]:g}", linenos[i])
-    keep = v.sum(axis=1) > 0
-    skipped = [f"{path}:{linenos[i]}: image {ids[i]}: no votes" for i in np.flatnonzero(~keep)]
+    with np.errstate(over="ignore"):
+        total = v.sum(axis=1)
+    huge = ~np.isfinite(total)  # counts like 1e308: dividing by their sum would store all zeros
+    keep = (total > 0) & ~huge
+    skipped = [
+        f"{path}:{linenos[i]}: image {ids[i]}: "
+        + ("vote counts too large (their sum overflows)" if huge[i] else "no votes")
+        for i in np.flatnonzero(~keep)
+    ]
     kept = np.flatnonzero(keep)
     return LabelSet(
         ids=[ids[i] for i in kept],
