@@ -9,7 +9,7 @@ and 100 clicks, the cheap linear model of ``piaa.sampling.active`` (the same for
 strategies) is fitted to the stated plus transitively inferred pairs and its scores on the 50 held-out
 photos are compared with the person's noise-free utility (Spearman rho). Prints a Markdown table.
 
-    python benchmarks/bench_active.py [--people 40] [--photos 200]
+    python benchmarks/bench_active.py [--people 40] [--photos 200] [--markdown FILE]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _provenance import Provenance
 from piaa.backbones import create_backbone
 from piaa.data.images import iter_image_files, load_image
 from piaa.evaluation.metrics import spearman
@@ -75,7 +76,9 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=40)
     ap.add_argument("--photos", type=int, default=200)
     ap.add_argument("--folder", type=Path, default=PHOTOS)
+    ap.add_argument("--markdown", type=Path, help="also write the table, with its provenance, to this file")
     args = ap.parse_args()
+    prov = Provenance()
 
     files = sorted(iter_image_files([args.folder]))
     pick = np.random.default_rng(0).choice(len(files), args.photos, replace=False)
@@ -93,19 +96,23 @@ def main() -> None:
             results[name].append(simulate(options, x, attrs, names, person))
     t_sim = time.perf_counter() - t1
 
-    print(
+    lines = [
         f"{args.photos} photos ({args.photos - HELD_OUT} to pick pairs from, {HELD_OUT} held out), "
-        f"{args.people} simulated people; features {t_embed:.0f} s, sessions {t_sim:.0f} s\n"
-    )
-    print("| pair choice | " + " | ".join(f"{c} clicks" for c in CHECKPOINTS) + " |")
-    print("|---|" + "---|" * len(CHECKPOINTS))
+        f"{args.people} simulated people; features {t_embed:.0f} s, sessions {t_sim:.0f} s\n",
+        "| pair choice | " + " | ".join(f"{c} clicks" for c in CHECKPOINTS) + " |",
+        "|---|" + "---|" * len(CHECKPOINTS),
+    ]
     for strategy, runs in results.items():
         cells = []
         for c in CHECKPOINTS:
             v = np.array([r[c] for r in runs])
             cells.append(f"{v.mean():.2f} ± {v.std(ddof=1) / np.sqrt(len(v)):.2f}")
-        print(f"| {strategy} | " + " | ".join(cells) + " |")
-    print("\nSpearman rho (mean ± standard error over people) of the linear model vs the true utility.")
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    lines.append(
+        "\nSpearman rho (mean ± standard error over people) of the linear model vs the true utility."
+    )
+    print("\n".join(lines))
+    prov.write(args.markdown, "\n".join(lines))
 
 
 if __name__ == "__main__":

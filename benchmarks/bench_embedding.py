@@ -1,6 +1,6 @@
 """Embedding throughput (images/s, end to end from JPEG files) and KNN query time at AVA's size.
 
-    python benchmarks/bench_embedding.py [--photos ../shared/data/photos] [--n 400]
+    python benchmarks/bench_embedding.py [--photos ../shared/data/photos] [--n 400] [--markdown FILE]
 
 Prints one line per measurement. The photos are decoded as ``piaa reference build`` and ``piaa score``
 decode them (by default on the network threads, ``--workers 0``; ``--workers N``: N decode processes).
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _provenance import Provenance
 from piaa.backbones import create_backbone
 from piaa.data.images import iter_image_files
 from piaa.features.extract import FeatureExtractor
@@ -62,9 +63,12 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=["onnx", "torch"])
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--workers", type=int, default=None, help="decode processes (default: piaa's)")
+    ap.add_argument("--markdown", type=Path, help="also write the table, with its provenance, to this file")
     args = ap.parse_args()
+    prov = Provenance()
     paths = list(iter_image_files([args.photos]))[: args.n]
     print(f"{len(paths)} photos from {args.photos}")
+    rows = [f"{len(paths)} photos\n", "| measurement | result |", "|---|---|"]
     for name in args.backbones:
         for engine in args.engines:
             ips = embed_throughput(name, paths, engine, args.batch_size, args.workers)
@@ -73,11 +77,21 @@ def main() -> None:
                 f"embed  {name:20s} {engine:5s} batch {args.batch_size:3d} workers {workers}: "
                 f"{ips:6.1f} images/s"
             )
+            rows.append(
+                f"| embed, {name}, {engine}, end to end from JPEG "
+                f"(batch {args.batch_size}, workers {workers}) "
+                f"| {ips:.1f} images/s |"
+            )
     single, batched = knn_query_time()
     print(
         f"knn    255,000 x 1280 exact cosine (faiss IndexFlatIP), k=50: {single * 1000:.1f} ms/query alone, "
         f"{batched * 1000:.2f} ms/query in a batch of 100"
     )
+    rows.append(
+        f"| KNN, 255,000 x 1280 random index, exact cosine (faiss), k = 50 | {single * 1000:.1f} ms per "
+        f"single query; {batched * 1000:.2f} ms per query in a batch of 100 |"
+    )
+    prov.write(args.markdown, "\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What each feature of the head can tell about a photo's exposure and colour.
 
-    python benchmarks/bench_low_level.py
+    python benchmarks/bench_low_level.py [--markdown FILE]
 
 On the demo's example album (7 scenes x 15 exposure/saturation variants), a ridge regression reads
 brightness, colourfulness and contrast (``simulate.photo_attributes``) from each feature, trained on
@@ -11,13 +11,16 @@ backbone's low-level statistics besides the paper's Z1/Z2 (``piaa.backbones.base
 
 from __future__ import annotations
 
+import argparse
 import tempfile
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold, cross_val_predict
 
+from _provenance import Provenance
 from piaa.backbones import create_backbone
 from piaa.data.images import iter_image_files
 from piaa.demo import make_example
@@ -32,6 +35,10 @@ def held_out_r2(x: np.ndarray, y: np.ndarray, groups: list[str]) -> float:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markdown", type=Path, help="also write the table, with its provenance, to this file")
+    args = ap.parse_args()
+    prov = Provenance()
     with tempfile.TemporaryDirectory() as tmp:
         ex = make_example(tmp, seed=0)
         files = sorted(iter_image_files([ex.album]))
@@ -44,11 +51,15 @@ def main() -> None:
         "pooled Z1": maps.z1.mean((2, 3)).numpy(),
         "embedding (pooled Z2)": maps.embedding.numpy(),
     }
-    print(f"held-out-scene R², {len(files)} photos of {len(set(scenes))} scenes, efficientnet-lite0")
-    print(f"| feature | {' | '.join(ATTRIBUTES[:3])} |\n|---|---|---|---|")
+    lines = [
+        f"held-out-scene R², {len(files)} photos of {len(set(scenes))} scenes, efficientnet-lite0\n",
+        f"| feature | {' | '.join(ATTRIBUTES[:3])} |\n|---|---|---|---|",
+    ]
     for name, x in features.items():
         cells = " | ".join(f"{held_out_r2(x, attrs[:, j], scenes):.2f}" for j in range(3))
-        print(f"| {name} | {cells} |")
+        lines.append(f"| {name} | {cells} |")
+    print("\n".join(lines))
+    prov.write(args.markdown, "\n".join(lines))
 
 
 if __name__ == "__main__":

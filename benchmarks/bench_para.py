@@ -30,6 +30,7 @@ heads. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -174,7 +175,12 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--limit", type=int, default=None, help="only the first N labelled photos")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rows", default=",".join(ROWS), help="subset of " + ",".join(ROWS))
+    ap.add_argument("--markdown", type=Path, help="also write the table, with its provenance, to this file")
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by a test, not run
+    from _provenance import Provenance
+
+    prov = Provenance(None if argv is None else [__file__, *argv])
     args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = sorted(set(args.rows) - set(ROWS))
     if unknown:
@@ -185,7 +191,9 @@ def main(argv: list[str] | None = None) -> str:
     t0 = time.perf_counter()
     out = table(run(args))
     print(out)
-    print(f"\n({(time.perf_counter() - t0) / 60:.1f} min)")
+    minutes = f"({(time.perf_counter() - t0) / 60:.1f} min)"
+    print(f"\n{minutes}")
+    prov.write(args.markdown, f"{out}\n\n{minutes}")
     return out
 
 

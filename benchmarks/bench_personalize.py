@@ -1,6 +1,6 @@
 """Time to personalize and scoring throughput.
 
-    python benchmarks/bench_personalize.py [--photos ../shared/data/photos]
+    python benchmarks/bench_personalize.py [--photos ../shared/data/photos] [--markdown FILE]
     python benchmarks/bench_personalize.py --para ../shared/data/para --ref-size 4900 --keep /tmp/para-ref
 
 Setting (issue 3): a reference of 500 photos with simulated crowd histograms (built once, not timed),
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from _provenance import Provenance
 from piaa.data.images import iter_image_files
 from piaa.evaluation.simulate import crowd_histograms, crowd_taste, judge_pairs, photo_attributes, random_user
 from piaa.features.reference import build_reference
@@ -105,7 +106,10 @@ def main() -> None:
     ap.add_argument("--para", type=Path, help="PARA folder (labels.csv, images/): real-label reference")
     ap.add_argument("--ref-size", type=int, default=4900, help="reference photos with --para")
     ap.add_argument("--keep", type=Path, help="with --para: build the reference here once and reuse it")
+    ap.add_argument("--markdown", type=Path, help="also write the table, with its provenance, to this file")
     args = ap.parse_args()
+    prov = Provenance()
+    rows = ["| measurement | result |", "|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         w = setup_para(args.para, work, args.keep, args.ref_size) if args.para else setup(args.photos, work)
@@ -120,13 +124,23 @@ def main() -> None:
             f"personalize: {dt:.1f} s  (100 album photos, {r.pairs_stated} stated + {r.pairs_inferred} "
             f"inferred pairs, K=50 -> {r.neighbors} neighbours)"
         )
+        reference = f"{args.ref_size} PARA photos" if args.para else "500 photos"
+        rows.append(
+            f"| personalize: 100 album photos, {r.pairs_stated} stated + {r.pairs_inferred} inferred pairs, "
+            f"K = 50 ({r.neighbors} neighbours), reference of {reference} (built once, not counted) "
+            f"| {dt:.1f} s |"
+        )
         files = w["test_files"]
         if not files:  # --para with 4,900 + 100 uses every photo
+            prov.write(args.markdown, "\n".join(rows))
             return
         prof.score_files(files[:16], progress=False)  # warm-up
         t = time.perf_counter()
         n = len(prof.score_files(files, progress=False))
-        print(f"score: {n / (time.perf_counter() - t):.1f} images/s end to end from JPEG ({n} photos)")
+        ips = n / (time.perf_counter() - t)
+        print(f"score: {ips:.1f} images/s end to end from JPEG ({n} photos)")
+        rows.append(f"| score with the profile, end to end from JPEG ({n} photos) | {ips:.1f} images/s |")
+    prov.write(args.markdown, "\n".join(rows))
 
 
 if __name__ == "__main__":

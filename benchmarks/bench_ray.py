@@ -1,6 +1,6 @@
 """Embedding throughput on Ray (1 and 2 actors) against the local path, and what a cluster would give.
 
-    PYTHONPATH=src python benchmarks/bench_ray.py [--photos /work/shared/data/photos] [--n 200]
+    PYTHONPATH=src python benchmarks/bench_ray.py [--photos ../shared/data/photos] [--n 200] [--markdown F]
 
 Runs a local Ray instance (``num_cpus`` = this machine's cores, no dashboard). Each path embeds the
 same ``n`` photos end to end (decode + backbone) and delivers the feature maps to the driver. The
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import ray
 
+from _provenance import Provenance
 from piaa.backbones import create_backbone
 from piaa.data.images import iter_image_files
 from piaa.features.distributed import ray_batches
@@ -36,7 +37,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", type=Path, default=Path("/work/shared/data/photos"))
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument(
+        "--markdown", type=Path, help="also write the results, with their provenance, to this file"
+    )
     a = ap.parse_args()
+    prov = Provenance()
     files = sorted(iter_image_files([a.photos]))[: a.n]
     bb = create_backbone("efficientnet-lite0")
     cores = os.cpu_count() or 1
@@ -69,6 +74,7 @@ def main() -> None:
         )
     res["projection"] = proj
     print(json.dumps(res, indent=1))
+    prov.write(a.markdown, f"```json\n{json.dumps(res, indent=1)}\n```")
 
 
 if __name__ == "__main__":

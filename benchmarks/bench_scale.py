@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _provenance import Provenance
 from piaa.backbones import FeatureMaps, create_backbone
 from piaa.features import store
 from piaa.features.index import INDEX_META, exact_search, normalize, probe_queries, recall_at
@@ -226,9 +227,15 @@ def main() -> None:
     ap.add_argument("--cli-repeats", type=int, default=5, help="timed runs of the neighbors command")
     ap.add_argument("--photo", type=Path, help="the query photo of the command (default: a synthetic one)")
     ap.add_argument("--only-cli", action="store_true", help="only time the command, on an existing --out")
+    ap.add_argument(
+        "--markdown", type=Path, help="also write the results, with their provenance, to this file"
+    )
     a = ap.parse_args()
+    prov = Provenance()
     if a.only_cli:
-        print(json.dumps({"piaa reference neighbors (end to end)": cli_query(a.out, a.photo, a.cli_repeats)}))
+        res = {"piaa reference neighbors (end to end)": cli_query(a.out, a.photo, a.cli_repeats)}
+        print(json.dumps(res))
+        prov.write(a.markdown, f"```json\n{json.dumps(res, indent=1)}\n```")
         return
     res: dict = {"rows": a.rows, "embeddings": "real+noise" if a.seed_ref else "synthetic clusters"}
     if not a.skip_build:
@@ -262,6 +269,7 @@ def main() -> None:
         )
     res["bench_peak_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     print(json.dumps(res, indent=1))
+    prov.write(a.markdown, f"```json\n{json.dumps(res, indent=1)}\n```")
 
 
 if __name__ == "__main__":

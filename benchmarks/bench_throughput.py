@@ -1,7 +1,7 @@
 """Throughput of ``piaa score`` and ``piaa reference build`` against the network alone, in one run.
 
     python benchmarks/bench_throughput.py [--photos ../shared/data/photos] [--n 400] [--camera 24]
-        [--repeats 3] [--memory]
+        [--repeats 3] [--memory] [--markdown FILE]
 
 Every figure is a ratio to a rate measured in the same run, interleaved (the machine is shared and
 noisy): each round measures the network alone (pre-decoded pixels, piaa's arrangement of ONNX Runtime
@@ -252,7 +252,16 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="peak memory of piaa score, 200 vs 1000 photos")
     ap.add_argument("--preview-scores", action="store_true", help="camera JPEGs: preview vs photo scores")
     ap.add_argument("--profile", type=Path, help="a trained profile for --preview-scores")
+    ap.add_argument("--markdown", type=Path, help="also write what it prints, with provenance, to this file")
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests load this file without running it
+    from _provenance import Provenance
+
+    with Provenance().tee(args.markdown):
+        measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
     photos = sorted(iter_image_files([args.photos]))
     paths = photos[: args.n]
     cam_plain, cam_prev = make_camera_jpegs(photos, args.camera) if args.camera else ([], [])

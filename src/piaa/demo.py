@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from piaa.evaluation.simulate import Taste, crowd_histograms, crowd_taste, photo_attributes
+
+if TYPE_CHECKING:
+    from piaa.models.selection import Selection
 
 SAMPLE_PHOTOS = (
     "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -89,10 +93,46 @@ def simulated_user() -> Taste:
     return Taste(weights=np.array([1.0, -0.8, 0.0, 0.0, 0.0], np.float32), noise=0.1)
 
 
-def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[str, float]:
+def in_words(sel: Selection) -> str:
+    """What the personalization did, for a photographer: did the person's choices change the model, and
+    how often did each model pick the photo the person preferred in pairs it had not been trained on."""
+    held_out = sel.cv_accuracy
+    if not held_out:
+        return "learned from every choice (too few choices to check on unseen pairs)"
+    if sel.kind == "generic":
+        return (
+            f"kept the starting model: on pairs held back for checking, learning the choices did not pick "
+            f"the person's favourite clearly more often than the starting model "
+            f"({held_out[sel.choice]:.0%})"
+        )
+    return (
+        f"learned from the choices: on pairs held back for checking it picks the person's favourite "
+        f"{held_out[sel.choice]:.0%} of the time, the starting model {held_out['generic']:.0%}"
+    )
+
+
+def close_store_files(path: Path) -> None:
+    """Fold the store's write-ahead log into it and remove ``-wal``/``-shm``: SQLite leaves them behind
+    when the last connection to close was read-only (``personalize`` reads the store that way)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()  # the last connection with write access removes -wal and -shm
+
+
+def run(
+    out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100, verbose: bool = False
+) -> dict[str, float]:
     """Build the example, the reference, a generic and a personal profile; compare their rankings of
-    photos the person never judged; write ``report.html``. Returns the measured agreement."""
+    photos the person never judged; write ``report.html``. Prints plain words; ``verbose`` adds the
+    numbers behind them (pairs inferred, the selection's candidates, Spearman rho). Returns the measured
+    agreement (``{model}_spearman`` in [-1, 1] and ``{model}_pairwise`` in [0, 1], on the held-out
+    photos)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from piaa.evaluation.metrics import pairwise_accuracy, spearman
@@ -102,12 +142,29 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
     from piaa.preferences import PreferenceStore
     from piaa.sampling import RandomSampler
 
-    console = Console()
+    console = Console(highlight=False)
+
+    def detail(msg: str) -> None:
+        if verbose:
+            console.print(f"   [dim]{msg}[/]")
+
+    if not verbose:
+        console.print(
+            f"piaa demo: learning a simulated person's taste from {pairs} clicks, about a minute "
+            "(--verbose shows the numbers behind each step)"
+        )
     ex = make_example(out, seed)
     root = ex.root
-    console.print(f"[bold]1. example[/]: {len(ex.album_files)} album photos, crowd-rated reference in {root}")
-    rep = build_reference(ex.labels, ex.reference_images, root / "reference")
-    console.print(f"[bold]2. reference[/]: {rep.embedded} images embedded")
+    scenes = len(ex.album_files) // (len(EXPOSURES) * len(SATURATIONS))
+    console.print(
+        f"[bold]1. Example photos[/]: an album of {len(ex.album_files)} photos ({scenes} scenes, each at "
+        f"{len(EXPOSURES)} brightnesses and {len(SATURATIONS)} colour strengths), and photos of other scenes "
+        f"rated by a simulated crowd, in {escape(str(root))}"
+    )
+    rep = build_reference(ex.labels, ex.reference_images, root / "reference", progress=verbose)
+    console.print(
+        f"[bold]2. The crowd's taste[/]: {rep.embedded} crowd-rated photos read (the reference corpus)"
+    )
 
     user = simulated_user()
     rng = np.random.default_rng(seed)
@@ -126,25 +183,32 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
             store.add(*((a, b) if user.prefers(truth[ia], truth[ib], rng) else (b, a)), source="simulated")
         store.export_csv(root / "preferences.csv")
     console.print(
-        f"[bold]3. preferences[/]: a simulated person who likes bright, muted (pastel) photos picked the "
-        f"better photo of {pairs} random pairs among {len(judged)} photos -> {store_path.name}"
+        f"[bold]3. Your choices[/]: a simulated person who likes bright, soft-coloured photos (the crowd "
+        f"likes vivid ones) clicked the better photo of {pairs} pairs, among {len(judged)} album photos "
+        f"({store_path.name})"
     )
     generic = personalize(root / "reference", ex.album, None, root / "profile-generic", progress=False)
-    personal = personalize(root / "reference", ex.album, store_path, root / "profile", progress=True)
+    personal = personalize(root / "reference", ex.album, store_path, root / "profile", progress=verbose)
     r = personal.report
     console.print(
-        f"[bold]4. profiles[/]: generic (no preferences) and personal ({r.pairs_stated} stated + "
-        f"{r.pairs_inferred} inferred pairs, {r.seconds:.1f} s)"
+        f"[bold]4. A personal model[/]: trained on those choices in {r.seconds:.0f} s; it "
+        f"{in_words(r.selection)}"
+    )
+    detail(
+        f"{r.pairs_stated} stated + {r.pairs_inferred} inferred pairs (a>b, b>c gives a>c); "
+        f"{r.neighbors} reference photos near the album; chosen: {r.selection.describe()}"
     )
     nima = load_profile("nima-ava")
     nima_personal = personalize(
         None, ex.album, store_path, root / "profile-nima", generic="nima-ava", progress=False
     )
+    close_store_files(store_path)
     console.print(
-        f"[bold]   without a reference[/]: the AVA-trained NIMA model (nima-ava) and the same preferences "
-        f"on top of it ({nima_personal.report.seconds:.1f} s; moved "
-        f"{nima_personal.report.selection.describe()})"
+        f"[bold]   Without crowd ratings of your own[/]: the built-in crowd model (nima-ava, trained on "
+        f"AVA's photo-contest ratings) personalized with the same choices in "
+        f"{nima_personal.report.seconds:.0f} s; it {in_words(nima_personal.report.selection)}"
     )
+    detail(f"chosen: {nima_personal.report.selection.describe()}")
     test_files = [ex.album_files[i] for i in held_out]
     t = truth[held_out]
     results: dict[str, float] = {}
@@ -163,27 +227,30 @@ def run(out: str | Path = "piaa-demo", seed: int = 0, pairs: int = 100) -> dict[
     true_rank = {p: k for k, p in enumerate(sorted(test_files, key=lambda p: -truth[index[p.name]]), 1)}
     table = Table(
         "#",
-        "before: generic model",
-        "after: personal model",
-        title=f"5. the {len(held_out)} photos the person never judged, best first (top 8; "
-        "(#n) = the person's own rank)",
+        "before: the crowd's taste",
+        "after: your taste",
+        title=f"5. The {len(held_out)} photos the person never judged, best first (top 8; "
+        "#n = where the person would put it)",
     )
     for k in range(8):
         (_, pg), (_, pp) = rankings["generic"][k], rankings["personal"][k]
-        table.add_row(str(k + 1), f"{pg.stem} (#{true_rank[pg]})", f"{pp.stem} (#{true_rank[pp]})")
+        table.add_row(
+            str(k + 1), f"{escape(pg.stem)} (#{true_rank[pg]})", f"{escape(pp.stem)} (#{true_rank[pp]})"
+        )
     console.print(table)
     console.print(
-        f"agreement with the person's taste: Spearman rho {results['generic_spearman']:.2f} -> "
-        f"{results['personal_spearman']:.2f}, pairwise accuracy {results['generic_pairwise']:.0%} -> "
-        f"{results['personal_pairwise']:.0%}"
+        f"Of two photos the person never judged, the model picks the one they prefer: "
+        f"{results['generic_pairwise']:.0%} of the time before, {results['personal_pairwise']:.0%} after "
+        f"(built-in crowd model: {results['nima-ava_pairwise']:.0%} before, "
+        f"{results['nima-ava personal_pairwise']:.0%} after)"
     )
-    console.print(
-        f"without a reference (nima-ava): Spearman rho {results['nima-ava_spearman']:.2f} -> "
-        f"{results['nima-ava personal_spearman']:.2f}, pairwise accuracy "
-        f"{results['nima-ava_pairwise']:.0%} -> {results['nima-ava personal_pairwise']:.0%}"
+    detail(
+        f"Spearman rho against the person's taste: {results['generic_spearman']:.2f} -> "
+        f"{results['personal_spearman']:.2f} (reference), {results['nima-ava_spearman']:.2f} -> "
+        f"{results['nima-ava personal_spearman']:.2f} (nima-ava)"
     )
     write_report(root / "report.html", rankings, true_rank, results)
-    console.print(f"[bold]6. report[/]: {root / 'report.html'}")
+    console.print(f"[bold]6. See it[/]: open {escape(str(root / 'report.html'))}")
     return results
 
 

@@ -133,8 +133,11 @@ def demo_cmd(
         Path, typer.Option(parser=user_path, help="Folder for the example and its results.")
     ] = Path("piaa-demo"),
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same results).")] = 0,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also print the numbers behind each step.")
+    ] = False,
 ) -> None:
     """Run every stage end to end on a small embedded example."""
     from piaa import demo
 
-    demo.run(out, seed)
+    demo.run(out, seed, verbose=verbose)

@@ -12,5 +12,29 @@ def main() -> None:
     app()
 
 
+def _add_version_option() -> None:
+    """``piaa --version``: an eager option on the root callback."""
+    import typer
+
+    from piaa.version import __version__
+
+    def print_version(value: bool) -> None:
+        if value:
+            typer.echo(f"piaa {__version__}")
+            raise typer.Exit()
+
+    def root(
+        version: bool = typer.Option(
+            False, "--version", is_eager=True, callback=print_version, help="Print the version and exit."
+        ),
+    ) -> None:
+        """Personalized image aesthetic assessment."""
+
+    app.callback()(root)
+
+
+_add_version_option()
+
+
 if __name__ == "__main__":
     main()
