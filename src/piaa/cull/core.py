@@ -37,8 +37,10 @@ class CullSettings:
 
     - ``time_window`` (seconds, >= 0): two photos can share a group only if their capture times are at
       most this far apart (neighbours in time chain: a 20-frame burst at 0.5 s intervals is one group).
-    - ``similarity`` (cosine of the backbone's embeddings, in [-1, 1]): and only if their embeddings are
-      at least this similar.
+    - ``similarity`` (cosine of the backbone's embeddings, in [-1, 1]) and ``layout_similarity``
+      (correlation of brightness-normalised 16 x 16 thumbnails, in [-1, 1]): and only if their
+      embeddings or their layouts are at least this similar. The embedding knows the scene when the
+      frame moves; the layout knows a blurred or darker frame of it, where the embedding changes most.
     - ``keep`` (>= 1): picks per group.
     - ``blur_ratio`` (in (0, 1)): a photo is ``blurred`` when its sharpness is below this fraction of
       the sharpest photo of its group (groups of two or more only).
@@ -51,7 +53,8 @@ class CullSettings:
     """
 
     time_window: float = 10.0
-    similarity: float = 0.80
+    similarity: float = 0.93
+    layout_similarity: float = 0.70
     keep: int = 1
     blur_ratio: float = 0.65
     clip_share: float = 0.25
@@ -66,6 +69,7 @@ class CullSettings:
         checks = {
             "time_window": self.time_window >= 0,
             "similarity": -1.0 <= self.similarity <= 1.0,
+            "layout_similarity": -1.0 <= self.layout_similarity <= 1.0,
             "keep": self.keep >= 1,
             "blur_ratio": 0.0 < self.blur_ratio < 1.0,
             "clip_share": 0.0 < self.clip_share <= 1.0,
@@ -152,15 +156,19 @@ def group_photos(
     time_window: float,
     similarity: float,
     duplicates: Sequence[tuple[int, int]] = (),
+    layout: np.ndarray | None = None,
+    layout_similarity: float = 1.0,
 ) -> list[int]:
     """A group label per photo: photos i, j are linked when ``|t_i - t_j| <= time_window`` seconds and
-    the cosine of their embeddings (N x D) is ``>= similarity``, or when (i, j) is in ``duplicates``;
+    the cosine of their embeddings (N x D) is ``>= similarity`` or that of their ``layout`` vectors
+    (N x L, :func:`layout_vectors`) is ``>= layout_similarity``, or when (i, j) is in ``duplicates``;
     groups are the connected components. Each photo is compared only with those inside its time window
     (sorted by time: O(N x photos per window)). Photos without a time link only as duplicates. Labels
     are 0-based, ordered by each group's earliest capture time."""
     n = len(times)
     uf = _UnionFind(n)
     emb = normalize(embeddings) if n else np.zeros((0, 1), np.float32)
+    lay = normalize(layout) if layout is not None and n else None
     timed = sorted((t.timestamp() if t.tzinfo else _naive_seconds(t), i) for i, t in enumerate(times) if t)
     secs = np.array([s for s, _ in timed])
     idx = np.array([i for _, i in timed], dtype=np.int64)
@@ -170,8 +178,10 @@ def group_photos(
             lo += 1
         if lo < k:
             prev = idx[lo:k]
-            sims = emb[prev] @ emb[idx[k]]
-            for j in prev[sims >= similarity]:
+            linked = emb[prev] @ emb[idx[k]] >= similarity
+            if lay is not None:
+                linked |= lay[prev] @ lay[idx[k]] >= layout_similarity
+            for j in prev[linked]:
                 uf.union(int(j), int(idx[k]))
     for a, b in duplicates:
         uf.union(a, b)
@@ -183,6 +193,16 @@ def group_photos(
         first[root] = min(first.get(root, key), key)
     labels = {root: g for g, (root, _) in enumerate(sorted(first.items(), key=lambda kv: kv[1]))}
     return [labels[uf.find(i)] for i in range(n)]
+
+
+def layout_vectors(measures: Sequence[Measures]) -> np.ndarray:
+    """Each photo's 16 x 16 thumbnail, each channel shifted to mean 0 and scaled to unit variance (an
+    exposure change leaves it as it was; blur and noise barely reach that scale): N x 768 float32."""
+    if not measures:
+        return np.zeros((0, 768), np.float32)
+    t = np.stack([m.tiny.reshape(-1, 3) for m in measures]).astype(np.float32)
+    t = (t - t.mean(1, keepdims=True)) / (t.std(1, keepdims=True) + 1e-3)
+    return t.reshape(len(measures), -1)
 
 
 def _naive_seconds(t: datetime) -> float:
@@ -431,7 +451,7 @@ def cull(
     dups = find_duplicates(files, measures, embs, similarity=settings.duplicate_similarity) if files else []
     labels = group_photos(
         [t for t, _ in times], embs, time_window=settings.time_window, similarity=settings.similarity,
-        duplicates=dups,
+        duplicates=dups, layout=layout_vectors(measures), layout_similarity=settings.layout_similarity,
     )  # fmt: skip
     flags = flag_photos(measures, labels, settings)
     rows = rank_groups(files, scores.tolist(), labels, flags, times, settings)
@@ -457,6 +477,7 @@ __all__ = [
     "find_duplicates",
     "flag_photos",
     "group_photos",
+    "layout_vectors",
     "rank_groups",
     "star_ratings",
     "with_status",
