@@ -11,7 +11,9 @@ from PIL import Image, ImageFilter
 
 from conftest import synthetic_photo
 from piaa.cull import CullSettings, find_duplicates, flag_photos, group_photos, rank_groups, star_ratings
+from piaa.cull.core import layout_vectors
 from piaa.cull.measure import measure, sharpness
+from piaa.features.index import normalize
 
 T0 = datetime(2024, 5, 1, 10, 0, 0)
 
@@ -163,3 +165,17 @@ def test_settings_out_of_range():
         CullSettings(keep=0)
     with pytest.raises(ValueError, match="similarity=2"):
         CullSettings(similarity=2)
+
+
+def test_layout_links_a_darker_blurred_frame_the_embedding_misses():
+    img = synthetic_photo(np.random.default_rng(2), 384, 288)
+    dark_soft = Image.fromarray((np.asarray(img) * 0.5).astype(np.uint8)).filter(ImageFilter.GaussianBlur(3))
+    other = synthetic_photo(np.random.default_rng(8), 384, 288)
+    layout = layout_vectors([measure(img), measure(dark_soft), measure(other)])
+    sims = normalize(layout) @ normalize(layout).T
+    assert sims[0, 1] > 0.9 and sims[0, 2] < 0.7
+    emb = unit(0, 90, 180)  # the embeddings say all three differ
+    times = at(0, 0.5, 1.0)
+    assert group_photos(times, emb, time_window=10, similarity=0.93) == [0, 1, 2]
+    labels = group_photos(times, emb, time_window=10, similarity=0.93, layout=layout, layout_similarity=0.7)
+    assert labels == [0, 0, 1]
