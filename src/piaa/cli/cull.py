@@ -41,7 +41,7 @@ def cull_cmd(
     similarity: Annotated[
         float,
         typer.Option(min=-1.0, max=1.0, help="Cosine of the embeddings at or above which photos group."),
-    ] = 0.93,
+    ] = 0.95,
     layout_similarity: Annotated[
         float,
         typer.Option(

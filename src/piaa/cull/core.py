@@ -53,7 +53,7 @@ class CullSettings:
     """
 
     time_window: float = 10.0
-    similarity: float = 0.93
+    similarity: float = 0.95
     layout_similarity: float = 0.70
     keep: int = 1
     blur_ratio: float = 0.65
