@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from piaa.cull.measure import Measures, measure, network_pixels
 from piaa.cull.times import capture_time
-from piaa.data.images import FailureLog, ImageError, load_image
+from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
 from piaa.features.index import NeighborIndex, normalize
 
 FLAGS = ("blurred", "clipped", "eyes_closed")
@@ -114,11 +114,13 @@ class CullRow:
 
 @dataclass
 class CullResult:
-    """Rows ordered by group then rank; ``failures``: photos that could not be read (skipped);
-    ``notes``: what the user should know (an eye model missing, say)."""
+    """Rows ordered by group then rank; ``failures``: photos that could not be read; ``skipped``: other
+    files found in the folders given (not photos); ``notes``: what the user should know (an eye model
+    missing, say)."""
 
     rows: list[CullRow]
     failures: FailureLog = field(default_factory=FailureLog)
+    skipped: FailureLog = field(default_factory=FailureLog)
     measures: dict[Path, Measures] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -427,7 +429,7 @@ def cull(
     settings: CullSettings | None = None,
     progress: bool = True,
 ) -> CullResult:
-    """Group, rank and flag the photos at ``paths`` (files, not folders) with a profile.
+    """Group, rank and flag the photos at ``paths`` (files, or folders walked recursively) with a profile.
 
     ``scorer``: a :class:`~piaa.models.profile.Profile`, a :class:`~piaa.models.scorer.Scorer`, a
     profile folder or a built-in name (``nima-ava``). Unreadable photos are recorded in
@@ -435,7 +437,8 @@ def cull(
     ``ProfileError`` for a bad profile, ValueError for bad settings."""
     settings = settings or CullSettings()
     profile = _profile_of(scorer)
-    files = [Path(p) for p in paths]
+    skipped = FailureLog()
+    files = list(iter_image_files([Path(p) for p in paths], skipped=skipped))
     failures = FailureLog()
     notes: list[str] = []
     eyes = None
@@ -455,7 +458,7 @@ def cull(
     )  # fmt: skip
     flags = flag_photos(measures, labels, settings)
     rows = rank_groups(files, scores.tolist(), labels, flags, times, settings)
-    return CullResult(rows, failures, dict(zip(files, measures, strict=True)), notes)
+    return CullResult(rows, failures, skipped, dict(zip(files, measures, strict=True)), notes)
 
 
 def with_status(row: CullRow, status: str, settings: CullSettings | None = None) -> CullRow:
