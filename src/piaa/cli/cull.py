@@ -55,7 +55,10 @@ def cull_cmd(
     clip_share: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="Clipped above this share of blown or black pixels.")
     ] = 0.25,
-    eyes: Annotated[bool, typer.Option(help="Flag closed eyes (needs pip install 'piaa[eyes]').")] = True,
+    eyes: Annotated[
+        bool,
+        typer.Option(help="Flag closed eyes (needs mediapipe: pip install 'piaa\\[eyes]', see the guide)."),
+    ] = True,
     reject_flagged: Annotated[bool, typer.Option(help="Flagged non-picks become rejects.")] = True,
     alternate_rating: Annotated[int, typer.Option(min=0, max=5, help="xmp:Rating of alternates.")] = 0,
     pick_label: Annotated[str, typer.Option(help="xmp:Label of picks ('' for none).")] = "Green",
