@@ -22,6 +22,7 @@ under other names (byte copies, and PNG exports with no EXIF and a file time a d
 - Speed: ``piaa score`` and ``piaa cull --xmp`` (decode, embed, group, flag, rank, sidecars) run as
   subprocesses on the same ``--speed-n`` photos, interleaved ``--repeats`` times; the ratio of their
   median wall times, then the same on ``--camera`` 24-MP camera JPEGs (bench_throughput's writer).
+- ``--tune-blur``: the sharpness measures compared for the blurred flag, on bursts of the tuning half.
 - ``--tune``: F1 over a grid of ``--similarity`` and ``--time-window`` values on a tuning shoot, and
   nothing else; the defaults in ``piaa.cull.CullSettings`` were chosen from its output.
 """
@@ -134,6 +135,52 @@ def tune(photos: list[Path], work: Path) -> None:
                 print(f"| {window:g} | {off(sim)} | {off(lay)} | {p:.3f} | {r:.3f} | {f:.3f} |")
 
 
+def tune_blur(photos: list[Path], work: Path) -> None:
+    """Sharpness measures compared on bursts of the tuning half: how well each one's ratio to the
+    group's sharpest frame separates the frames the builder blurred from the others."""
+    from PIL import Image
+    from scipy import ndimage
+
+    from piaa.cull.measure import analysis_image, luma, sharpness
+
+    shoot = build_shoot(work / "tune-blur", photos, n_bursts=80, n_unrelated=0, n_duplicates=0, seed=7)
+
+    def variants(path: Path) -> dict[str, float]:
+        img = Image.open(path).convert("RGB")
+        y = luma(np.asarray(analysis_image(img)))
+        y2 = luma(np.asarray(analysis_image(img, 192)))
+        gx = ndimage.sobel(ndimage.gaussian_filter(y, 1.0), 1)
+        gy = ndimage.sobel(ndimage.gaussian_filter(y, 1.0), 0)
+        lap384 = sharpness(y) * y.var()  # the raw variance of the Laplacian
+        return {
+            "variance of the Laplacian, 384 px": lap384,
+            "the same over the luma's variance, 384 px": sharpness(y),
+            "Laplacian of Gaussian (sigma 1) over the luma's variance": ndimage.gaussian_laplace(y, 1.0).var()
+            / (y.var() + 1e-6),
+            "variance of the Laplacian over the luma's variance, 192 px (piaa)": sharpness(y2),
+            "Tenengrad over the luma's variance": (gx**2 + gy**2).mean() / (y.var() + 1e-6),
+        }
+
+    values = {p.name: variants(p) for p in shoot.files}
+    bursts: dict[int, list[str]] = {}
+    for name, f in shoot.frames.items():
+        bursts.setdefault(f.burst, []).append(name)
+    print(f"{len(shoot.files)} frames of 80 bursts from the first half of the shared photos, seed 7")
+    print("| sharpness measure | AUC | best threshold | blurred flagged | sharp flagged |")
+    print("|---|---|---|---|---|")
+    for key in next(iter(values.values())):
+        pos, neg = [], []
+        for names in bursts.values():
+            best = max(values[n][key] for n in names)
+            for n in names:
+                blurred = shoot.frames[n].blur or shoot.frames[n].motion
+                (pos if blurred else neg).append(values[n][key] / best)
+        pa, na = np.array(pos), np.array(neg)
+        auc = float((pa[:, None] < na[None, :]).mean())
+        t = max(np.arange(0.2, 0.95, 0.025), key=lambda t: (pa < t).mean() + (na >= t).mean())
+        print(f"| {key} | {auc:.3f} | {t:.3f} | {(pa < t).mean():.3f} | {(na < t).mean():.3f} |")
+
+
 def training_pairs(shoot: Shoot, n: int, seed: int) -> list[tuple[str, str]]:
     """``n`` pairs of frames of the same burst, the one the photographer likes better first."""
     rng = random.Random(seed)
@@ -207,6 +254,7 @@ def main() -> None:
     ap.add_argument("--skip-picks", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--tune", action="store_true")
+    ap.add_argument("--tune-blur", action="store_true")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "piaa-bench-cull")
     a = ap.parse_args()
     photos = sorted(a.photos.glob("*.JPEG"))
@@ -218,6 +266,9 @@ def main() -> None:
           f"load {load()}")  # fmt: skip
     if a.tune:
         tune(tuning, a.work)
+        return
+    if a.tune_blur:
+        tune_blur(tuning, a.work)
         return
     shoot = build_shoot(a.work / "shoot", report, n_bursts=a.bursts, n_unrelated=a.unrelated,
                         n_duplicates=a.duplicates, seed=a.seed)  # fmt: skip
