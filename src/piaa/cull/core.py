@@ -216,41 +216,36 @@ def find_duplicates(
 ) -> list[tuple[int, int]]:
     """Pairs (i, j) of photos with the same decoded pixels (another name or format).
 
-    Candidates come from a nearest-neighbour search of the embeddings (cosine >= ``similarity``) plus
-    equal pixel digests; a candidate whose digest differs (the same pixels decoded another way, a JPEG
-    drafted and its PNG copy) but whose 16 x 16 thumbnail agrees is decoded in full and compared."""
+    Candidates are photos with equal digests of their analysis image, and nearest neighbours of the
+    embeddings (cosine >= ``similarity``, faiss) whose 16 x 16 thumbnails agree (the same pixels decoded
+    another way: a big JPEG drafted, its PNG copy in full). Each candidate pair is confirmed as equal
+    files, or else by decoding both in full and comparing every pixel."""
     n = len(paths)
-    pairs: set[tuple[int, int]] = set()
-    by_digest: dict[str, int] = {}
+    candidates: set[tuple[int, int]] = set()
+    by_digest: dict[str, list[int]] = {}
     for i, m in enumerate(measures):
-        if m.digest in by_digest:
-            pairs.add((by_digest[m.digest], i))
-        else:
-            by_digest[m.digest] = i
-    if n < 2:
-        return sorted(pairs)
-    sims, rows = NeighborIndex(embeddings).search(embeddings, k=min(n, 6))
-    full: dict[int, np.ndarray | None] = {}
+        by_digest.setdefault(m.digest, []).append(i)
+    for members in by_digest.values():
+        candidates.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :])
+    if n >= 2:
+        sims, rows = NeighborIndex(embeddings).search(embeddings, k=min(n, 6))
+        for i in range(n):
+            for s, j in zip(sims[i], rows[i], strict=True):
+                j = int(j)
+                if j > i and s >= similarity and np.abs(measures[i].tiny - measures[j].tiny).mean() <= 2.0:
+                    candidates.add((i, j))
+    return sorted(pair for pair in candidates if same_pixels(paths[pair[0]], paths[pair[1]]))
 
-    def pixels(i: int) -> np.ndarray | None:
-        if i not in full:
-            try:
-                full[i] = np.asarray(load_image(paths[i]))
-            except ImageError:
-                full[i] = None
-        return full[i]
 
-    for i in range(n):
-        for s, j in zip(sims[i], rows[i], strict=True):
-            j = int(j)
-            if j <= i or s < similarity or (i, j) in pairs or measures[i].digest == measures[j].digest:
-                continue
-            if np.abs(measures[i].tiny - measures[j].tiny).mean() > 2.0:
-                continue
-            a, b = pixels(i), pixels(j)
-            if a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b):
-                pairs.add((i, j))
-    return sorted(pairs)
+def same_pixels(a: Path, b: Path) -> bool:
+    """Whether two files hold the same image: equal bytes, or equal pixels fully decoded."""
+    try:
+        if a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes():
+            return True
+        pa, pb = np.asarray(load_image(a)), np.asarray(load_image(b))
+    except (ImageError, OSError):
+        return False
+    return pa.shape == pb.shape and np.array_equal(pa, pb)
 
 
 # ------------------------------------------------------------------------------------------ the flags
