@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from piaa.cull.xmp import (
     SidecarError,
@@ -165,3 +166,16 @@ def test_status_properties():
     assert status_properties("reject", reject_label="Purple") == ("Purple", 1)
     with pytest.raises(ValueError, match="unknown status"):
         status_properties("maybe")
+
+
+def test_walks_pass_sidecars_silently(tmp_path):
+    """A folder culled with --xmp is walked again without every sidecar listed as a skipped file."""
+    from piaa.data.files import iter_image_files
+
+    p = tmp_path / "a.jpg"
+    Image.new("RGB", (8, 8)).save(p)
+    write_sidecar(p, 3, None, None)
+    (tmp_path / "notes.txt").write_text("not a photo")
+    skipped = FailureLog()
+    assert list(iter_image_files([tmp_path], skipped=skipped)) == [p]
+    assert [path.name for path, _ in skipped] == ["notes.txt"]
