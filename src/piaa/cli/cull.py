@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from piaa.cli._common import _write_and_report, app, console, friendly, say, walk, write_rows
+from piaa.cli._common import _write_and_report, app, cell, console, friendly, say, walk, write_rows
 
 
 def cull_rows(rows: list[Any], csv: bool) -> list[dict[str, Any]]:
@@ -89,16 +88,16 @@ def cull_cmd(
     files = walk(paths)
     result = cull(files, prof, settings, progress=len(files) > 16)
     for note in result.notes:
-        say(escape(note))
+        say(note)
     rows = result.rows
     picks = [r for r in rows if r.status == "pick"]
     table = Table(
-        "group", "score", "pick", "flags", title=f"{len(picks)} picks of {len(rows)} photos in "
-        f"{len(result.groups)} groups ({escape(str(profile))})", title_justify="left",
+        "group", "score", "pick", "flags", title=cell(f"{len(picks)} picks of {len(rows)} photos in "
+        f"{len(result.groups)} groups ({profile})"), title_justify="left",
     )  # fmt: skip
     for r in picks[:50]:
         size = sum(1 for x in rows if x.group == r.group)
-        table.add_row(f"{r.group + 1} ({size})", f"{r.score:.2f}", escape(str(r.path)), ", ".join(r.flags))
+        table.add_row(f"{r.group + 1} ({size})", f"{r.score:.2f}", cell(r.path), ", ".join(r.flags))
     console.print(table)
     if len(picks) > 50:
         say(f"... {len(picks) - 50} more picks")
@@ -115,7 +114,7 @@ def cull_cmd(
         if sidecar == "adobe":
             moved = [r.path for r in rows if sidecar_path(r.path, "adobe").name == r.path.name + ".xmp"]
             if moved:
-                example = escape(str(sidecar_path(moved[0], "adobe")))
+                example = sidecar_path(moved[0], "adobe")
                 say(
                     f"{len(moved)} photos share a base name with another photo (RAW + JPEG): the RAW's "
                     f"sidecar is photo.xmp, the others' photo.ext.xmp, e.g. {example}"
@@ -123,6 +122,6 @@ def cull_cmd(
     if out is not None and rows:
         write_rows(out / "cull.json", cull_rows(rows, csv=False))
         page = write_report(out / "report.html", result, Path(profile).name)
-        say(f"wrote {escape(str(page))} and {escape(str(out / 'cull.json'))}")
+        say(f"wrote {page} and {out / 'cull.json'}")
     suffix_csv = output is not None and output.suffix.lower() == ".csv"
     _write_and_report(output, cull_rows(rows, csv=suffix_csv), result.failures, "rows")

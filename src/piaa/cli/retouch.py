@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from piaa.cli._common import app, friendly, report_failures, say, walk
 
@@ -79,17 +78,15 @@ def retouch_cmd(
     for r in results:
         s = r.scores["personal"]
         kept = "  (original kept: no edit raised the score)" if r.personal.kept_original else ""
-        say(escape(f"{r.source} -> {r.output}  {word} {s['original']:.2f} -> {s['personal']:.2f}{kept}"))
+        say(f"{r.source} -> {r.output}  {word} {s['original']:.2f} -> {s['personal']:.2f}{kept}")
     if resumed:
         say(
-            escape(
-                f"{len(resumed)} {'photo was' if len(resumed) == 1 else 'photos were'} already retouched "
-                f"into {out} by an earlier run with the same settings: kept (delete them to redo)"
-            )
+            f"{len(resumed)} {'photo was' if len(resumed) == 1 else 'photos were'} already retouched "
+            f"into {out} by an earlier run with the same settings: kept (delete them to redo)"
         )
     if report and results:
         page = write_report(out / "report.html", results, Path(profile).name, generic_name)
-        say(escape(f"wrote {len(results)} {'photo' if len(results) == 1 else 'photos'} and {page}"))
+        say(f"wrote {len(results)} {'photo' if len(results) == 1 else 'photos'} and {page}")
     report_failures(failures)
     if failures or not (results or resumed):
         raise typer.Exit(2)
