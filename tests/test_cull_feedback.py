@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from piaa.cull.feedback import GroupState, accept, choose, rerank, reject
+from piaa.cull.feedback import GroupState, accept, choose, reject, rerank
 from piaa.preferences import resolve
 
 

@@ -85,8 +85,8 @@ def choose(state: GroupState, frame: str) -> tuple[GroupState, list[Pair]]:
     """Make ``frame`` the group's first pick: preferred over each frame that was ranked above it.
 
     A rejected frame chosen is un-rejected, and preferred over every frame shown above it (the kept
-    ones and those rejected after it). Choosing the frame that is already first states nothing. Raises ``ValueError`` for a frame outside
-    the group.
+    ones and those rejected after it). Choosing the frame that is already first states nothing.
+    Raises ``ValueError`` for a frame outside the group.
     """
     _check(state, frame)
     kept = state.kept
