@@ -50,14 +50,21 @@ def prefs_export(
 @prefs_app.command("show")
 @friendly
 def prefs_show(store: Annotated[Path, typer.Argument(help="Preference store or CSV.")]) -> None:
-    """Count stated, contradictory and transitively inferred pairs."""
-    from piaa.preferences import infer_transitive, load_statements, resolve
+    """Count stated, contradictory and transitively inferred pairs, and the judgements by source
+    (collect, cull, an imported CSV)."""
+    from rich.markup import escape
+
+    from piaa.preferences import infer_transitive, load_sources, load_statements, resolve
 
     statements = load_statements(store)
     pairs, contradictions = resolve(statements)
     inferred = len(infer_transitive(pairs))
     images = len({n for p in pairs for n in p})
+    by_source = ", ".join(f"{source} {n}" for source, n in load_sources(store).items())
+    name = escape(str(store))
     say(
-        f"{store}: {len(statements)} judgements over {images} images -> {len(pairs)} effective pairs "
+        f"{name}: {len(statements)} judgements over {images} images -> {len(pairs)} effective pairs "
         f"({len(contradictions)} contradictions, latest wins) + {inferred} inferred by transitivity"
     )
+    if by_source:
+        say(f"by source: {escape(by_source)}")
