@@ -23,6 +23,7 @@ function say(text, error = false) {
 }
 
 function counts(state) {
+  document.body.dataset.judgements = state.judgements;  // for tests and scripts driving the page
   const src = Object.entries(state.by_source || {}).map(([k, v]) => `${k} ${v}`).join(", ");
   $("#counts").textContent = `${state.groups} groups · ${state.judgements} judgements in the store` +
     (src ? ` (${src})` : "");
@@ -129,6 +130,7 @@ let busy = false;
 async function act(kind, gi, name) {
   if (busy) return;
   busy = true;
+  document.body.dataset.busy = "1";
   try {
     const body = name === undefined ? { group: gi } : { group: gi, name };
     const res = await api(`/api/${kind}`, body);
@@ -143,6 +145,7 @@ async function act(kind, gi, name) {
     say(`not saved: ${e.message}`, true);
   } finally {
     busy = false;
+    document.body.dataset.busy = "0";
   }
 }
 
@@ -151,12 +154,14 @@ async function load() {
   groups = res.groups;
   counts(res.state);
   render();
+  document.body.dataset.busy = "0";
 }
 
 async function update() {
   try {
     await api("/api/update", {});
     $("#update").disabled = true;
+    document.body.dataset.update = "running";
     say("updating your profile from every judgement in the store…");
     poll();
   } catch (e) {
@@ -177,6 +182,7 @@ function poll() {
     } else if (st.state === "error") {
       say(`update failed: ${st.message}`, true);
     }
+    document.body.dataset.update = st.state;  // after the page shows the outcome
   }, 500);
 }
 
