@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(help="Personalized image aesthetic assessment.", no_args_is_help=True, add_completion=False)
 reference_app = typer.Typer(
@@ -66,7 +67,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except _user_errors() as e:
-            err_console.print(f"[bold red]error:[/] {error_line(e)}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(error_line(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -78,7 +79,7 @@ def say(msg: str) -> None:
 
 def report_failures(failures: Any, noun: str = "image") -> None:
     if len(failures):
-        err_console.print(f"[yellow]{failures.summary(noun)}[/]", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]{escape(failures.summary(noun))}[/]", highlight=False, soft_wrap=True)
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -109,7 +110,7 @@ def walk(paths: list[Path]) -> list[Path]:
     skipped = FailureLog()
     files = list(iter_image_files(paths, skipped=skipped))
     if len(skipped):
-        err_console.print(f"[yellow]{skipped.summary('file')}[/]", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]{escape(skipped.summary('file'))}[/]", highlight=False, soft_wrap=True)
     if not files:
         raise ValueError(f"{', '.join(map(str, paths))}: no photos found")
     return files
@@ -121,7 +122,7 @@ def _write_and_report(output: Path | None, rows: list[dict[str, Any]], failures:
     user-caused error), after everything else was done."""
     if output:
         write_rows(output, rows)
-        say(f"wrote {len(rows)} {noun} to {output}")
+        say(f"wrote {len(rows)} {noun} to {escape(str(output))}")
     report_failures(failures)
     if len(failures):
         raise typer.Exit(2)

@@ -128,6 +128,10 @@ def score_cmd(
         str | None,
         typer.Option(help="Embed on a Ray cluster: its address, 'auto', or 'local' (pip install piaa[ray])."),
     ] = None,
+    xmp: Annotated[bool, typer.Option(help="Write xmp:Rating (1-5 by score) into XMP sidecars.")] = False,
+    sidecar: Annotated[
+        str, typer.Option(help="darktable (photo.ext.xmp) or adobe (photo.xmp).")
+    ] = "darktable",
 ) -> None:
     """Score photos with a profile (1-10, higher is better) and rank them."""
     from piaa.data.images import FailureLog, embedded_previews
@@ -147,6 +151,13 @@ def score_cmd(
         with decode_workers(workers), embedded_previews(previews):
             results = prof.score_files(files, failures=failures, progress=len(files) > 16, engine=engine)
     results.sort(key=lambda r: -r.score)
+    if xmp:
+        from piaa.cull.xmp import write_score_ratings
+
+        done = write_score_ratings(
+            [Path(r.path) for r in results], [r.score for r in results], sidecar, failures=failures
+        )
+        say(f"wrote {len(done)} XMP sidecars ({sidecar} names)")
     if top:
         results = results[:top]
     table = Table(

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from piaa.data.files import IMAGE_EXTENSIONS, RAW_EXTENSIONS
+from piaa.data.files import IMAGE_EXTENSIONS, RAW_EXTENSIONS, FailureLog
 from piaa.errors import PiaaError
 from piaa.io import atomic_write_bytes
 
@@ -115,6 +115,64 @@ def write_sidecar(
     if data != old:
         atomic_write_bytes(path, data)
     return path
+
+
+def status_properties(
+    status: str, pick_label: str | None = "Green", reject_label: str | None = "Red"
+) -> tuple[str | None, int]:
+    """(``xmp:Label``, ``digiKam:PickLabel``) for a cull status: a pick gets ``pick_label`` and 3
+    (accepted), an alternate no label and 2 (pending), a reject ``reject_label`` and 1 (rejected)."""
+    table = {
+        "pick": (pick_label, PICK_ACCEPTED),
+        "alternate": (None, PICK_PENDING),
+        "reject": (reject_label, PICK_REJECTED),
+    }
+    if status not in table:
+        raise ValueError(f"unknown status {status!r}; expected pick, alternate or reject")
+    return table[status]
+
+
+def write_sidecars(
+    items: Sequence[tuple[Path, int, str | None, int | None]],
+    naming: str = "darktable",
+    *,
+    failures: FailureLog | None = None,
+    clear_labels: Collection[str] = MANAGED_LABELS,
+) -> list[Path]:
+    """:func:`write_sidecar` for each ``(photo, rating, label, pick)``; a sidecar that cannot be
+    merged or written goes to ``failures`` (raised when None) and the batch goes on. Two photos whose
+    sidecars would be the same file are refused (ValueError) before anything is written."""
+    targets: dict[Path, Path] = {}
+    for photo, *_ in items:
+        target = sidecar_path(Path(photo), naming)
+        if target in targets and targets[target] != Path(photo):
+            raise ValueError(f"{photo} and {targets[target]} would share the sidecar {target}")
+        targets[target] = Path(photo)
+    written = []
+    for photo, rating, label, pick in items:
+        try:
+            written.append(write_sidecar(Path(photo), rating, label, pick, naming, clear_labels=clear_labels))
+        except (SidecarError, OSError) as e:
+            if failures is None:
+                raise
+            failures.add(photo, f"sidecar not written: {e}")
+    return written
+
+
+def write_score_ratings(
+    paths: Sequence[Path],
+    scores: Sequence[float],
+    naming: str = "darktable",
+    *,
+    failures: FailureLog | None = None,
+) -> list[Path]:
+    """``piaa score --xmp``: ``xmp:Rating`` 1-5 by each photo's score rank within the run (as picks get
+    it in ``piaa cull``), nothing else changed."""
+    from piaa.cull.core import star_ratings
+
+    stars = star_ratings(scores)
+    items = [(Path(p), s, None, None) for p, s in zip(paths, stars, strict=True)]
+    return write_sidecars(items, naming, failures=failures, clear_labels=())
 
 
 def read_sidecar(path: Path) -> dict[str, str]:
@@ -253,5 +311,8 @@ __all__ = [
     "read_sidecar",
     "shared_base_name",
     "sidecar_path",
+    "status_properties",
+    "write_score_ratings",
     "write_sidecar",
+    "write_sidecars",
 ]

@@ -162,6 +162,11 @@ def _os_reason(exc: OSError) -> str:
     return one_line(exc.strerror or str(exc))
 
 
+SIDECAR_SUFFIXES = (
+    ".xmp",
+)  # metadata sidecars (darktable, Lightroom, piaa cull --xmp): walked past silently
+
+
 def _classify(path: Path) -> str | None:
     """None if ``path`` (a non-hidden, non-folder entry) is to be yielded, else why it is skipped."""
     try:
@@ -198,6 +203,8 @@ def _walk(
         return
     for name in names:
         if name.startswith("."):  # hidden by convention (.DS_Store, ._IMG_0001.JPG, .thumbnails/)
+            continue
+        if name.lower().endswith(SIDECAR_SUFFIXES):  # a photo's metadata beside it, not a bad photo
             continue
         child = directory / name
         if child.is_dir():

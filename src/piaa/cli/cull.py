@@ -1,0 +1,119 @@
+"""``piaa cull``: group bursts, pick the best frame of each by a profile, flag faults, write sidecars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from piaa.cli._common import _write_and_report, app, console, friendly, say, walk, write_rows
+
+
+def cull_rows(rows: list[Any], csv: bool) -> list[dict[str, Any]]:
+    """The output rows (``docs/guide/cull.md``): flags a list in JSON, ``;``-joined in CSV."""
+    out = [r.to_dict() for r in rows]
+    if csv:
+        for d in out:
+            d["flags"] = ";".join(d["flags"])
+    return out
+
+
+@app.command("cull")
+@friendly
+def cull_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Photos or folders (walked recursively).")],
+    profile: Annotated[str, typer.Option(help="Profile folder (`piaa personalize`) or nima-ava.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for report.html (groups as strips) and cull.json.")
+    ] = None,
+    keep: Annotated[int, typer.Option(min=1, help="Picks per group.")] = 1,
+    output: Annotated[Path | None, typer.Option(help="Write the rows to FILE.csv or FILE.json.")] = None,
+    xmp: Annotated[bool, typer.Option(help="Write XMP sidecars (rating, colour label, pick label).")] = False,
+    sidecar: Annotated[
+        str, typer.Option(help="Sidecar names: darktable (photo.ext.xmp) or adobe (photo.xmp).")
+    ] = "darktable",
+    time_window: Annotated[
+        float, typer.Option(min=0.0, help="Seconds: photos further apart in time never share a group.")
+    ] = 10.0,
+    similarity: Annotated[
+        float,
+        typer.Option(min=-1.0, max=1.0, help="Cosine of the embeddings at or above which photos group."),
+    ] = 0.80,
+    blur_ratio: Annotated[
+        float,
+        typer.Option(min=0.01, max=0.99, help="Blurred below this share of the group's best sharpness."),
+    ] = 0.65,
+    clip_share: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="Clipped above this share of blown or black pixels.")
+    ] = 0.25,
+    eyes: Annotated[bool, typer.Option(help="Flag closed eyes (needs pip install 'piaa[eyes]').")] = True,
+    reject_flagged: Annotated[bool, typer.Option(help="Flagged non-picks become rejects.")] = True,
+    alternate_rating: Annotated[int, typer.Option(min=0, max=5, help="xmp:Rating of alternates.")] = 0,
+    pick_label: Annotated[str, typer.Option(help="xmp:Label of picks ('' for none).")] = "Green",
+    reject_label: Annotated[str, typer.Option(help="xmp:Label of rejects ('' for none).")] = "Red",
+    engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+) -> None:
+    """Cull a shoot: group bursts and near-duplicates, pick the best of each group by the profile, flag
+    blurred, clipped and closed-eye frames; optionally write XMP sidecars that photo software reads."""
+    from piaa.cull import CullSettings, cull
+    from piaa.cull.report import write_report
+    from piaa.cull.xmp import NAMINGS, sidecar_path, status_properties, write_sidecars
+    from piaa.models.profile import load_profile
+
+    if sidecar not in NAMINGS:
+        raise ValueError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
+    if output is not None and output.suffix.lower() not in (".csv", ".json"):
+        raise ValueError(f"{output}: --output must end in .csv or .json")
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out}: --out exists and is not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+    settings = CullSettings(
+        time_window=time_window, similarity=similarity, keep=keep, blur_ratio=blur_ratio,
+        clip_share=clip_share, eyes=eyes, reject_flagged=reject_flagged, alternate_rating=alternate_rating,
+        thumbnails=out is not None, engine=engine,
+    )  # fmt: skip
+    prof = load_profile(profile)
+    files = walk(paths)
+    result = cull(files, prof, settings, progress=len(files) > 16)
+    for note in result.notes:
+        say(escape(note))
+    rows = result.rows
+    picks = [r for r in rows if r.status == "pick"]
+    table = Table(
+        "group", "score", "pick", "flags", title=f"{len(picks)} picks of {len(rows)} photos in "
+        f"{len(result.groups)} groups ({escape(str(profile))})", title_justify="left",
+    )  # fmt: skip
+    for r in picks[:50]:
+        size = sum(1 for x in rows if x.group == r.group)
+        table.add_row(f"{r.group + 1} ({size})", f"{r.score:.2f}", escape(str(r.path)), ", ".join(r.flags))
+    console.print(table)
+    if len(picks) > 50:
+        say(f"... {len(picks) - 50} more picks")
+    rejects = sum(r.status == "reject" for r in rows)
+    flagged = sum(bool(r.flags) for r in rows)
+    say(f"{flagged} photos flagged, {rejects} rejected")
+    if xmp and rows:
+        items = []
+        for r in rows:
+            label, pick = status_properties(r.status, pick_label or None, reject_label or None)
+            items.append((r.path, r.rating, label, pick))
+        written = write_sidecars(items, sidecar, failures=result.failures)
+        say(f"wrote {len(written)} XMP sidecars ({sidecar} names)")
+        if sidecar == "adobe":
+            moved = [r.path for r in rows if sidecar_path(r.path, "adobe").name == r.path.name + ".xmp"]
+            if moved:
+                example = escape(str(sidecar_path(moved[0], "adobe")))
+                say(
+                    f"{len(moved)} photos share a base name with another photo (RAW + JPEG): the RAW's "
+                    f"sidecar is photo.xmp, the others' photo.ext.xmp, e.g. {example}"
+                )
+    if out is not None and rows:
+        write_rows(out / "cull.json", cull_rows(rows, csv=False))
+        page = write_report(out / "report.html", result, Path(profile).name)
+        say(f"wrote {escape(str(page))} and {escape(str(out / 'cull.json'))}")
+    suffix_csv = output is not None and output.suffix.lower() == ".csv"
+    _write_and_report(output, cull_rows(rows, csv=suffix_csv), result.failures, "rows")
