@@ -132,12 +132,16 @@ def test_bad_results_are_one_line_errors(tmp_path):
         with pytest.raises(ValueError, match=problem):
             load_results(f)
     _, results = write_shoot(tmp_path)
-    res = CliRunner().invoke(
-        cli_app,
-        ["review", "--results", str(results), "--store", str(tmp_path / "s.sqlite"), "--profile", "nima-ava"],
-    )
-    assert res.exit_code == 2 and "built-in profile cannot be updated in place" in res.output, res.output
-    assert "Traceback" not in res.output
+    store = str(tmp_path / "s.sqlite")
+    for extra, problem in [
+        (["--profile", "no-such"], "no-such: not a profile folder nor a built-in profile"),
+        (["--profile", "nima-ava", "--out", str(results)], "cull.json: exists and is not a folder"),
+    ]:
+        res = CliRunner().invoke(cli_app, ["review", "--results", str(results), "--store", store, *extra])
+        assert res.exit_code == 2 and problem in res.output, res.output
+        assert "Traceback" not in res.output
+    cfg = ReviewConfig(results=results, store=tmp_path / "s.sqlite", profile="nima-ava")
+    assert cfg.target() == tmp_path / "s-profile"  # a built-in profile is updated beside the store
 
 
 def wait_done(c: TestClient, timeout: float = 120) -> dict:
@@ -216,3 +220,50 @@ def test_review_server_killed_mid_session_loses_nothing(shoot):
     assert stored == 1 + 2 + 1 + 1
     with PreferenceStore(shoot["store"]) as s:
         assert len(s) == stored and s.sources() == {"cull": stored}
+
+
+def test_corrections_rewrite_the_xmp_sidecars_read_back_by_exiftool(shoot):
+    """With --xmp, a changed pick and a reject rewrite the sidecars of the frames whose status changed;
+    the sidecar's other properties survive the merge."""
+    import shutil
+
+    from piaa.cull.xmp import write_sidecar
+    from piaa.web.review import XmpSettings
+
+    folder = shoot["folder"]
+    for name, rating, label, pick in [
+        ("a1.jpg", 3, "Green", 3),
+        ("a2.jpg", 0, None, 2),
+        ("a3.jpg", 0, None, 2),
+    ]:
+        write_sidecar(folder / name, rating, label, pick)  # as piaa cull --xmp wrote them
+    a2 = folder / "a2.jpg.xmp"
+    a2.write_text(
+        a2.read_text().replace(
+            "<rdf:Description ",
+            '<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:format="kept" ',
+            1,
+        )
+    )
+    untouched = (folder / "a2.jpg.xmp").read_bytes()
+    with client_for(shoot, xmp=XmpSettings()) as c:
+        res = c.post("/api/choose", json={"group": 0, "name": "a3.jpg"}).json()
+        assert res["sidecar_problems"] == []
+        assert (folder / "a2.jpg.xmp").read_bytes() == untouched  # still an alternate: not rewritten
+        res = c.post("/api/reject", json={"group": 0, "name": "a2.jpg"}).json()
+        assert res["sidecar_problems"] == []
+    exiftool = shutil.which("exiftool")
+    if exiftool is None:
+        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
+    out = subprocess.run(
+        [exiftool, "-j", "-XMP:Rating", "-XMP:Label", "-XMP-digiKam:PickLabel", "-XMP-dc:Format",
+         *(str(folder / f"{n}.xmp") for n in ("a1.jpg", "a2.jpg", "a3.jpg"))],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    got = {Path(d["SourceFile"]).name: d for d in json.loads(out)}
+    assert got["a3.jpg.xmp"]["Rating"] == 3 and got["a3.jpg.xmp"]["Label"] == "Green"
+    assert got["a3.jpg.xmp"]["PickLabel"] == 3
+    assert got["a1.jpg.xmp"]["Rating"] == 0 and "Label" not in got["a1.jpg.xmp"]
+    assert got["a1.jpg.xmp"]["PickLabel"] == 2
+    assert got["a2.jpg.xmp"]["Rating"] == -1 and got["a2.jpg.xmp"]["Label"] == "Red"
+    assert got["a2.jpg.xmp"]["PickLabel"] == 1 and got["a2.jpg.xmp"]["Format"] == "kept"

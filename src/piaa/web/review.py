@@ -29,7 +29,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,11 +54,23 @@ MAX_NAME_CHARS = 4096
 SOURCE = "cull"  # the store's source of every judgement made on this page
 
 
+@dataclass(frozen=True)
+class XmpSettings:
+    """How ``piaa cull --xmp`` wrote the sidecars, so corrections rewrite them the same way: sidecar
+    ``naming`` (darktable or adobe), the labels of picks and rejects (None: none), alternates' rating."""
+
+    naming: str = "darktable"
+    pick_label: str | None = "Green"
+    reject_label: str | None = "Red"
+    alternate_rating: int = 0
+
+
 @dataclass
 class ReviewConfig:
     """What ``piaa review`` takes. ``album``: the folder ``Update my profile`` trains on (default: the
     folder holding every photo of the results); ``out``: where the updated profile goes (default: over
-    ``profile``). ``train_overrides``: TrainConfig fields for ``personalize`` (tests, tuning)."""
+    ``profile``, or for a built-in profile such as ``nima-ava`` ``<store stem>-profile`` next to the
+    store, as ``piaa collect`` names it). ``train_overrides``: TrainConfig fields for ``personalize``."""
 
     results: Path
     store: Path
@@ -67,15 +79,14 @@ class ReviewConfig:
     album: Path | None = None
     host: str = "127.0.0.1"
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    xmp: XmpSettings | None = None  # rewrite the sidecars of every frame a correction changes
 
     def target(self) -> Path:
-        """Where the retrained profile is saved; a built-in profile (``nima-ava``) needs ``out``."""
+        """Where the retrained profile is saved (see the class docstring)."""
         if self.out is not None:
             return self.out
         if not Path(self.profile).is_dir():
-            raise ValueError(
-                f"--profile {self.profile}: a built-in profile cannot be updated in place; give --out FOLDER"
-            )
+            return self.store.with_name(f"{self.store.stem}-profile")
         return Path(self.profile)
 
 
@@ -87,6 +98,7 @@ class Frame:
     path: Path
     score: float
     flags: tuple[str, ...]
+    rating: int = 0  # the cull's xmp:Rating
 
 
 def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
@@ -111,6 +123,7 @@ def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
                 "status": str(row["status"]),
                 "score": float(row["score"]),
                 "flags": tuple(str(f) for f in row.get("flags") or ()),
+                "rating": int(row.get("rating") or 0),
             }
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: row {i} is not a cull row ({type(exc).__name__}: {exc})") from None
@@ -200,7 +213,12 @@ class Reviewer:
 
     def __init__(self, cfg: ReviewConfig) -> None:
         groups, self.keep = load_results(cfg.results)
-        cfg.target()  # a profile that cannot be saved is an error before the page opens
+        from piaa.models.profile import ProfileError, check_save_target, list_pretrained
+
+        if not Path(cfg.profile).is_dir() and str(cfg.profile) not in list_pretrained():
+            choices = ", ".join(list_pretrained())
+            raise ProfileError(f"{cfg.profile}: not a profile folder nor a built-in profile ({choices})")
+        check_save_target(cfg.target())  # before the page opens, not after the photographer's work
         if not cfg.store.parent.is_dir():
             raise FileNotFoundError(f"{cfg.store.parent}: folder for the preference store not found")
         self.cfg = cfg
@@ -212,15 +230,17 @@ class Reviewer:
         self.album = ServedAlbum(root, check=False)  # cull already read every photo
         self.frames: dict[str, Frame] = {}
         self.groups: list[GroupState] = []
+        self.pick_rating: list[int] = []  # the stars a new pick of the group gets in its sidecar
         for g in groups:
             names = []
             for r in g:
                 name = normalize_name(r["path"].relative_to(root).as_posix())
                 if name not in self.album:
                     raise ValueError(f"{cfg.results}: {r['path']}: photo not found")
-                self.frames[name] = Frame(name, r["path"], r["score"], r["flags"])
+                self.frames[name] = Frame(name, r["path"], r["score"], r["flags"], r["rating"])
                 names.append(name)
             rejected = frozenset(n for n, r in zip(names, g, strict=True) if r["status"] == "reject")
+            self.pick_rating.append(max([r["rating"] for r in g if r["status"] == "pick"] or [1]))
             order = (*(n for n in names if n not in rejected), *(n for n in names if n in rejected))
             self.groups.append(GroupState(order=order, keep=self.keep, rejected=rejected))
         self.store = PreferenceStore(cfg.store)
@@ -256,17 +276,44 @@ class Reviewer:
 
     # -- actions ---------------------------------------------------------------------------------------
 
-    def act(self, gid: int, action: Callable[[GroupState], tuple[GroupState, list[Pair]]]) -> int:
-        """Apply one action to a group; its pairs are durable in the store before the state changes."""
+    def act(
+        self, gid: int, action: Callable[[GroupState], tuple[GroupState, list[Pair]]]
+    ) -> tuple[int, list[str]]:
+        """Apply one action to a group; its pairs are durable in the store before the state changes.
+        Returns how many pairs were stored and the sidecars that could not be rewritten (with why)."""
         if not 0 <= gid < len(self.groups):
             raise HTTPException(404, f"no group {gid}")
         with self._lock:
-            new, pairs = action(self.groups[gid])
+            old = self.groups[gid]
+            new, pairs = action(old)
             if pairs:
                 self.store.add_many([(self._stored(a), self._stored(b)) for a, b in pairs], source=SOURCE)
             self.groups[gid] = new
             self.corrections += 1
-        return len(pairs)
+            problems = self._rewrite_sidecars(gid, old, new)
+        return len(pairs), problems
+
+    def _rewrite_sidecars(self, gid: int, old: GroupState, new: GroupState) -> list[str]:
+        """With ``--xmp``: the frames whose status changed get the rating and labels ``piaa cull`` gives
+        that status (a new pick the stars of the group's pick). A sidecar that cannot be merged is
+        reported; the correction itself is already stored."""
+        xmp = self.cfg.xmp
+        if xmp is None:
+            return []
+        from piaa.cull.xmp import SidecarError, status_properties, write_sidecar
+
+        problems = []
+        for name in new.order:
+            status = new.status(name)
+            if status == old.status(name):
+                continue
+            rating = {"pick": self.pick_rating[gid], "alternate": xmp.alternate_rating, "reject": -1}[status]
+            label, pick = status_properties(status, xmp.pick_label, xmp.reject_label)
+            try:
+                write_sidecar(self.frames[name].path, rating, label, pick, xmp.naming)
+            except (SidecarError, OSError, ValueError) as exc:
+                problems.append(one_line(exc))
+        return problems
 
     def _stored(self, name: str) -> str:
         return self.frames[name].path.as_posix()
@@ -286,7 +333,7 @@ class Reviewer:
                 self.groups[i] = rerank(state, known, flagged)
             for name, f in self.frames.items():
                 if name in scores:
-                    self.frames[name] = Frame(f.name, f.path, scores[name], f.flags)
+                    self.frames[name] = replace(f, score=scores[name])
 
 
 Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
@@ -370,8 +417,12 @@ def create_review_app(cfg: ReviewConfig, *, allowed_hosts: list[str] | None = No
             "state": reviewer.state(),
         }
 
-    def answer(gid: int, stored: int) -> dict[str, Any]:
-        return {"group": reviewer.group_view(gid), "stored": stored, "state": reviewer.state()}
+    def answer(gid: int, done: tuple[int, list[str]]) -> dict[str, Any]:
+        stored, sidecar_problems = done
+        return {
+            "group": reviewer.group_view(gid), "stored": stored, "sidecar_problems": sidecar_problems,
+            "state": reviewer.state(),
+        }  # fmt: skip
 
     @app.post("/api/choose")
     def choose_frame(body: FrameAction) -> dict[str, Any]:

@@ -140,7 +140,9 @@ async function act(kind, gi, name) {
     focus();
     counts(res.state);
     say(`${kind === "choose" ? "pick changed" : kind === "reject" ? "frame rejected" : "group accepted"}` +
-      ` · ${res.stored} preference${res.stored === 1 ? "" : "s"} stored`);
+      ` · ${res.stored} preference${res.stored === 1 ? "" : "s"} stored` +
+      (res.sidecar_problems.length ? ` · sidecar not rewritten: ${res.sidecar_problems.join("; ")}` : ""),
+      res.sidecar_problems.length > 0);
   } catch (e) {
     say(`not saved: ${e.message}`, true);
   } finally {
