@@ -267,3 +267,8 @@ def test_corrections_rewrite_the_xmp_sidecars_read_back_by_exiftool(shoot):
     assert got["a1.jpg.xmp"]["PickLabel"] == 2
     assert got["a2.jpg.xmp"]["Rating"] == -1 and got["a2.jpg.xmp"]["Label"] == "Red"
     assert got["a2.jpg.xmp"]["PickLabel"] == 1 and got["a2.jpg.xmp"]["Format"] == "kept"
+
+
+def test_cull_review_needs_a_store(shoot):
+    res = CliRunner().invoke(cli_app, ["cull", str(shoot["folder"]), "--profile", "nima-ava", "--review"])
+    assert res.exit_code == 2 and "--review needs --store" in res.output, res.output
