@@ -41,7 +41,13 @@ def cull_cmd(
     similarity: Annotated[
         float,
         typer.Option(min=-1.0, max=1.0, help="Cosine of the embeddings at or above which photos group."),
-    ] = 0.80,
+    ] = 0.95,
+    layout_similarity: Annotated[
+        float,
+        typer.Option(
+            min=-1.0, max=1.0, help="Or: correlation of 16x16 thumbnails at or above which they group."
+        ),
+    ] = 0.70,
     blur_ratio: Annotated[
         float,
         typer.Option(min=0.01, max=0.99, help="Blurred below this share of the group's best sharpness."),
@@ -49,7 +55,10 @@ def cull_cmd(
     clip_share: Annotated[
         float, typer.Option(min=0.01, max=1.0, help="Clipped above this share of blown or black pixels.")
     ] = 0.25,
-    eyes: Annotated[bool, typer.Option(help="Flag closed eyes (needs pip install 'piaa[eyes]').")] = True,
+    eyes: Annotated[
+        bool,
+        typer.Option(help="Flag closed eyes (needs mediapipe: pip install 'piaa\\[eyes]', see the guide)."),
+    ] = True,
     reject_flagged: Annotated[bool, typer.Option(help="Flagged non-picks become rejects.")] = True,
     alternate_rating: Annotated[int, typer.Option(min=0, max=5, help="xmp:Rating of alternates.")] = 0,
     pick_label: Annotated[str, typer.Option(help="xmp:Label of picks ('' for none).")] = "Green",
@@ -81,9 +90,9 @@ def cull_cmd(
             raise ValueError(f"{out}: --out exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
     settings = CullSettings(
-        time_window=time_window, similarity=similarity, keep=keep, blur_ratio=blur_ratio,
-        clip_share=clip_share, eyes=eyes, reject_flagged=reject_flagged, alternate_rating=alternate_rating,
-        thumbnails=out is not None, engine=engine,
+        time_window=time_window, similarity=similarity, layout_similarity=layout_similarity, keep=keep,
+        blur_ratio=blur_ratio, clip_share=clip_share, eyes=eyes, reject_flagged=reject_flagged,
+        alternate_rating=alternate_rating, thumbnails=out is not None, engine=engine,
     )  # fmt: skip
     prof = load_profile(profile)
     files = walk(paths)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from piaa.cull.measure import Measures, measure, network_pixels
 from piaa.cull.times import capture_time
-from piaa.data.images import FailureLog, ImageError, load_image
+from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
 from piaa.features.index import NeighborIndex, normalize
 
 FLAGS = ("blurred", "clipped", "eyes_closed")
@@ -37,8 +37,10 @@ class CullSettings:
 
     - ``time_window`` (seconds, >= 0): two photos can share a group only if their capture times are at
       most this far apart (neighbours in time chain: a 20-frame burst at 0.5 s intervals is one group).
-    - ``similarity`` (cosine of the backbone's embeddings, in [-1, 1]): and only if their embeddings are
-      at least this similar.
+    - ``similarity`` (cosine of the backbone's embeddings, in [-1, 1]) and ``layout_similarity``
+      (correlation of brightness-normalised 16 x 16 thumbnails, in [-1, 1]): and only if their
+      embeddings or their layouts are at least this similar. The embedding knows the scene when the
+      frame moves; the layout knows a blurred or darker frame of it, where the embedding changes most.
     - ``keep`` (>= 1): picks per group.
     - ``blur_ratio`` (in (0, 1)): a photo is ``blurred`` when its sharpness is below this fraction of
       the sharpest photo of its group (groups of two or more only).
@@ -51,7 +53,8 @@ class CullSettings:
     """
 
     time_window: float = 10.0
-    similarity: float = 0.80
+    similarity: float = 0.95
+    layout_similarity: float = 0.70
     keep: int = 1
     blur_ratio: float = 0.65
     clip_share: float = 0.25
@@ -66,6 +69,7 @@ class CullSettings:
         checks = {
             "time_window": self.time_window >= 0,
             "similarity": -1.0 <= self.similarity <= 1.0,
+            "layout_similarity": -1.0 <= self.layout_similarity <= 1.0,
             "keep": self.keep >= 1,
             "blur_ratio": 0.0 < self.blur_ratio < 1.0,
             "clip_share": 0.0 < self.clip_share <= 1.0,
@@ -110,11 +114,13 @@ class CullRow:
 
 @dataclass
 class CullResult:
-    """Rows ordered by group then rank; ``failures``: photos that could not be read (skipped);
-    ``notes``: what the user should know (an eye model missing, say)."""
+    """Rows ordered by group then rank; ``failures``: photos that could not be read; ``skipped``: other
+    files found in the folders given (not photos); ``notes``: what the user should know (an eye model
+    missing, say)."""
 
     rows: list[CullRow]
     failures: FailureLog = field(default_factory=FailureLog)
+    skipped: FailureLog = field(default_factory=FailureLog)
     measures: dict[Path, Measures] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -152,15 +158,19 @@ def group_photos(
     time_window: float,
     similarity: float,
     duplicates: Sequence[tuple[int, int]] = (),
+    layout: np.ndarray | None = None,
+    layout_similarity: float = 1.0,
 ) -> list[int]:
     """A group label per photo: photos i, j are linked when ``|t_i - t_j| <= time_window`` seconds and
-    the cosine of their embeddings (N x D) is ``>= similarity``, or when (i, j) is in ``duplicates``;
+    the cosine of their embeddings (N x D) is ``>= similarity`` or that of their ``layout`` vectors
+    (N x L, :func:`layout_vectors`) is ``>= layout_similarity``, or when (i, j) is in ``duplicates``;
     groups are the connected components. Each photo is compared only with those inside its time window
     (sorted by time: O(N x photos per window)). Photos without a time link only as duplicates. Labels
     are 0-based, ordered by each group's earliest capture time."""
     n = len(times)
     uf = _UnionFind(n)
     emb = normalize(embeddings) if n else np.zeros((0, 1), np.float32)
+    lay = normalize(layout) if layout is not None and n else None
     timed = sorted((t.timestamp() if t.tzinfo else _naive_seconds(t), i) for i, t in enumerate(times) if t)
     secs = np.array([s for s, _ in timed])
     idx = np.array([i for _, i in timed], dtype=np.int64)
@@ -170,8 +180,10 @@ def group_photos(
             lo += 1
         if lo < k:
             prev = idx[lo:k]
-            sims = emb[prev] @ emb[idx[k]]
-            for j in prev[sims >= similarity]:
+            linked = emb[prev] @ emb[idx[k]] >= similarity
+            if lay is not None:
+                linked |= lay[prev] @ lay[idx[k]] >= layout_similarity
+            for j in prev[linked]:
                 uf.union(int(j), int(idx[k]))
     for a, b in duplicates:
         uf.union(a, b)
@@ -185,6 +197,16 @@ def group_photos(
     return [labels[uf.find(i)] for i in range(n)]
 
 
+def layout_vectors(measures: Sequence[Measures]) -> np.ndarray:
+    """Each photo's 16 x 16 thumbnail, each channel shifted to mean 0 and scaled to unit variance (an
+    exposure change leaves it as it was; blur and noise barely reach that scale): N x 768 float32."""
+    if not measures:
+        return np.zeros((0, 768), np.float32)
+    t = np.stack([m.tiny.reshape(-1, 3) for m in measures]).astype(np.float32)
+    t = (t - t.mean(1, keepdims=True)) / (t.std(1, keepdims=True) + 1e-3)
+    return t.reshape(len(measures), -1)
+
+
 def _naive_seconds(t: datetime) -> float:
     return (t - datetime(1970, 1, 1)).total_seconds()
 
@@ -194,41 +216,36 @@ def find_duplicates(
 ) -> list[tuple[int, int]]:
     """Pairs (i, j) of photos with the same decoded pixels (another name or format).
 
-    Candidates come from a nearest-neighbour search of the embeddings (cosine >= ``similarity``) plus
-    equal pixel digests; a candidate whose digest differs (the same pixels decoded another way, a JPEG
-    drafted and its PNG copy) but whose 16 x 16 thumbnail agrees is decoded in full and compared."""
+    Candidates are photos with equal digests of their analysis image, and nearest neighbours of the
+    embeddings (cosine >= ``similarity``, faiss) whose 16 x 16 thumbnails agree (the same pixels decoded
+    another way: a big JPEG drafted, its PNG copy in full). Each candidate pair is confirmed as equal
+    files, or else by decoding both in full and comparing every pixel."""
     n = len(paths)
-    pairs: set[tuple[int, int]] = set()
-    by_digest: dict[str, int] = {}
+    candidates: set[tuple[int, int]] = set()
+    by_digest: dict[str, list[int]] = {}
     for i, m in enumerate(measures):
-        if m.digest in by_digest:
-            pairs.add((by_digest[m.digest], i))
-        else:
-            by_digest[m.digest] = i
-    if n < 2:
-        return sorted(pairs)
-    sims, rows = NeighborIndex(embeddings).search(embeddings, k=min(n, 6))
-    full: dict[int, np.ndarray | None] = {}
+        by_digest.setdefault(m.digest, []).append(i)
+    for members in by_digest.values():
+        candidates.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :])
+    if n >= 2:
+        sims, rows = NeighborIndex(embeddings).search(embeddings, k=min(n, 6))
+        for i in range(n):
+            for s, j in zip(sims[i], rows[i], strict=True):
+                j = int(j)
+                if j > i and s >= similarity and np.abs(measures[i].tiny - measures[j].tiny).mean() <= 2.0:
+                    candidates.add((i, j))
+    return sorted(pair for pair in candidates if same_pixels(paths[pair[0]], paths[pair[1]]))
 
-    def pixels(i: int) -> np.ndarray | None:
-        if i not in full:
-            try:
-                full[i] = np.asarray(load_image(paths[i]))
-            except ImageError:
-                full[i] = None
-        return full[i]
 
-    for i in range(n):
-        for s, j in zip(sims[i], rows[i], strict=True):
-            j = int(j)
-            if j <= i or s < similarity or (i, j) in pairs or measures[i].digest == measures[j].digest:
-                continue
-            if np.abs(measures[i].tiny - measures[j].tiny).mean() > 2.0:
-                continue
-            a, b = pixels(i), pixels(j)
-            if a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b):
-                pairs.add((i, j))
-    return sorted(pairs)
+def same_pixels(a: Path, b: Path) -> bool:
+    """Whether two files hold the same image: equal bytes, or equal pixels fully decoded."""
+    try:
+        if a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes():
+            return True
+        pa, pb = np.asarray(load_image(a)), np.asarray(load_image(b))
+    except (ImageError, OSError):
+        return False
+    return pa.shape == pb.shape and np.array_equal(pa, pb)
 
 
 # ------------------------------------------------------------------------------------------ the flags
@@ -407,7 +424,7 @@ def cull(
     settings: CullSettings | None = None,
     progress: bool = True,
 ) -> CullResult:
-    """Group, rank and flag the photos at ``paths`` (files, not folders) with a profile.
+    """Group, rank and flag the photos at ``paths`` (files, or folders walked recursively) with a profile.
 
     ``scorer``: a :class:`~piaa.models.profile.Profile`, a :class:`~piaa.models.scorer.Scorer`, a
     profile folder or a built-in name (``nima-ava``). Unreadable photos are recorded in
@@ -415,7 +432,8 @@ def cull(
     ``ProfileError`` for a bad profile, ValueError for bad settings."""
     settings = settings or CullSettings()
     profile = _profile_of(scorer)
-    files = [Path(p) for p in paths]
+    skipped = FailureLog()
+    files = list(iter_image_files([Path(p) for p in paths], skipped=skipped))
     failures = FailureLog()
     notes: list[str] = []
     eyes = None
@@ -431,11 +449,11 @@ def cull(
     dups = find_duplicates(files, measures, embs, similarity=settings.duplicate_similarity) if files else []
     labels = group_photos(
         [t for t, _ in times], embs, time_window=settings.time_window, similarity=settings.similarity,
-        duplicates=dups,
+        duplicates=dups, layout=layout_vectors(measures), layout_similarity=settings.layout_similarity,
     )  # fmt: skip
     flags = flag_photos(measures, labels, settings)
     rows = rank_groups(files, scores.tolist(), labels, flags, times, settings)
-    return CullResult(rows, failures, dict(zip(files, measures, strict=True)), notes)
+    return CullResult(rows, failures, skipped, dict(zip(files, measures, strict=True)), notes)
 
 
 def with_status(row: CullRow, status: str, settings: CullSettings | None = None) -> CullRow:
@@ -457,6 +475,7 @@ __all__ = [
     "find_duplicates",
     "flag_photos",
     "group_photos",
+    "layout_vectors",
     "rank_groups",
     "star_ratings",
     "with_status",

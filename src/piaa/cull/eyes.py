@@ -2,22 +2,26 @@
 
 mediapipe 0.10.14's wheel carries the face-detection and face-landmark models under
 ``mediapipe/modules/`` and runs them offline through ``mediapipe.solutions``; 1.x wheels carry none.
-Its wheel pins ``protobuf<5``, which would downgrade the protobuf that piaa's other dependencies
-install, so it is an optional extra, best installed in its own environment (``docs/guide/cull.md``).
+It needs protobuf < 5 (``GetPrototype``, ``FieldDescriptor.label``), which onnx >= 1.18 cannot load
+beside, so it works only in an environment of its own with onnx 1.17 (``docs/guide/cull.md``); where
+it imports but fails, :func:`factory` says why and the flag is left out.
 
 An eye is closed when its eye aspect ratio, the lid gap over the eye's width from the mesh's
 landmarks (Soukupova & Cech, "Real-Time Eye Blink Detection using Facial Landmarks", CVWW 2016), is
-below :data:`EAR_CLOSED`; a face has its eyes closed when both are. A photo is flagged when any face it
-holds of at least :data:`MIN_FACE` of the image width has its eyes closed.
+below :data:`EAR_CLOSED` (their threshold, 0.2; not tuned here); a face has its eyes closed when both
+are. The mesh runs with refined eye landmarks (``refine_landmarks``), whose lids follow the eye. A
+photo is flagged when any face it holds of at least :data:`MIN_FACE` of the image width has its eyes
+closed.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 
-EAR_CLOSED = 0.18  # eye aspect ratio below which an eye counts as closed
+EAR_CLOSED = 0.2  # eye aspect ratio below which an eye counts as closed (Soukupova & Cech 2016)
 MIN_FACE = 0.08  # faces narrower than this share of the image width are ignored (too small to judge)
 # Face Mesh landmark numbers: (outer corner, inner corner, upper lid, lower lid) of each eye
 _EYES = ((33, 133, 159, 145), (362, 263, 386, 374))
@@ -52,13 +56,15 @@ def factory() -> Callable[[], Callable[[np.ndarray], bool | None]] | None:
         return None
 
     def make() -> Callable[[np.ndarray], bool | None]:
-        mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=5, refine_landmarks=False)
+        mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=5, refine_landmarks=True)
 
         def closed(rgb: np.ndarray) -> bool | None:
             """H x W x 3 uint8 -> True (a face with both eyes closed), False (faces, eyes open), None
             (no face large enough)."""
             h, w = rgb.shape[:2]
-            found = mesh.process(np.ascontiguousarray(rgb[..., :3]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found = mesh.process(np.ascontiguousarray(rgb[..., :3]))
             verdicts = []
             for face in found.multi_face_landmarks or []:
                 pts = np.array([(p.x * w, p.y * h) for p in face.landmark])
@@ -70,6 +76,13 @@ def factory() -> Callable[[], Callable[[np.ndarray], bool | None]] | None:
 
         return closed
 
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # protobuf 4's deprecation notes, once per photo otherwise
+            make()(np.zeros((64, 64, 3), np.uint8))  # mediapipe imports beside protobuf >= 5 but fails here
+    except Exception as e:  # noqa: BLE001
+        _REASON = f"mediapipe unusable here ({type(e).__name__}: {e})"
+        return None
     return make
 
 

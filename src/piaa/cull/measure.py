@@ -33,7 +33,7 @@ class Measures:
     sharpness: float  # variance of the Laplacian over the variance of the luma, >= 0; larger is sharper
     highlights: float  # share of pixels with luma >= CLIP_HIGH, in [0, 1]
     shadows: float  # share of pixels with luma <= CLIP_LOW, in [0, 1]
-    digest: str  # sha1 of the decoded pixels and their size: equal digests, equal pixels
+    digest: str  # sha1 of the analysis image and the decoded size: equal pixels give equal digests
     tiny: np.ndarray  # 16 x 16 x 3 float32 thumbnail: a cheap first test for exact duplicates
     thumb: bytes | None = None  # JPEG bytes of a THUMB_SIZE thumbnail, when asked for
     eyes_closed: bool | None = None  # None: no face found, or no eye model
@@ -65,10 +65,10 @@ def analysis_image(img: Image.Image, size: int = ANALYSIS_SIZE) -> Image.Image:
 def measure(img: Image.Image, *, thumbnail: bool = False, eyes: object = None) -> Measures:
     """The measurements of one decoded (upright, sRGB, RGB) photo. ``eyes``: a callable
     ``(H x W x 3 uint8) -> bool | None`` (:mod:`piaa.cull.eyes`), or None for no eye check."""
-    full = np.asarray(img, dtype=np.uint8)
-    digest = hashlib.sha1(f"{full.shape}".encode() + full.tobytes()).hexdigest()
     small = analysis_image(img)
     rgb = np.asarray(small, dtype=np.uint8)
+    # of the analysis image, not the full one: hashing 24 MP took as long as decoding it
+    digest = hashlib.sha1(f"{img.size}".encode() + rgb.tobytes()).hexdigest()
     y = luma(rgb)
     tiny = np.asarray(small.resize((16, 16), Image.Resampling.BOX), np.float32)
     thumb = None

@@ -38,6 +38,7 @@ _TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 _DESC_START = re.compile(r"<rdf:Description\b[^>]*?(/?)>", re.S)
+_FIRST_ATTR = re.compile(r"<rdf:Description\s+[\w.:-]+\s*=\s*(\"[^\"]*\"|'[^']*')", re.S)
 
 
 class SidecarError(PiaaError, ValueError):
@@ -270,7 +271,9 @@ def set_property(text: str, uri: str, prefix: str, name: str, value: str) -> str
             prefix, n = f"{base}{n}", n + 1
         insert += f'\n    xmlns:{prefix}="{uri}"'
     insert += f'\n    {prefix}:{name}="{escaped}"'
-    at = desc.start(1) if desc.group(1) else desc.end() - 1
+    # after the tag's first attribute (rdf:about, usually): every existing line stays as it was
+    first = _FIRST_ATTR.match(text, desc.start())
+    at = first.end() if first else (desc.start(1) if desc.group(1) else desc.end() - 1)
     return text[:at] + insert + text[at:]
 
 
