@@ -109,7 +109,7 @@ def test_prefs_import_show_export(tmp_path):
     res = runner.invoke(app, ["prefs", "export", str(store), str(tmp_path / "out.csv"), "--resolved"])
     assert res.exit_code == 0, res.output
     lines = (tmp_path / "out.csv").read_text().splitlines()
-    assert lines == ["preferred,other", "b.jpg,a.jpg", "b.jpg,c.jpg"]
+    assert lines == ["preferred,other,source", "b.jpg,a.jpg,csv:in.csv", "b.jpg,c.jpg,csv:in.csv"]
     res = runner.invoke(app, ["prefs", "export", str(tmp_path / "none.sqlite"), str(tmp_path / "x.csv")])
     assert res.exit_code == 2 and "no such preference store" in res.output
 

@@ -338,7 +338,12 @@ def test_csv_round_trip_relative_and_absolute(tmp_path: Path) -> None:
         csv_path = tmp_path / "out.csv"
         store.export_csv(csv_path, album=album)
         lines = csv_path.read_text(encoding="utf-8").splitlines()
-        assert lines == ["preferred,other", "a.jpg,sub/b.jpg", f"sub/d.jpg,{outside}", "sub/b.jpg,a.jpg"]
+        assert lines == [
+            "preferred,other,source",
+            "a.jpg,sub/b.jpg,user",
+            f"sub/d.jpg,{outside},user",
+            "sub/b.jpg,a.jpg,user",
+        ]
         store.export_csv(tmp_path / "resolved.csv", album=album, resolved=True)
         expected_pairs = [("sub/b.jpg", "a.jpg"), ("sub/d.jpg", outside)]
         assert read_pairs_csv(tmp_path / "resolved.csv") == expected_pairs
@@ -347,7 +352,7 @@ def test_csv_round_trip_relative_and_absolute(tmp_path: Path) -> None:
     with PreferenceStore(tmp_path / "b.sqlite") as other:
         assert other.import_csv(csv_path, album=album) == 3
         assert other.pairs() == expected_pairs
-        assert {j.source for j in other.judgements()} == {"csv:out.csv"}
+        assert {j.source for j in other.judgements()} == {"user"}  # the exported source is kept
         other.import_csv(csv_path, album=album)  # a second import adds rows, not preferences
         assert len(other) == 6 and other.pairs() == expected_pairs
     assert load_pairs(csv_path, album=album) == expected_pairs

@@ -63,6 +63,13 @@ def cull_cmd(
     pick_label: Annotated[str, typer.Option(help="xmp:Label of picks ('' for none).")] = "Green",
     reject_label: Annotated[str, typer.Option(help="xmp:Label of rejects ('' for none).")] = "Red",
     engine: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    review: Annotated[
+        bool, typer.Option(help="Then open the review page (piaa review); needs --store.")
+    ] = False,
+    store: Annotated[
+        Path | None, typer.Option(help="Preference store the review page's corrections go to.")
+    ] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the review page.")] = 8766,
 ) -> None:
     """Cull a shoot: group bursts and near-duplicates, pick the best of each group by the profile, flag
     blurred, clipped and closed-eye frames; optionally write XMP sidecars that photo software reads."""
@@ -73,6 +80,8 @@ def cull_cmd(
 
     if sidecar not in NAMINGS:
         raise ValueError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
+    if review and store is None:
+        raise ValueError("--review needs --store S.sqlite (where the corrections go)")
     if output is not None and output.suffix.lower() not in (".csv", ".json"):
         raise ValueError(f"{output}: --output must end in .csv or .json")
     if out is not None:
@@ -124,4 +133,26 @@ def cull_cmd(
         page = write_report(out / "report.html", result, Path(profile).name)
         say(f"wrote {page} and {out / 'cull.json'}")
     suffix_csv = output is not None and output.suffix.lower() == ".csv"
+    if review and rows:
+        assert store is not None
+        _review_after(rows, store, profile, out, output, port, xmp, sidecar, pick_label, reject_label,
+                      alternate_rating)  # fmt: skip
     _write_and_report(output, cull_rows(rows, csv=suffix_csv), result.failures, "rows")
+
+
+def _review_after(
+    rows: list[Any], store: Path, profile: str, out: Path | None, output: Path | None, port: int, xmp: bool,
+    sidecar: str, pick_label: str, reject_label: str, alternate_rating: int,
+) -> None:  # fmt: skip
+    """``--review``: the rows (as ``cull.json``) opened in ``piaa review``'s page until Ctrl-C."""
+    import tempfile
+
+    from piaa.cli.review import open_review, xmp_settings
+
+    settings = xmp_settings(sidecar, pick_label, reject_label, alternate_rating) if xmp else None
+    with tempfile.TemporaryDirectory(prefix="piaa-review-") as tmp:
+        results = out / "cull.json" if out is not None else Path(tmp) / "cull.json"
+        if output is not None and output.suffix.lower() == ".json":
+            results = output
+        write_rows(results, cull_rows(rows, csv=False))
+        open_review(results, store, profile, port=port, xmp=settings)

@@ -4,7 +4,7 @@ Every user-facing failure is one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
-from piaa.cli import collect, cull, evaluate, model, prefs, reference, retouch  # noqa: F401  (register the commands)
+from piaa.cli import collect, cull, evaluate, model, prefs, reference, retouch, review  # noqa: F401  (register)
 from piaa.cli._common import app
 
 

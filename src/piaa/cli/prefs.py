@@ -78,10 +78,13 @@ def prefs_show(
         ),
     ] = None,
 ) -> None:
-    """Count stated, contradictory and transitively inferred pairs."""
+    """Count stated, contradictory and transitively inferred pairs, and the judgements by source
+    (collect, cull, an imported CSV)."""
     from piaa.data.images import iter_image_files
     from piaa.errors import where
-    from piaa.preferences import infer_transitive, load_statements, match_names, normalize_name, resolve
+    from piaa.preferences import (
+        infer_transitive, load_sources, load_statements, match_names, normalize_name, resolve,
+    )  # fmt: skip
 
     if album is not None and not album.is_dir():
         raise FileNotFoundError(f"{album}: album folder not found")
@@ -95,6 +98,7 @@ def prefs_show(
     pairs, contradictions = resolve(statements)
     inferred = len(infer_transitive(pairs))
     images = len({n for p in pairs for n in p})
+    by_source = ", ".join(f"{source} {n}" for source, n in load_sources(store).items())
     say(
         f"{store}: {plural(len(statements), 'judgement')} over {plural(images, 'image')} -> "
         f"{plural(len(pairs), 'effective pair')} "
@@ -107,3 +111,5 @@ def prefs_show(
             f"{plural(outside, 'judgement')} name photos that are not in {album} (ignored, as personalize "
             f"does): {shown}{' ...' if len(unmatched) > 5 else ''}"
         )
+    if by_source:
+        say(f"by source: {by_source}")

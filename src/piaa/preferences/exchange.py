@@ -1,6 +1,8 @@
 """Preferences as files: the CSV exchange format, and loading from either a CSV or a store.
 
-CSV files have the header ``preferred,other`` and one pair per row, in the order stated.
+CSV files have the header ``preferred,other`` and one pair per row, in the order stated. A third
+column ``source`` (``collect``, ``cull``, ...) is optional: ``piaa prefs export`` writes it so that an
+import elsewhere keeps where each judgement came from; two-column files read as before.
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ from piaa.preferences.rules import Pair, PreferenceError, check_pair, normalize_
 
 __all__ = [
     "CSV_HEADER",
+    "CSV_SOURCE",
     "is_sqlite_file",
     "load_pairs",
+    "load_sources",
     "load_statements",
+    "read_judgements_csv",
     "read_pairs_csv",
     "write_pairs_csv",
 ]
 
 CSV_HEADER = ("preferred", "other")
+CSV_SOURCE = "source"  # the optional third column
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -33,8 +39,18 @@ def read_pairs_csv(path: str | os.PathLike[str], album: str | os.PathLike[str] |
 
     Fails on the first bad line with ``PreferenceError("{path}:{line}: ...")`` so the file can be fixed.
     A UTF-8 byte order mark (as spreadsheets write), blank lines and spaces around names
-    (``preferred, other``) are accepted; names go through ``normalize_name``.
+    (``preferred, other``) are accepted; names go through ``normalize_name``. A ``source`` column is
+    read and ignored here (:func:`read_judgements_csv` returns it).
     """
+    return [(a, b) for a, b, _ in read_judgements_csv(path, album)]
+
+
+def read_judgements_csv(
+    path: str | os.PathLike[str], album: str | os.PathLike[str] | None = None
+) -> list[tuple[str, str, str | None]]:
+    """Rows ``(preferred, other, source)`` of a preference CSV; ``source`` is None in a two-column file
+    (header ``preferred,other``) and for an empty cell of the ``source`` column. Errors as
+    :func:`read_pairs_csv`."""
     if os.path.isdir(path):
         raise file_error(PreferenceError, path, "is a folder, not a preferences CSV")
     try:
@@ -53,24 +69,28 @@ def read_pairs_csv(path: str | os.PathLike[str], album: str | os.PathLike[str] |
         line = data.count(b"\n", 0, exc.start) + 1
         raise PreferenceError(f"{path}:{line}: not valid UTF-8") from None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True, skipinitialspace=True)
-    rows: list[Pair] = []
+    rows: list[tuple[str, str, str | None]] = []
     try:
         header = next(reader, None)
         if header is None:
             raise PreferenceError(f"{path}:1: empty file, expected header 'preferred,other'")
-        if tuple(h.strip() for h in header) != CSV_HEADER:
+        names = tuple(h.strip() for h in header)
+        if names not in (CSV_HEADER, (*CSV_HEADER, CSV_SOURCE)):
             got = ",".join(header)
             raise PreferenceError(f"{path}:{reader.line_num}: expected header 'preferred,other', got {got!r}")
+        width = len(names)
         for row in reader:
             line = reader.line_num
             if not row:
                 continue
-            if len(row) != 2:
-                raise PreferenceError(f"{path}:{line}: expected 2 fields (preferred,other), got {len(row)}")
+            if len(row) != width:
+                what = "preferred,other" + (",source" if width == 3 else "")
+                raise PreferenceError(f"{path}:{line}: expected {width} fields ({what}), got {len(row)}")
             try:
-                rows.append(check_pair(normalize_name(row[0], album), normalize_name(row[1], album)))
+                a, b = check_pair(normalize_name(row[0], album), normalize_name(row[1], album))
             except ValueError as exc:
                 raise PreferenceError(f"{path}:{line}: {exc}") from None
+            rows.append((a, b, (row[2].strip() or None) if width == 3 else None))
     except csv.Error as exc:
         raise PreferenceError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from None
     return rows
@@ -81,14 +101,23 @@ def _export_name(name: str, album: str | os.PathLike[str] | None) -> str:
 
 
 def write_pairs_csv(
-    path: str | os.PathLike[str], pairs: Iterable[Pair], album: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    pairs: Iterable[Pair],
+    album: str | os.PathLike[str] | None = None,
+    sources: Iterable[str] | None = None,
 ) -> None:
-    """Write pairs atomically: readers see the old file or the complete new one, never a torn one."""
+    """Write pairs atomically: readers see the old file or the complete new one, never a torn one.
+    With ``sources`` (one per pair) the file gets the ``source`` column."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for preferred, other in pairs:
-        writer.writerow((_export_name(preferred, album), _export_name(other, album)))
+    if sources is None:
+        writer.writerow(CSV_HEADER)
+        for preferred, other in pairs:
+            writer.writerow((_export_name(preferred, album), _export_name(other, album)))
+    else:
+        writer.writerow((*CSV_HEADER, CSV_SOURCE))
+        for (preferred, other), source in zip(pairs, sources, strict=True):
+            writer.writerow((_export_name(preferred, album), _export_name(other, album), source))
     atomic_write_text(path, buf.getvalue())
 
 
@@ -127,3 +156,23 @@ def load_statements(path: str | os.PathLike[str], album: str | os.PathLike[str] 
 def load_pairs(path: str | os.PathLike[str], album: str | os.PathLike[str] | None = None) -> list[Pair]:
     """Effective pairs (contradictions resolved) from a preference CSV or a ``PreferenceStore`` file."""
     return resolve(load_statements(path, album))[0]
+
+
+def load_sources(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Judgements per source (``collect``, ``cull``, ...), most first, from a store or a CSV (a CSV
+    without a ``source`` column counts as ``csv``). Opens a store read-only, as :func:`load_statements`."""
+    from collections import Counter
+
+    from piaa.preferences.store import PreferenceStore
+
+    if not os.path.isfile(path):
+        raise PreferenceError(f"{path}: no such preferences file")
+    if is_sqlite_file(path):
+        with PreferenceStore(path, readonly=True) as store:
+            stored = store.sources()
+    else:
+        stored = Counter(source or "csv" for _, _, source in read_judgements_csv(path))
+    counts: Counter[str] = Counter()
+    for source, n in stored.items():  # the page's tabs ("collect:<tab id>") count as collect
+        counts[source.split(":", 1)[0] if source.startswith("collect:") else source] += n
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -29,7 +29,7 @@ from types import TracebackType
 from urllib.parse import quote
 
 from piaa.errors import file_error
-from piaa.preferences.exchange import read_pairs_csv, write_pairs_csv
+from piaa.preferences.exchange import read_judgements_csv, write_pairs_csv
 from piaa.preferences.rules import (
     Contradiction,
     Judgement,
@@ -303,6 +303,21 @@ class PreferenceStore:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def add_many(self, pairs: Iterable[Pair], source: str = "user") -> list[int]:
+        """Record several judgements as one transaction (one click of the review page stating a pick
+        over three frames): all of them are durable when this returns, or none is. Returns their ids."""
+        checked = [check_pair(normalize_name(a), normalize_name(b)) for a, b in pairs]
+        now = time.time()
+        sql = "INSERT INTO judgements (preferred, other, created, source) VALUES (?, ?, ?, ?)"
+        cursors = self._write((sql, (a, b, now, source)) for a, b in checked)
+        return [int(c.lastrowid) for c in cursors if c.lastrowid is not None]
+
+    def sources(self) -> dict[str, int]:
+        """How many judgements came from each source (``collect``, ``cull``, ``csv:<file>``, ``user``),
+        most first."""
+        rows = self._read("SELECT source, count(*) FROM judgements GROUP BY source ORDER BY 2 DESC, 1")
+        return {str(source): int(n) for source, n in rows}
+
     def undo(self) -> Judgement | None:
         """Remove and return the most recent judgement (``None`` if there is none)."""
         with self._lock:
@@ -336,13 +351,15 @@ class PreferenceStore:
         """Append a CSV's rows as new judgements, all or nothing; returns how many.
 
         Imported rows count as the newest statements, so they win contradictions with what is already
-        stored. Importing the same file twice adds rows but leaves ``pairs()`` unchanged.
+        stored. Importing the same file twice adds rows but leaves ``pairs()`` unchanged. A row's
+        ``source`` column is kept (an export's ``collect``/``cull``); without one the source is
+        ``csv:<file name>``.
         """
-        rows = read_pairs_csv(path, album)  # validate everything before writing anything
+        rows = read_judgements_csv(path, album)  # validate everything before writing anything
         now = time.time()
-        source = f"csv:{Path(path).name}"
+        default = f"csv:{Path(path).name}"
         sql = "INSERT INTO judgements (preferred, other, created, source) VALUES (?, ?, ?, ?)"
-        self._write((sql, (a, b, now, source)) for a, b in rows)
+        self._write((sql, (a, b, now, source or default)) for a, b, source in rows)
         return len(rows)
 
     def export_csv(
@@ -351,15 +368,22 @@ class PreferenceStore:
         album: str | os.PathLike[str] | None = None,
         resolved: bool = False,
     ) -> None:
-        """Write all judgements in order (or only the effective pairs if ``resolved``), atomically.
+        """Write all judgements in order (or only the effective pairs if ``resolved``), atomically, with
+        each one's ``source`` (for a resolved pair: the source of the statement that won).
 
         Exporting every statement keeps the history, so importing the file elsewhere yields the same
         ``pairs()``. With an album, names inside it are written relative to it, others absolute. A CSV
         that cannot be written (disk full, say) is ``PreferenceError`` naming the CSV.
         """
-        pairs = self.pairs() if resolved else [j.pair for j in self.judgements()]
+        judgements = self.judgements()
+        if resolved:
+            latest = {j.pair: j.source for j in judgements}  # the winner is the latest statement
+            pairs = resolve(judgements)[0]
+            sources = [latest[p] for p in pairs]
+        else:
+            pairs, sources = [j.pair for j in judgements], [j.source for j in judgements]
         try:
-            write_pairs_csv(path, pairs, album)
+            write_pairs_csv(path, pairs, album, sources)
         except OSError as exc:
             raise file_error(PreferenceError, path, _problem(exc, path)) from exc
 

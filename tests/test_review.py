@@ -1,0 +1,274 @@
+"""The review page through its HTTP API: groups, corrections stored as preferences, safety, durability,
+and 'Update my profile' retraining from the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from conftest import synthetic_photo
+from piaa.cli.main import app as cli_app
+from piaa.preferences import PreferenceStore
+from piaa.web.review import ReviewConfig, create_review_app, load_results
+
+GROUPS = [["a1.jpg", "a2.jpg", "a3.jpg"], ["b1.jpg", "b2.jpg"], ["c1.jpg"]]
+
+
+def write_shoot(tmp_path: Path) -> tuple[Path, Path]:
+    """A shoot folder (plus a photo that was not culled) and its cull results, as ``piaa cull --output``
+    writes them: groups 0-based, ranks 1-based, the first of each group the pick, b2 flagged."""
+    rng = np.random.default_rng(1)
+    shoot = tmp_path / "shoot"
+    (shoot / "day 2").mkdir(parents=True)
+    rows = []
+    for g, names in enumerate(GROUPS):
+        for rank, name in enumerate(names, 1):
+            path = shoot / ("day 2" if g == 2 else "") / name
+            synthetic_photo(rng).save(path)
+            rows.append({
+                "path": str(path), "group": g, "rank": rank, "status": "pick" if rank == 1 else "alternate",
+                "score": 6.0 - rank, "flags": ["blurred"] if name == "b2.jpg" else [],
+                "capture_time": "2024-05-01T10:00:00", "time_source": "exif", "rating": 3,
+            })  # fmt: skip
+    synthetic_photo(rng).save(shoot / "not-culled.jpg")
+    results = tmp_path / "cull.json"
+    results.write_text(json.dumps(rows))
+    return shoot, results
+
+
+@pytest.fixture
+def shoot(tmp_path: Path) -> dict:
+    folder, results = write_shoot(tmp_path)
+    return {"folder": folder, "results": results, "store": tmp_path / "me.sqlite", "out": tmp_path / "me"}
+
+
+def client_for(shoot: dict, **kw) -> TestClient:
+    cfg = ReviewConfig(
+        results=shoot["results"], store=shoot["store"], profile="nima-ava", out=shoot["out"], **kw
+    )
+    return TestClient(create_review_app(cfg), base_url="http://127.0.0.1")
+
+
+def names(group: dict) -> list[str]:
+    return [f["name"] for f in group["frames"]]
+
+
+def test_groups_are_listed_best_first_with_picks_and_flags(shoot):
+    with client_for(shoot) as c:
+        res = c.get("/api/groups").json()
+    groups = res["groups"]
+    assert [names(g) for g in groups] == [
+        ["a1.jpg", "a2.jpg", "a3.jpg"],
+        ["b1.jpg", "b2.jpg"],
+        ["day 2/c1.jpg"],
+    ]
+    assert [f["status"] for f in groups[0]["frames"]] == ["pick", "alternate", "alternate"]
+    assert groups[1]["frames"][1]["flags"] == ["blurred"]
+    assert res["state"]["groups"] == 3 and res["state"]["judgements"] == 0
+
+
+def test_each_correction_is_stored_at_once_as_cull_preferences(shoot):
+    folder = shoot["folder"]
+    with client_for(shoot) as c:
+        res = c.post("/api/choose", json={"group": 0, "name": "a3.jpg"}).json()
+        assert res["stored"] == 2 and names(res["group"]) == ["a3.jpg", "a1.jpg", "a2.jpg"]
+        with PreferenceStore(shoot["store"], readonly=True) as s:  # durable before the answer came
+            assert [(j.pair, j.source) for j in s.judgements()] == [
+                ((f"{folder}/a3.jpg", f"{folder}/a1.jpg"), "cull"),
+                ((f"{folder}/a3.jpg", f"{folder}/a2.jpg"), "cull"),
+            ]
+        res = c.post("/api/reject", json={"group": 0, "name": "a1.jpg"}).json()
+        assert res["stored"] == 2 and names(res["group"])[-1] == "a1.jpg"
+        assert res["group"]["frames"][-1]["status"] == "reject"
+        res = c.post("/api/accept", json={"group": 1}).json()
+        assert res["stored"] == 1 and res["group"]["accepted"]
+        assert res["state"]["by_source"] == {"cull": 5}
+    with PreferenceStore(shoot["store"], readonly=True) as s:
+        assert (f"{folder}/a2.jpg", f"{folder}/a1.jpg") in s.pairs()
+        assert (f"{folder}/b1.jpg", f"{folder}/b2.jpg") in s.pairs()
+
+
+def test_only_the_culled_photos_are_served_and_only_same_origin_json_changes_anything(shoot):
+    with client_for(shoot) as c:
+        assert c.get("/img/a1.jpg?size=thumb").headers["content-type"] == "image/jpeg"
+        assert c.get("/img/day%202/c1.jpg").status_code == 200
+        for bad in (
+            "/img/not-culled.jpg",
+            "/img/../cull.json",
+            "/img/%2e%2e/cull.json",
+            "/img/" + "x" * 5000,
+        ):
+            assert c.get(bad).status_code == 404, bad
+        assert c.post("/api/choose", json={"group": 9, "name": "a1.jpg"}).status_code == 404
+        r = c.post("/api/choose", json={"group": 1, "name": "a1.jpg"})  # a photo of another group
+        assert r.status_code == 404 and "not a photo of group 1" in r.json()["detail"]
+        r = c.post(
+            "/api/reject", json={"group": 0, "name": "a2.jpg"}, headers={"Origin": "http://evil.example"}
+        )
+        assert r.status_code == 403
+        r = c.post("/api/accept", content='{"group": 0}', headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415
+        assert c.get("/api/groups", headers={"Host": "evil.example"}).status_code == 400
+        assert c.post("/api/update", json={}).status_code == 409  # nothing to learn from yet
+    with PreferenceStore(shoot["store"], readonly=True) as s:
+        assert len(s) == 0
+
+
+def test_bad_results_are_one_line_errors(tmp_path):
+    for text, problem in [("{", "not JSON"), ("[]", "non-empty list"), ('[{"path": "x"}]', "row 1")]:
+        f = tmp_path / "r.json"
+        f.write_text(text)
+        with pytest.raises(ValueError, match=problem):
+            load_results(f)
+    _, results = write_shoot(tmp_path)
+    store = str(tmp_path / "s.sqlite")
+    for extra, problem in [
+        (["--profile", "no-such"], "no-such: not a profile folder nor a built-in profile"),
+        (["--profile", "nima-ava", "--out", str(results)], "cull.json: exists and is not a folder"),
+    ]:
+        res = CliRunner().invoke(cli_app, ["review", "--results", str(results), "--store", store, *extra])
+        assert res.exit_code == 2 and problem in res.output, res.output
+        assert "Traceback" not in res.output
+    cfg = ReviewConfig(results=results, store=tmp_path / "s.sqlite", profile="nima-ava")
+    assert cfg.target() == tmp_path / "s-profile"  # a built-in profile is updated beside the store
+
+
+def wait_done(c: TestClient, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = c.get("/api/update").json()
+        if st["state"] != "running":
+            return st
+        assert time.monotonic() < deadline, "update did not finish"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_update_my_profile_retrains_from_the_store_and_reranks(shoot):
+    folder = shoot["folder"]
+    with PreferenceStore(shoot["store"]) as s:  # a collect pair, album-relative as collect stores it
+        s.add("b2.jpg", "a2.jpg", source="collect")
+    with client_for(shoot) as c:
+        c.post("/api/choose", json={"group": 0, "name": "a3.jpg"})
+        c.post("/api/reject", json={"group": 1, "name": "b1.jpg"})
+        assert c.post("/api/update", json={}).status_code == 202
+        st = wait_done(c)
+        assert st["state"] == "done", st
+        assert st["judgements"] == 4 and st["unmatched"] == 0  # 2 + 1 corrections, 1 collect pair
+        groups = c.get("/api/groups").json()["groups"]
+        assert names(groups[0])[0] == "a3.jpg"  # the photographer's pick stays first
+        assert names(groups[1]) == ["b2.jpg", "b1.jpg"]  # and the reject last
+        scores = {f["name"]: f["score"] for g in groups for f in g["frames"]}
+        assert scores["a3.jpg"] != 4.0  # re-scored by the new profile, not the cull's scores
+    from piaa.models.profile import load_profile
+
+    prof = load_profile(shoot["out"])
+    assert prof.generic() is not None  # carries its generic model forward for the next update
+    assert (f"{folder}/a3.jpg".removeprefix(f"{folder}/"), "a1.jpg") in prof.pairs
+
+
+@pytest.mark.slow
+def test_review_server_killed_mid_session_loses_nothing(shoot):
+    """`piaa review` in its own process, SIGKILLed right after four corrections: all are in the store."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [
+        sys.executable, "-m", "piaa.cli.main", "review", "--results", str(shoot["results"]),
+        "--store", str(shoot["store"]), "--profile", "nima-ava", "--out", str(shoot["out"]),
+        "--port", str(port),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    stored = 0
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/api/groups", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        for path, body in [
+            ("choose", {"group": 0, "name": "a2.jpg"}),
+            ("reject", {"group": 0, "name": "a3.jpg"}),
+            ("accept", {"group": 1}),
+            ("choose", {"group": 1, "name": "b2.jpg"}),
+        ]:
+            r = httpx.post(f"{base}/api/{path}", json=body)
+            r.raise_for_status()
+            stored += r.json()["stored"]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        proc.stdout.close()
+    assert stored == 1 + 2 + 1 + 1
+    with PreferenceStore(shoot["store"]) as s:
+        assert len(s) == stored and s.sources() == {"cull": stored}
+
+
+def test_corrections_rewrite_the_xmp_sidecars_read_back_by_exiftool(shoot):
+    """With --xmp, a changed pick and a reject rewrite the sidecars of the frames whose status changed;
+    the sidecar's other properties survive the merge."""
+    import shutil
+
+    from piaa.cull.xmp import write_sidecar
+    from piaa.web.review import XmpSettings
+
+    folder = shoot["folder"]
+    for name, rating, label, pick in [
+        ("a1.jpg", 3, "Green", 3),
+        ("a2.jpg", 0, None, 2),
+        ("a3.jpg", 0, None, 2),
+    ]:
+        write_sidecar(folder / name, rating, label, pick)  # as piaa cull --xmp wrote them
+    a2 = folder / "a2.jpg.xmp"
+    a2.write_text(
+        a2.read_text().replace(
+            "<rdf:Description ",
+            '<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:format="kept" ',
+            1,
+        )
+    )
+    untouched = (folder / "a2.jpg.xmp").read_bytes()
+    with client_for(shoot, xmp=XmpSettings()) as c:
+        res = c.post("/api/choose", json={"group": 0, "name": "a3.jpg"}).json()
+        assert res["sidecar_problems"] == []
+        assert (folder / "a2.jpg.xmp").read_bytes() == untouched  # still an alternate: not rewritten
+        res = c.post("/api/reject", json={"group": 0, "name": "a2.jpg"}).json()
+        assert res["sidecar_problems"] == []
+    exiftool = shutil.which("exiftool")
+    if exiftool is None:
+        pytest.skip("exiftool is not installed (apt-get install libimage-exiftool-perl)")
+    out = subprocess.run(
+        [exiftool, "-j", "-XMP:Rating", "-XMP:Label", "-XMP-digiKam:PickLabel", "-XMP-dc:Format",
+         *(str(folder / f"{n}.xmp") for n in ("a1.jpg", "a2.jpg", "a3.jpg"))],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    got = {Path(d["SourceFile"]).name: d for d in json.loads(out)}
+    assert got["a3.jpg.xmp"]["Rating"] == 3 and got["a3.jpg.xmp"]["Label"] == "Green"
+    assert got["a3.jpg.xmp"]["PickLabel"] == 3
+    assert got["a1.jpg.xmp"]["Rating"] == 0 and "Label" not in got["a1.jpg.xmp"]
+    assert got["a1.jpg.xmp"]["PickLabel"] == 2
+    assert got["a2.jpg.xmp"]["Rating"] == -1 and got["a2.jpg.xmp"]["Label"] == "Red"
+    assert got["a2.jpg.xmp"]["PickLabel"] == 1 and got["a2.jpg.xmp"]["Format"] == "kept"
+
+
+def test_cull_review_needs_a_store(shoot):
+    res = CliRunner().invoke(cli_app, ["cull", str(shoot["folder"]), "--profile", "nima-ava", "--review"])
+    assert res.exit_code == 2 and "--review needs --store" in res.output, res.output
