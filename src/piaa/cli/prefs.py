@@ -83,7 +83,12 @@ def prefs_show(
     from piaa.data.images import iter_image_files
     from piaa.errors import where
     from piaa.preferences import (
-        infer_transitive, load_sources, load_statements, match_names, normalize_name, resolve,
+        infer_transitive,
+        load_sources,
+        load_statements,
+        match_names,
+        normalize_name,
+        resolve,
     )  # fmt: skip
 
     if album is not None and not album.is_dir():

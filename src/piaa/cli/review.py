@@ -24,8 +24,6 @@ def open_review(
     xmp: XmpSettings | None = None,
 ) -> None:
     """Serve the review page until Ctrl-C (``piaa review`` and ``piaa cull --review``)."""
-    from rich.markup import escape
-
     from piaa.web import check_port
     from piaa.web.review import ReviewConfig, create_review_app
 
@@ -37,8 +35,8 @@ def open_review(
     rv = web_app.state.reviewer
     shown = f"[{host}]" if ":" in host else host
     say(
-        f"{escape(str(results))}: {len(rv.groups)} groups, {len(rv.frames)} photos; corrections go to "
-        f"{escape(str(store))}. Open http://{shown}:{port}/  (Ctrl-C to stop)"
+        f"{results}: {len(rv.groups)} groups, {len(rv.frames)} photos; corrections go to "
+        f"{store}. Open http://{shown}:{port}/  (Ctrl-C to stop)"
     )
     import uvicorn
 
@@ -58,7 +56,7 @@ def review_cmd(
         Path | None,
         typer.Option(help="Folder 'Update my profile' trains on (default: the folder holding the photos)."),
     ] = None,
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8766,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the review page.")] = 8766,
     host: Annotated[str, typer.Option(help="Interface to bind (default: this computer only).")] = "127.0.0.1",
     xmp: Annotated[
         bool, typer.Option(help="Rewrite the XMP sidecars of frames a correction changes.")
