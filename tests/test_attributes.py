@@ -115,3 +115,27 @@ def test_pooled_features_layout_and_pixel_axes() -> None:
     assert list(space) == ["a", "b", *PIXEL_ATTRIBUTES]
     with pytest.raises(AttributeHeadsError, match="2 feature rows but 1"):
         taste_space(heads, x[:2], px[:1])
+
+
+def _pairs(utility: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    a, b = rng.choice(len(utility), (2, n))
+    keep = a != b
+    a, b = a[keep], b[keep]
+    first = utility[a] > utility[b]
+    return np.c_[np.where(first, a, b), np.where(first, b, a)]
+
+
+def test_fit_taste_moves_from_the_generic_model_only_when_the_pairs_say_so() -> None:
+    from piaa.models.attributes import fit_taste
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(100, 4))
+    taste = z[:, 0] - 2.0 * z[:, 2]  # this person dislikes what axis 2 measures
+    w, choice = fit_taste(z, _pairs(taste, 100, rng), stated=100)
+    assert choice.startswith("fit") and w[2] < -0.5 * abs(w[0])
+    assert np.corrcoef(z @ w, taste)[0, 1] > 0.9
+    # pairs that follow the generic score: no reason to move
+    w, choice = fit_taste(z, _pairs(z[:, 0], 100, rng), stated=100)
+    assert choice == "generic" and np.array_equal(w, [1, 0, 0, 0])
+    w, choice = fit_taste(z, _pairs(taste, 5, rng)[:5], stated=5)
+    assert choice == "generic"

@@ -44,6 +44,8 @@ __all__ = [
     "AttributeHeadsError",
     "AttributeHeads",
     "AttributeTable",
+    "TASTE_LAMBDAS",
+    "fit_taste",
     "pixel_attributes",
     "pooled_features",
     "read_attribute_table",
@@ -325,3 +327,71 @@ def taste_space(
             raise AttributeHeadsError(f"{len(features)} feature rows but {len(pixels)} pixel-attribute rows")
         out.update({n: np.asarray(pixels)[:, j] for j, n in enumerate(PIXEL_ATTRIBUTES)})
     return out
+
+
+# ------------------------------------------------------------------------------------- a person's taste
+
+TASTE_LAMBDAS = (10.0, 1.0, 0.1, 0.01)
+"""L2 pulls toward the generic model of :func:`fit_taste`'s candidates, strongest first."""
+
+
+def _fit_linear_ranker(z: np.ndarray, rows: np.ndarray, prior: np.ndarray, lam: float) -> np.ndarray:
+    """argmin_w mean softplus(-(z_a - z_b) . w) + lam * |w - prior|² over ordered pairs ``rows``."""
+    from scipy.optimize import minimize
+
+    d = z[rows[:, 0]] - z[rows[:, 1]]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        m = d @ w
+        sig = 0.5 * (1 - np.tanh(0.5 * m))  # sigmoid(-m), stable
+        value = np.logaddexp(0.0, -m).mean() + lam * ((w - prior) ** 2).sum()
+        return float(value), -(d * sig[:, None]).mean(0) + 2 * lam * (w - prior)
+
+    return minimize(loss, prior.copy(), jac=True, method="L-BFGS-B").x
+
+
+def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> tuple[np.ndarray, str]:
+    """A person's taste as weights on the named axes ``z`` (N, K), column 0 the generic model's score.
+
+    The prior is the generic model (weight 1 on column 0, 0 elsewhere); each candidate fits a logistic
+    ranking loss on ``pairs`` (P, 2 rows of ``z``, preferred first: the ``stated`` pairs, then those
+    inferred from them) with an L2 pull of strength ``lam`` in :data:`TASTE_LAMBDAS` toward the prior.
+    The candidate is chosen as :func:`piaa.models.selection.fit_personal` chooses (cross-validation over
+    the judged photos, a sign test against the generic model before moving); fewer than
+    ``selection.MIN_STATED`` stated pairs keep the prior. Returns ``(weights (K,), choice)``: scores are
+    ``z @ weights``; ``choice`` is ``"generic"`` or ``"fit <lam>"``. ``z`` columns should be
+    standardized, so the pull treats every axis alike."""
+    import torch
+
+    from piaa.models.selection import GENERIC, MAX_FOLDS, MIN_STATED, _choose, _training_pairs
+
+    z = np.asarray(z, np.float64)
+    prior = np.zeros(z.shape[1])
+    prior[0] = 1.0
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    if stated < MIN_STATED:
+        return prior, GENERIC
+    st = torch.from_numpy(pairs[:stated])
+    photos = torch.unique(st)
+    folds = min(MAX_FOLDS, len(photos))
+    fold_of = torch.empty(int(pairs.max()) + 1, dtype=torch.long)
+    perm = torch.randperm(len(photos), generator=torch.Generator().manual_seed(seed + 2))
+    fold_of[photos[perm]] = torch.arange(len(photos)) % folds
+    names = [GENERIC, *(f"fit {lam:g}" for lam in TASTE_LAMBDAS)]
+    right: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    for f in range(folds):
+        touches = (fold_of[st] == f).any(dim=1)
+        held, kept = st[touches], st[~touches]
+        if len(held) == 0 or len(kept) == 0:
+            continue
+        train = _training_pairs(kept, held).numpy()
+        h = held.numpy()
+        for name in names:
+            w = prior if name == GENERIC else _fit_linear_ranker(z, train, prior, float(name.split()[1]))
+            s = z @ w
+            a, b = s[h[:, 0]], s[h[:, 1]]
+            right[name].append(torch.from_numpy((a > b) + 0.5 * (a == b)).float())
+    best, _ = _choose({n: torch.cat(v) if v else torch.zeros(0) for n, v in right.items()})
+    if best == GENERIC:
+        return prior, GENERIC
+    return _fit_linear_ranker(z, pairs, prior, float(best.split()[1])), best
