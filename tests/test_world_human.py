@@ -114,3 +114,17 @@ def test_cli_runs_the_world(tmp_path, monkeypatch) -> None:
     assert "stop here" in res.output or isinstance(res.exception, RuntimeError)
     assert seen["kind"] == "para-human" and seen["cache_dir"] == tmp_path / "c"
     assert "content_backbone" not in seen
+
+
+@pytest.mark.slow  # a split of the protocol on the 60-photo world
+def test_taste_space_method_reads_the_reference_attributes(world) -> None:
+    from piaa.evaluation.methods import METHODS
+    from piaa.models.train import TrainConfig
+
+    w, _ = world
+    tiny = TrainConfig(generic_epochs=1, rank_epochs=1, k=5)
+    s = bench.make_split(w, w.albums[0], 10, np.random.default_rng(1), tiny)
+    pred = METHODS["taste space"](s)
+    assert pred.shape == s.test.shape and np.isfinite(pred).all()
+    assert w.__dict__["_taste_attributes"].shape == (len(w.photo_emb), 8)  # heads fitted once per world
+    assert s.cache["taste choices"][-1] == "generic" or s.cache["taste choices"][-1].startswith("fit")
