@@ -38,7 +38,8 @@ def evaluate_cmd(
         str | None, typer.Option(help="para world: network whose clusters are the persons' kinds of subject.")
     ] = None,
     feature_cache: Annotated[
-        Path | None, typer.Option(help="para world: folder keeping extracted features between runs.")
+        Path | None,
+        typer.Option(help="para and para-human worlds: folder keeping extracted features between runs."),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="realcur, flickr-aes or para (real ratings).")] = None,
     dataset_root: Annotated[Path | None, typer.Option(help="The dataset's folder (or labels file).")] = None,
