@@ -357,7 +357,9 @@ def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> t
     ranking loss on ``pairs`` (P, 2 rows of ``z``, preferred first: the ``stated`` pairs, then those
     inferred from them) with an L2 pull of strength ``lam`` in :data:`TASTE_LAMBDAS` toward the prior.
     The candidate is chosen as :func:`piaa.models.selection.fit_personal` chooses (cross-validation over
-    the judged photos, a sign test against the generic model before moving); fewer than
+    the judged photos, a sign test against the generic model before moving), but without its rule that
+    fits are candidates only from 20 judged photos on (measured without it: at X = 10 this moved below
+    the generic model on two worlds of three, ``docs/benchmarks/attributes.md``); fewer than
     ``selection.MIN_STATED`` stated pairs keep the prior. Returns ``(weights (K,), choice)``: scores are
     ``z @ weights``; ``choice`` is ``"generic"`` or ``"fit <lam>"``. ``z`` columns should be
     standardized, so the pull treats every axis alike."""
