@@ -30,7 +30,11 @@ def evaluate_cmd(
         ),
     ] = None,
     world: Annotated[
-        str, typer.Option(help="Simulated world: photos (simulated crowd) or para (PARA's real crowd).")
+        str,
+        typer.Option(
+            help="Simulated world: photos (simulated crowd), para (PARA's real crowd) or para-human "
+            "(persons weighing PARA's real attribute ratings and emotions)."
+        ),
     ] = "photos",
     backbone: Annotated[str, typer.Option(help="Backbone of a simulated world.")] = "efficientnet-lite0",
     content_backbone: Annotated[
@@ -38,7 +42,9 @@ def evaluate_cmd(
     ] = None,
     feature_cache: Annotated[
         Path | None,
-        typer.Option(parser=user_path, help="para world: folder keeping extracted features between runs."),
+        typer.Option(
+            parser=user_path, help="para and para-human worlds: folder keeping extracted features between runs."
+        ),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="realcur, flickr-aes or para (real ratings).")] = None,
     dataset_root: Annotated[
@@ -99,10 +105,11 @@ def evaluate_cmd(
 
         if world not in WORLDS:
             raise ValueError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
-        photos = photos or Path("../shared/data/para" if world == "para" else "../shared/data/photos")
+        photos = photos or Path("../shared/data/photos" if world == "photos" else "../shared/data/para")
         if not photos.is_dir():
             raise FileNotFoundError(f"{photos}: photo folder not found (pass --photos DIR)")
         extra = {"content_backbone": content_backbone, "cache_dir": feature_cache} if world == "para" else {}
+        extra = {"cache_dir": feature_cache} if world == "para-human" else extra
         bench_world = bench.simulated_world(
             photos, persons=persons, seed=seed, backbone=backbone, kind=world, **extra
         )

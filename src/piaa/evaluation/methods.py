@@ -21,6 +21,7 @@ from piaa.models.train import cached_source
 
 if TYPE_CHECKING:
     from piaa.evaluation.protocol import Split
+    from piaa.evaluation.worlds import EvalWorld
 
 __all__ = ["METHODS", "Method"]
 
@@ -170,6 +171,49 @@ def _rankiqa(s: Split) -> np.ndarray:
         return net(feats[[pos[int(i)] for i in s.test]]).squeeze(1).numpy()
 
 
+# ------------------------------------------------------------------------------------ the taste space
+
+
+def _world_attributes(world: EvalWorld) -> np.ndarray | None:
+    """(P, A) the pool photos' attributes predicted by heads fitted on the reference's crowd attribute
+    ratings (once per world), or None when the world's reference has none."""
+    cached = world.__dict__.get("_taste_attributes")
+    if cached is not None or world.ref_attributes is None:
+        return cached
+    from piaa.backbones import FeatureMaps
+    from piaa.models.attributes import AttributeHeads, pooled_features
+
+    def pooled(maps: FeatureMaps) -> np.ndarray:
+        chunks = range(0, len(maps.z1), 256)
+        return np.concatenate([pooled_features(FeatureMaps(*(x[i : i + 256] for x in maps))) for i in chunks])
+
+    heads = AttributeHeads.fit(
+        pooled(world.ref_maps), world.ref_attributes, world.attribute_names,
+        backbones=(), licence="the world's reference labels",
+    )  # fmt: skip
+    out = heads.predict_array(pooled(world.photo_maps))
+    world.__dict__["_taste_attributes"] = out
+    return out
+
+
+def _taste_space(s: Split) -> np.ndarray:
+    """A person's taste as a linear model on named axes (:func:`piaa.models.attributes.fit_taste`): the
+    generic model's score, the attributes predicted by heads fitted on the reference's crowd attribute
+    ratings (where the world has them) and the pixel attributes (where known), each standardized over the
+    pool; the prior is the generic model and the pairs decide how far it moves."""
+    from piaa.models.attributes import fit_taste
+
+    world = s.world
+    cols = [s.head_scores(s.generic(), np.arange(len(world.photo_emb)))[:, None]]
+    attrs = _world_attributes(world)
+    cols += [a for a in (attrs, world.photo_pixels) if a is not None]
+    z = np.hstack(cols).astype(np.float64)
+    z = (z - z.mean(0)) / np.maximum(z.std(0), 1e-9)
+    w, choice = fit_taste(z, s.pairs, s.stated, s.cfg.seed)
+    s.cache.setdefault("taste choices", []).append(choice)
+    return z[s.test] @ w
+
+
 METHODS: dict[str, Method] = {
     "piaa (full)": _piaa(),
     "w/o rankings (generic)": _without_rankings,
@@ -183,5 +227,6 @@ METHODS: dict[str, Method] = {
     "R-SVR": _rsvr,
     "RankIQA-style": _rankiqa,
     "PAM-style": _pam,
+    "taste space": _taste_space,
 }
 """The table's rows, in order: name -> method."""

@@ -39,8 +39,9 @@ __all__ = [
     "simulated_world",
 ]
 
-WORLDS = ("photos", "para")
-"""The simulated worlds: persons over any photo folder, or over PARA's photos and real crowd labels."""
+WORLDS = ("photos", "para", "para-human")
+"""The simulated worlds: persons over any photo folder, over PARA's photos and real crowd labels, or over
+PARA's real attribute ratings and emotion votes (:mod:`piaa.evaluation.world_human`)."""
 
 
 @dataclass(eq=False)
@@ -80,6 +81,9 @@ class EvalWorld:
     albums: list[PooledAlbum]
     channels: tuple[int, int, int]
     description: str = ""
+    ref_attributes: np.ndarray | None = None  # (R, A) crowd attribute ratings of the reference, if known
+    attribute_names: tuple[str, ...] = ()  # (A,) their names
+    photo_pixels: np.ndarray | None = None  # (P, 5) standardized pixel attributes of the pool photos
 
     def __post_init__(self) -> None:
         self._index = NeighborIndex(self.ref_emb)
@@ -161,6 +165,13 @@ def simulated_world(
 
     if kind not in WORLDS:
         raise ValueError(f"unknown world {kind!r}: choose one of {', '.join(WORLDS)}")
+    if kind == "para-human":
+        from piaa.evaluation.world_human import human_world
+
+        return human_world(
+            photos, persons=persons, album_size=album_size, seed=seed, backbone=backbone, progress=progress,
+            **para,  # type: ignore[arg-type]
+        )  # fmt: skip
     if kind == "para":
         return para_world(
             photos, persons=persons, album_size=album_size, seed=seed, backbone=backbone, progress=progress,
@@ -207,6 +218,7 @@ def simulated_world(
         channels=tuple(bb.info.channels),
         description=f"{len(ref_idx)} reference photos, {persons} simulated persons with {size}-photo albums "
         f"from {photos} (seed {seed})",
+        photo_pixels=attrs[pool_idx].astype(np.float32),
     )
 
 
@@ -294,7 +306,23 @@ def para_world(
         description=f"PARA world: {len(ref_idx)} reference photos with real crowd labels, {persons} "
         f"simulated persons with {size}-photo albums over the real crowd mean, content from {content} "
         f"({root}, seed {seed})",
+        photo_pixels=attrs[pool_idx].astype(np.float32),
+        **_reference_attributes(root, [labels.files[k] for k in both], ref_idx),
     )
+
+
+def _reference_attributes(root: Path, names: list[str], ref_idx: np.ndarray) -> dict:
+    """The reference's crowd attribute ratings where ``root`` has an ``attributes.csv`` covering them."""
+    from piaa.models.attributes import read_attribute_table
+
+    if not (root / "attributes.csv").is_file():
+        return {}
+    table = read_attribute_table(root / "attributes.csv")
+    try:
+        rows = table.rows([names[i] for i in ref_idx])
+    except KeyError:
+        return {}
+    return {"ref_attributes": rows.astype(np.float32), "attribute_names": table.names}
 
 
 def dataset_world(
