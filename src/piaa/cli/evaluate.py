@@ -43,7 +43,7 @@ def evaluate_cmd(
     feature_cache: Annotated[
         Path | None,
         typer.Option(
-            parser=user_path, help="para and para-human worlds: folder keeping extracted features between runs."
+            parser=user_path, help="para and para-human worlds: folder keeping features between runs."
         ),
     ] = None,
     dataset: Annotated[str | None, typer.Option(help="realcur, flickr-aes or para (real ratings).")] = None,
