@@ -52,6 +52,7 @@ def album(tmp_path: Path) -> Path:
 
 
 def make_client(album: Path, tmp_path: Path, **kw) -> TestClient:
+    kw = {"auto_train": False} | kw
     cfg = CollectConfig(album=album, store=tmp_path / "prefs.sqlite", features=fake_features, **kw)
     return TestClient(create_app(cfg), base_url="http://127.0.0.1")
 

@@ -61,6 +61,9 @@ def personalize_cmd(
     select: Annotated[
         bool, typer.Option(help="Pull toward the generic model as far as held-out pairs say (off: paper).")
     ] = True,
+    agreement: Annotated[
+        bool, typer.Option(help="Measure agreement on held-out pairs (nested cross-validation; slower).")
+    ] = True,
     workers: Workers = None,
 ) -> None:
     """Train a personal profile: a generic model (from a reference's neighbours, or --generic), then the
@@ -82,7 +85,7 @@ def personalize_cmd(
         **{key: v for key, v in overrides.items() if v is not None},
     )
     with decode_workers(workers):
-        profile = personalize(reference, album, prefs, out, generic=generic, config=cfg)
+        profile = personalize(reference, album, prefs, out, generic=generic, config=cfg, agreement=agreement)
     rep = profile.report
     if len(rep.skipped):
         err_console.print(f"[yellow]{rep.skipped.summary('file')}[/]", highlight=False, soft_wrap=True)
@@ -106,6 +109,8 @@ def personalize_cmd(
     sel = rep.selection
     if sel.folds:
         say(f"held-out pairs ({sel.folds} folds) chose how to personalize: {sel.describe()}")
+    if rep.agreement is not None:
+        say(f"how well it knows you: {rep.agreement.describe()}")
 
 
 @app.command("score")
