@@ -139,7 +139,7 @@ class Trainer:
                 return False
             pairs = self._pairs()
             self._job = TrainJob("running", "starting", started=time.time(), judgements=len(pairs))
-            self._thread = threading.Thread(target=self._run, args=(len(pairs),), daemon=True)
+            self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
         return True
 
@@ -148,9 +148,9 @@ class Trainer:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self, judgements: int) -> None:
+    def _run(self) -> None:
         try:
-            self._personal(judgements)
+            self._personal()
             self._set(state="done", phase="done", fraction=1.0, finished=time.time())
             if self.prepare_retoucher and self.profile is not None:
                 self.before_after.prepare(self.profile)  # after the ranking and agreement are shown
@@ -161,14 +161,15 @@ class Trainer:
                 if self._model is not None and self._model.agreement_state == "measuring":
                     self._model.agreement_state = "error"
 
-    def _personal(self, judgements: int) -> None:
+    def _personal(self) -> None:
         from piaa.models.personalize import personalize
 
         def trained(profile: Any) -> None:  # ranked album first; the agreement is measured after
             ranking = self._ranking(profile)
+            seen = profile.report.pairs_stated  # the store as training read it: clicks go on meanwhile
             with self._lock:
                 self.profile = profile
-                self._model = TrainedModel(str(self.profile_dir), judgements, self.origin, ranking)
+                self._model = TrainedModel(str(self.profile_dir), seen, self.origin, ranking)
                 self._job.phase, self._job.fraction = "measuring how well it knows you", None
 
         self._set(phase="training your personal model", fraction=None)
