@@ -272,7 +272,7 @@ function renderModel(model) {
 function drawCurve(curve) {
   const svg = $("curve");
   svg.replaceChildren();
-  svg.hidden = curve.length === 0;
+  svg.toggleAttribute("hidden", curve.length === 0); // an SVG element has no .hidden property
   if (!curve.length) return;
   const NS = svg.namespaceURI; // SVG's, from the element itself
   const el = (name, attrs, text) => {
@@ -283,8 +283,9 @@ function drawCurve(curve) {
     return e;
   };
   const L = 36, R = 310, T = 10, B = 140;
-  const maxN = Math.max(...curve.map((c) => c.judgements));
-  const x = (n) => (curve.length === 1 ? (L + R) / 2 : L + ((R - L) * n) / maxN);
+  const ns = curve.map((c) => c.judgements);
+  const minN = Math.min(...ns), maxN = Math.max(...ns);
+  const x = (n) => (maxN === minN ? (L + R) / 2 : L + 12 + ((R - L - 24) * (n - minN)) / (maxN - minN));
   const y = (v) => B - (B - T) * v;
   for (const v of [0, 0.5, 1]) {
     el("line", { x1: L, x2: R, y1: y(v), y2: y(v), class: v === 0.5 ? "chance" : "axis" });
