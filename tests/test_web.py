@@ -473,3 +473,75 @@ def test_cli_server_killed_mid_session_loses_nothing(album, tmp_path):
         proc.stdout.close()
     with PreferenceStore(store) as s:
         assert [j.pair for j in s.judgements()] == posted
+
+
+def _start_collect(album: Path, store: Path) -> tuple[object, str]:
+    """`piaa collect` in its own process on a free port, once it answers."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "piaa.cli.main", "collect", "--album", str(album), "--store", str(store)]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--strategy", "random"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{base}/api/state", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_training_leaves_the_store_and_the_previous_profile(tmp_path):
+    """kill -9 while the page trains (in the fine-tune, then while the agreement is measured, between
+    the two saves): the store is intact, every judgement in it, and the profile loads and scores."""
+    import os
+    import signal
+
+    import httpx
+
+    from piaa.models.personalize import personalize
+    from piaa.models.profile import load_profile
+
+    bright = _brightness_album(tmp_path / "album", 12)
+    store = tmp_path / "me.sqlite"
+    names = sorted(bright)
+    with PreferenceStore(store) as s:
+        for i, a in enumerate(names):
+            for b in names[i + 1 : i + 4]:
+                s.add(*((a, b) if bright[a] > bright[b] else (b, a)), source="test")
+        before = [j.pair for j in s.judgements()]
+    assert len(before) >= 20
+    profile_dir = tmp_path / "me-profile"
+    personalize(None, tmp_path / "album", store, profile_dir, generic="nima-ava", progress=False,
+                rank_epochs=1)
+    for phase in ("training", "measuring"):
+        proc, base = _start_collect(tmp_path / "album", store)
+        try:
+            assert httpx.post(f"{base}/api/train", json={}).status_code == 202
+            deadline = time.monotonic() + 120
+            while phase not in (job := httpx.get(f"{base}/api/train").json())["phase"]:
+                assert job["state"] == "running" and time.monotonic() < deadline, job
+                time.sleep(0.05)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            proc.stdout.close()
+        with sqlite3.connect(store) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with PreferenceStore(store) as s:
+            assert [j.pair for j in s.judgements()] == before
+        profile = load_profile(profile_dir)  # the previous profile, or the one just trained: whole
+        scores = [r.score for r in profile.score_files(sorted((tmp_path / "album").glob("*.jpg")))]
+        assert len(scores) == 12 and all(1 <= x <= 10 for x in scores)
