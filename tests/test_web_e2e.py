@@ -70,7 +70,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     for i in range(8):
         synthetic_photo(rng, 320, 240).save(album / f"photo {i}.jpg")
     store = tmp_path / "prefs.sqlite"
-    app = create_app(CollectConfig(album=album, store=store, target=10))
+    app = create_app(CollectConfig(album=album, store=store, target=10, min_train=10, auto_train=False))
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -117,8 +117,8 @@ def test_ten_choices_by_click_and_keyboard_land_in_the_store(browser, server):
     assert {page.get_attribute("#left", "data-name"), page.get_attribute("#right", "data-name")} == set(last)
     page.click("#left" if page.get_attribute("#left", "data-name") == last[0] else "#right")
     page.wait_for_function(ready.format(10))
-    assert page.text_content("#counter") == "10 / 10 pairs"
-    assert page.is_visible("#train-button")  # target reached: training is offered
+    assert page.text_content("#counter") == "10 / 10 judgements"
+    assert page.is_visible("#train-button")  # min_train reached: training is offered
     with PreferenceStore(store) as s:
         assert [j.pair for j in s.judgements()] == expected
 
@@ -136,6 +136,8 @@ def trained_server(tmp_path: Path, demo_world: dict) -> Iterator[str]:
         album=ex.album,
         store=store,
         target=10,
+        min_train=10,
+        auto_train=False,
         reference=demo_world["reference"],
         train_overrides={"generic_epochs": 1, "rank_epochs": 1, "k": 5},
         prepare_retoucher=False,
@@ -159,6 +161,7 @@ def _serve(app: object) -> Iterator[str]:
         thread.join(10)
 
 
+@pytest.mark.slow
 def test_after_training_a_ranked_photo_is_shown_retouched_by_both_models(browser, trained_server):
     page = browser.new_page(viewport={"width": 1200, "height": 800})
     page.goto(trained_server)
