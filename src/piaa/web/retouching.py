@@ -12,7 +12,9 @@ optimisation until then. Results are cached per profile and photo; one retouch r
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -27,9 +29,14 @@ OPS = "exposure,colour,dehaze"
 class BeforeAfter:
     """Retouches album photos for the page with a trained profile; thread-safe."""
 
-    def __init__(self, album: ServedAlbum) -> None:
-        self.album = album
-        self.files = album.files
+    def __init__(self, album: ServedAlbum | dict[str, Path]) -> None:
+        """``album``: the served album (photos read through :meth:`ServedAlbum.open`, which checks each
+        is still the file listed at startup), or plain ``{name: path}`` (``KeyError`` for others)."""
+        if isinstance(album, ServedAlbum):
+            self.files, self._open = album.files, album.open
+        else:
+            self.files = dict(album)
+            self._open = lambda name: contextlib.nullcontext(self.files[name])
         self._lock = threading.Lock()  # one retouch at a time: each is seconds of CPU
         self._profile: Any = None
         self._scorers: dict[str, Any] = {}
@@ -68,7 +75,7 @@ class BeforeAfter:
             method, predictors = prepare_predictors(profile, scorers, ops, "auto", train=False)
             if (name, method) in self._cache:
                 return self._cache[(name, method)]
-            with self.album.open(name) as path:  # the file checked at startup, read once (album.py)
+            with self._open(name) as path:  # the file checked at startup, read once (album.py)
                 img = load_image(path, draft_size=(PREVIEW_SIDE, PREVIEW_SIDE))
             img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
             runs = {
