@@ -69,3 +69,9 @@ def test_too_few_judgements_give_no_figure():
     head, maps, q = _generic()
     stated = _distinct(_pairs(q, torch.arange(96), torch.Generator().manual_seed(2), 12))[: MIN_PAIRS - 1]
     assert held_out_agreement(head, cached_source(maps), stated, FAST) is None
+
+
+def test_profiles_without_the_figure_still_load_and_say_so():
+    from piaa.models.profile import load_profile
+
+    assert load_profile("nima-ava").agreement is None  # as every profile saved before this field

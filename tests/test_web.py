@@ -430,6 +430,17 @@ def test_bad_input_is_one_line(tmp_path):
         cli_app, ["collect", "--album", str(tmp_path / "empty"), "--store", store, "--strategy", "clever"]
     )
     assert res.exit_code == 2 and "unknown strategy" in res.output
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        synthetic_photo(np.random.default_rng(i)).save(photos / f"{i}.jpg")
+    for extra, message in (
+        (["--generic", "nima-ava", "--reference", str(photos)], "give --reference or --generic, not both"),
+        (["--generic", "nima-avva"], "nima-avva: no such generic model"),
+        (["--reference", str(photos)], "not a piaa reference"),  # a photo folder: refused before any click
+    ):
+        res = runner.invoke(cli_app, ["collect", "--album", str(photos), "--store", store, *extra])
+        assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
     with pytest.raises(FileNotFoundError, match="missing"):
         create_app(CollectConfig(album=tmp_path / "missing", store=tmp_path / "p.sqlite"))
 

@@ -119,6 +119,13 @@ def test_ten_choices_by_click_and_keyboard_land_in_the_store(browser, server):
     page.wait_for_function(ready.format(10))
     assert page.text_content("#counter") == "10 / 10 judgements"
     assert page.is_visible("#train-button")  # min_train reached: training is offered
+    page.click("#help-link")  # the help says which pair choice runs and how to get the paper's
+    assert page.is_visible("#help") and not page.is_visible("#pair")
+    help_text = page.text_content("#help")
+    assert "--strategy active" in help_text and "--strategy random" in help_text and "paper" in help_text
+    page.keyboard.press("ArrowLeft")  # judges nothing while the help is open
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#pair:not([hidden])")
     with PreferenceStore(store) as s:
         assert [j.pair for j in s.judgements()] == expected
 
