@@ -391,9 +391,10 @@ async function showRetouch(name) {
   const edit = Object.entries(d.params)
     .map(([op, p]) => `${op}: ` + Object.entries(p).map(([k, v]) => `${k} ${v >= 0 ? "+" : ""}${v.toFixed(2)}`).join(", "))
     .join("; ");
+  const preparing = lastJob && lastJob.retouch && lastJob.retouch.retoucher === "preparing";
   const how = d.method === "learned"
     ? "the learned retoucher saved with your profile"
-    : "per-photo optimisation (the learned retoucher is still being trained)";
+    : `per-photo optimisation${preparing ? " (the learned retoucher is still being trained)" : ""}`;
   const generic = d.generic ? "" : " This profile does not carry its generic model, so there is no generic retouch.";
   $("retouch-note").textContent =
     `Scores on 1–10 by both models. Parameters by ${how}. Your edit: ${edit}.${generic} ` +
