@@ -47,7 +47,6 @@ STATIC = Path(__file__).parent / "static"
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 MAX_NAME_CHARS = 4096  # longer than any path a file system allows
 MIN_TRAIN = 20  # judgements before the personal model first trains (the held-out figure needs some)
-PAGE_PATHS = ("/", "/static/")  # may be opened from anywhere (a link); everything else only by the page
 
 
 @dataclass
