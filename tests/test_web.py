@@ -556,3 +556,11 @@ def test_a_server_killed_mid_training_leaves_the_store_and_the_previous_profile(
         profile = load_profile(profile_dir)  # the previous profile, or the one just trained: whole
         scores = [r.score for r in profile.score_files(sorted((tmp_path / "album").glob("*.jpg")))]
         assert len(scores) == 12 and all(1 <= x <= 10 for x in scores)
+    cfg = CollectConfig(album=tmp_path / "album", store=store, strategy="random", auto_train=False)
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:  # a restart shows that model
+        deadline = time.monotonic() + 120
+        while (model := c.get("/api/train").json()["model"]) is None:
+            assert time.monotonic() < deadline, "the saved profile was not shown"
+            time.sleep(0.1)
+        assert model["judgements"] == len(profile.pairs) and model["origin"] == "generic model nima-ava"
+        assert len(model["ranking"]) == 12 and c.get("/api/train").json()["retouch"]["available"]

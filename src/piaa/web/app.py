@@ -132,6 +132,7 @@ class Collector:
         """Background work that should not delay the first page: features for a sampler that uses them."""
         if self.sampler.needs_features:
             threading.Thread(target=self._load_features, daemon=True).start()
+        threading.Thread(target=self.trainer.resume, daemon=True).start()  # the last session's model
 
     def _load_features(self) -> None:
         with contextlib.suppress(Exception):  # the sampler stays random; /api/state shows the error

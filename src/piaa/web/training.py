@@ -143,6 +143,34 @@ class Trainer:
             self._thread.start()
         return True
 
+    def resume(self) -> None:
+        """Show the profile a previous session saved in ``profile_dir`` (if any loads) as the current
+        model, the album ranked by it: a restarted page starts where the last one ended. Run in the
+        background; an unloadable or foreign profile is ignored (the next training replaces it)."""
+        from piaa.models.profile import load_profile
+
+        if not (self.profile_dir / "config.json").is_file():
+            return
+        try:
+            profile = load_profile(self.profile_dir)
+            ranking = self._ranking(profile, scored_here=True)
+        except Exception:  # noqa: BLE001 - a profile we cannot use is one we train again
+            traceback.print_exc()
+            return
+        agreement = profile.agreement
+        data = profile.config.get("data") or {}
+        generic = data.get("generic")
+        origin = f"generic model {generic}" if generic else f"reference {data.get('reference')}"
+        model = TrainedModel(
+            str(self.profile_dir), len(profile.pairs), origin, ranking, agreement,
+            "ready" if agreement else "too-few",
+        )  # fmt: skip
+        with self._lock:
+            if self._model is None:  # a training of this session wins
+                self.profile, self._model = profile, model
+                if self._job.state != "running":
+                    self._job = TrainJob("done", "done", 1.0)
+
     def join(self, timeout: float | None = None) -> None:
         """Wait for the running job (tests, shutdown)."""
         if self._thread is not None:
@@ -183,12 +211,13 @@ class Trainer:
                 self._model.agreement = profile.agreement
                 self._model.agreement_state = "ready" if profile.agreement else "too-few"
 
-    def _ranking(self, profile: Any) -> list[dict[str, Any]]:
+    def _ranking(self, profile: Any, scored_here: bool = False) -> list[dict[str, Any]]:
         """The album ranked by ``profile``: from the maps personalize computed, else scored here."""
-        if profile.report.album_scores is not None:
+        if not scored_here and profile.report.album_scores is not None:
             served = profile.report.album_scores
             return _ranking({n: s for n, s in served.items() if n in self.files})  # skipped: not ranked
-        self._set(phase="scoring the album", fraction=0.0)
+        if not scored_here:
+            self._set(phase="scoring the album", fraction=0.0)
         names = list(self.files)
         paths = [self.files[name] for name in names]
         name_of = {str(path): name for name, path in self.files.items()}
@@ -196,7 +225,8 @@ class Trainer:
         for start in range(0, len(paths), SCORE_CHUNK):
             for r in profile.score_files(paths[start : start + SCORE_CHUNK], progress=False):
                 scores[name_of[str(r.path)]] = r.score
-            self._set(fraction=min(1.0, (start + SCORE_CHUNK) / len(paths)))
+            if not scored_here:
+                self._set(fraction=min(1.0, (start + SCORE_CHUNK) / len(paths)))
         return _ranking(scores)
 
 
