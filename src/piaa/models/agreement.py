@@ -11,8 +11,8 @@ stated judgement is asked exactly once (in the first fold it touches), so ``pair
 judgements. Nothing but the person's own judgements is used; the split is seeded, so the same store
 and settings give the same figure (the page and ``piaa personalize`` show the same).
 
-The learning curve repeats this on the first 20, 40, ... judgements (in the order they were stated):
-whether more clicks are still paying.
+The learning curve repeats this on the first 20, 40, ... judgements (in the order they were stated;
+at most :data:`MAX_CURVE_POINTS` points, spaced by multiples of 20): whether more clicks are still paying.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ __all__ = ["CURVE_STEP", "MIN_PAIRS", "OUTER_FOLDS", "Agreement", "held_out_agre
 
 OUTER_FOLDS = 5
 MIN_PAIRS = 10  # below this, a held-out figure is noise: none is given
-CURVE_STEP = 20  # judgements between the learning curve's points
+CURVE_STEP = 20  # judgements between the learning curve's points (a multiple of it past 120)
+MAX_CURVE_POINTS = 6  # each point is a nested cross-validation of its own
 SEED_OFFSET = 7  # the outer split's seed, apart from the inner one's (selection uses cfg.seed + 2)
 
 
@@ -145,7 +146,8 @@ def held_out_agreement(
     personal, gen, pairs, folds = whole
     result = Agreement(personal, gen, pairs, folds, wilson(personal, pairs), wilson(gen, pairs))
     if curve:
-        sizes = list(range(CURVE_STEP, len(stated), CURVE_STEP)) + [len(stated)]
+        step = CURVE_STEP * math.ceil(len(stated) / (CURVE_STEP * MAX_CURVE_POINTS))  # a bounded cost
+        sizes = list(range(step, len(stated), step)) + [len(stated)]
         for n in sizes:
             point = whole if n == len(stated) else _nested(generic, source, stated[:n], cfg)
             if point is not None:
