@@ -11,7 +11,7 @@ shown. ``--pairs`` random pairs of judged photos are clicked; then
 * ``piaa.models.agreement.held_out_agreement`` reports the nested figure the page and
   ``piaa personalize`` show;
 * the truth: how often the personal model orders the never-shown photos as the person's noisy clicks
-  would (500 random pairs among them), and the generic model likewise.
+  would (500 random pairs among them, or all), and the generic model likewise.
 
 Prints a Markdown table (mean over people and, in brackets, mean absolute error against the truth).
 
@@ -41,6 +41,8 @@ PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
 
 def _pairs(rng: np.random.Generator, idx: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """``n`` distinct random pairs of ``idx`` (all of them when there are fewer)."""
+    n = min(n, len(idx) * (len(idx) - 1) // 2)
     seen: set[frozenset[int]] = set()
     out = []
     while len(out) < n:
