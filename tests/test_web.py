@@ -52,6 +52,7 @@ def album(tmp_path: Path) -> Path:
 
 
 def make_client(album: Path, tmp_path: Path, **kw) -> TestClient:
+    kw = {"auto_train": False} | kw
     cfg = CollectConfig(album=album, store=tmp_path / "prefs.sqlite", features=fake_features, **kw)
     return TestClient(create_app(cfg), base_url="http://127.0.0.1")
 
@@ -240,18 +241,22 @@ def _wait_for_training(c: TestClient, timeout: float = 90) -> dict:
     raise AssertionError(f"training did not finish: {job}")
 
 
+@pytest.mark.slow
 def test_train_with_reference_ranks_the_album(demo_world, tmp_path):
     ex = demo_world["example"]
     cfg = CollectConfig(
         album=ex.album,
         store=tmp_path / "me.sqlite",
         target=10,
+        min_train=10,
+        auto_train=False,
         reference=demo_world["reference"],
         train_overrides={"generic_epochs": 1, "rank_epochs": 1, "k": 5},
         prepare_retoucher=False,  # the learned retoucher: tests/test_retouch.py; here per-photo optimisation
     )
     with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
-        assert c.post("/api/train", json={}).status_code == 409  # nothing to learn from yet
+        r = c.post("/api/train", json={})
+        assert r.status_code == 409 and "10 judgements" in r.json()["detail"]  # nothing to learn from yet
         first = ex.album_files[0].name
         r = c.post("/api/retouch", json={"name": first})
         assert r.status_code == 409 and "train your model first" in r.json()["detail"]
@@ -264,8 +269,9 @@ def test_train_with_reference_ranks_the_album(demo_world, tmp_path):
         assert c.post("/api/train", json={}).status_code in (409, 202)  # one job at a time
         job = _wait_for_training(c)
         assert job["state"] == "done", job
-        assert job["kind"] == "personal" and job["judgements"] == 10
-        ranking = job["ranking"]
+        model = job["model"]
+        assert model["judgements"] == 10 and model["origin"].startswith("reference")
+        ranking = model["ranking"]
         assert len(ranking) == len(ex.album_files)
         assert {r["name"] for r in ranking} == {f.name for f in ex.album_files}
         scores = [r["score"] for r in ranking]
@@ -318,20 +324,85 @@ def _check_before_after(c: TestClient, name: str) -> None:
     )
 
 
-def test_train_without_reference_uses_the_quick_model(album, tmp_path):
-    with make_client(album, tmp_path, target=2) as c:
-        for _ in range(4):
-            p = c.post("/api/pair", json={}).json()["pair"]
-            c.post("/api/choose", json={"preferred": p["left"]["name"], "other": p["right"]["name"]})
+def _brightness_album(root: Path, n: int, seed: int = 0) -> dict[str, float]:
+    """``n`` photos of known brightness: a person who always prefers the brighter one."""
+    from PIL import ImageEnhance
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    bright = {}
+    for i in range(n):
+        b = 0.5 + rng.random()
+        ImageEnhance.Brightness(synthetic_photo(rng, 160, 120)).enhance(b).save(root / f"p{i:02d}.jpg")
+        bright[f"p{i:02d}.jpg"] = b
+    return bright
+
+
+def _judge(c: TestClient, bright: dict[str, float], n: int, tab: str = "") -> None:
+    for _ in range(n):
+        p = c.post("/api/pair", json={}).json()["pair"]
+        a, b = p["left"]["name"], p["right"]["name"]
+        a, b = (a, b) if bright[a] > bright[b] else (b, a)
+        assert c.post("/api/choose", json={"preferred": a, "other": b, "tab": tab}).status_code == 200
+
+
+FAST = {"rank_epochs": 2}  # the page's training in tests: the same code, fewer epochs
+
+
+@pytest.mark.slow
+def test_without_reference_the_page_trains_the_personal_model_from_nima_ava(tmp_path):
+    """No reference anywhere: 20 judgements start training by themselves, in the background; the album
+    is ranked on 1-10 by a normal profile that carries its held-out agreement, the same figure
+    ``piaa personalize`` prints for the same store; later judgements are a retrain."""
+    bright = _brightness_album(tmp_path / "album", 14)
+    cfg = CollectConfig(
+        album=tmp_path / "album", store=tmp_path / "me.sqlite", strategy="random", target=30,
+        features=fake_features, train_overrides=FAST, prepare_retoucher=False,
+    )  # fmt: skip
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:
+        _judge(c, bright, 19)
+        assert c.get("/api/train").json()["state"] == "idle"  # not before 20
+        assert c.post("/api/train", json={}).status_code == 409
+        _judge(c, bright, 1)  # the 20th starts it, without a click
+        assert c.get("/api/train").json()["state"] == "running"
+        _judge(c, bright, 2)  # the person keeps clicking meanwhile
+        job = _wait_for_training(c)
+        assert job["state"] == "done", job
+        model = job["model"]
+        n = model["judgements"]  # what training read: 20, or a click or two more
+        assert 20 <= n <= 22 and model["origin"] == "generic model nima-ava"
+        assert model["profile"] == str(tmp_path / "me-profile")
+        scores = [r["score"] for r in model["ranking"]]
+        assert len(scores) == 14 and all(1 <= s <= 10 for s in scores)
+        agreement = model["agreement"]
+        assert model["agreement_state"] == "ready" and agreement["pairs"] == n
+        assert [p["judgements"] for p in agreement["curve"]] == [20, n] if n > 20 else [20]
+        assert agreement["personal_interval"][0] <= agreement["personal"] <= agreement["personal_interval"][1]
+        _judge(c, bright, 23 - 22)
+        state = c.get("/api/state").json()
+        assert state["judged"] == 23 and state["model_judgements"] == n < 23  # "train again" is offered
         assert c.post("/api/train", json={}).status_code == 202
         job = _wait_for_training(c)
-        assert job["state"] == "done" and job["kind"] == "linear"
-        assert not job["retouch"]["available"]  # no personal model to retouch with
-        r = c.post("/api/retouch", json={"name": "p0.jpg"})
-        assert r.status_code == 409 and "--reference" in r.json()["detail"]
-        assert {r["name"] for r in job["ranking"]} == ALBUM_NAMES
-        scores = [r["score"] for r in job["ranking"]]
-        assert scores == sorted(scores, reverse=True)
+        assert job["model"]["judgements"] == 23
+        figure = job["model"]["agreement"]
+    from piaa.models.profile import load_profile
+
+    saved = load_profile(tmp_path / "me-profile")  # a normal profile, its agreement in its metadata
+    assert saved.agreement == figure and saved.generic() is not None
+    res = CliRunner().invoke(
+        cli_app,
+        ["personalize", "--album", str(tmp_path / "album"), "--prefs", str(tmp_path / "me.sqlite"),
+         "--generic", "nima-ava", "--out", str(tmp_path / "cli-profile"), "--rank-epochs", "2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    expected = (
+        f"agrees with you {figure['personal']:.0%} of the time (95% interval "
+        f"{figure['personal_interval'][0]:.0%}-{figure['personal_interval'][1]:.0%}); "
+        f"the generic model {figure['generic']:.0%}"
+    )
+    assert f"on {figure['pairs']} pairs it did not train on" in res.output and expected in res.output
+    headline = {k: v for k, v in figure.items() if k != "curve"}  # the page alone draws the curve
+    assert load_profile(tmp_path / "cli-profile").agreement == headline | {"curve": []}  # exactly
 
 
 def test_active_strategy_trains_its_model_in_the_background(album, tmp_path):
@@ -359,6 +430,17 @@ def test_bad_input_is_one_line(tmp_path):
         cli_app, ["collect", "--album", str(tmp_path / "empty"), "--store", store, "--strategy", "clever"]
     )
     assert res.exit_code == 2 and "unknown strategy" in res.output
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        synthetic_photo(np.random.default_rng(i)).save(photos / f"{i}.jpg")
+    for extra, message in (
+        (["--generic", "nima-ava", "--reference", str(photos)], "give --reference or --generic, not both"),
+        (["--generic", "nima-avva"], "nima-avva: no such generic model"),
+        (["--reference", str(photos)], "not a piaa reference"),  # a photo folder: refused before any click
+    ):
+        res = runner.invoke(cli_app, ["collect", "--album", str(photos), "--store", store, *extra])
+        assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1, res.output
     with pytest.raises(FileNotFoundError, match="missing"):
         create_app(CollectConfig(album=tmp_path / "missing", store=tmp_path / "p.sqlite"))
 
@@ -402,3 +484,83 @@ def test_cli_server_killed_mid_session_loses_nothing(album, tmp_path):
         proc.stdout.close()
     with PreferenceStore(store) as s:
         assert [j.pair for j in s.judgements()] == posted
+
+
+def _start_collect(album: Path, store: Path) -> tuple[object, str]:
+    """`piaa collect` in its own process on a free port, once it answers."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "piaa.cli.main", "collect", "--album", str(album), "--store", str(store)]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--strategy", "random"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"{base}/api/state", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_training_leaves_the_store_and_the_previous_profile(tmp_path):
+    """kill -9 while the page trains (in the fine-tune, then while the agreement is measured, between
+    the two saves): the store is intact, every judgement in it, and the profile loads and scores."""
+    import os
+    import signal
+
+    import httpx
+
+    from piaa.models.personalize import personalize
+    from piaa.models.profile import load_profile
+
+    bright = _brightness_album(tmp_path / "album", 12)
+    store = tmp_path / "me.sqlite"
+    names = sorted(bright)
+    with PreferenceStore(store) as s:
+        for i, a in enumerate(names):
+            for b in names[i + 1 : i + 4]:
+                s.add(*((a, b) if bright[a] > bright[b] else (b, a)), source="test")
+        before = [j.pair for j in s.judgements()]
+    assert len(before) >= 20
+    profile_dir = tmp_path / "me-profile"
+    personalize(None, tmp_path / "album", store, profile_dir, generic="nima-ava", progress=False,
+                rank_epochs=1)
+    for phase in ("training", "measuring"):
+        proc, base = _start_collect(tmp_path / "album", store)
+        try:
+            assert httpx.post(f"{base}/api/train", json={}).status_code == 202
+            deadline = time.monotonic() + 120
+            while phase not in (job := httpx.get(f"{base}/api/train").json())["phase"]:
+                assert job["state"] == "running" and time.monotonic() < deadline, job
+                time.sleep(0.05)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            proc.stdout.close()
+        with sqlite3.connect(store) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        with PreferenceStore(store) as s:
+            assert [j.pair for j in s.judgements()] == before
+        profile = load_profile(profile_dir)  # the previous profile, or the one just trained: whole
+        scores = [r.score for r in profile.score_files(sorted((tmp_path / "album").glob("*.jpg")))]
+        assert len(scores) == 12 and all(1 <= x <= 10 for x in scores)
+    cfg = CollectConfig(album=tmp_path / "album", store=store, strategy="random", auto_train=False)
+    with TestClient(create_app(cfg), base_url="http://127.0.0.1") as c:  # a restart shows that model
+        deadline = time.monotonic() + 120
+        while (model := c.get("/api/train").json()["model"]) is None:
+            assert time.monotonic() < deadline, "the saved profile was not shown"
+            time.sleep(0.1)
+        assert model["judgements"] == len(profile.pairs) and model["origin"] == "generic model nima-ava"
+        assert len(model["ranking"]) == 12 and c.get("/api/train").json()["retouch"]["available"]

@@ -23,6 +23,7 @@ def fake_features(paths: list[Path], progress) -> np.ndarray:
 
 
 def _client(album: Path, tmp_path: Path, **kw) -> TestClient:
+    kw = {"auto_train": False, "train_overrides": {"rank_epochs": 2}, "prepare_retoucher": False} | kw
     cfg = CollectConfig(album=album, store=tmp_path / "prefs.sqlite", features=fake_features, **kw)
     return TestClient(create_app(cfg), base_url="http://127.0.0.1")
 
@@ -53,12 +54,16 @@ def test_unreadable_photos_are_listed_and_never_offered_or_ranked(tmp_path: Path
     (album / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (album / "empty.png").write_bytes(b"")
     (album / "text.jpg").write_text("not an image")
-    with _client(album, tmp_path, target=1) as c:
+    (album / "notes.txt").write_text("not a photo")
+    (album / "clip.MOV").write_bytes(b"\x00\x00\x00\x18ftypqt  ")
+    with _client(album, tmp_path, target=1, min_train=1) as c:
         state = c.get("/api/state").json()
         assert state["album"] == 4 and state["album_skipped"] == 3
         skipped = {s["name"]: s["reason"] for s in c.get("/api/album").json()["skipped_photos"]}
         assert set(skipped) == {"truncated.jpg", "empty.png", "text.jpg"}
         assert "truncated" in skipped["truncated.jpg"] and "empty" in skipped["empty.png"]
+        not_photos = {s["name"] for s in c.get("/api/album").json()["not_photos"]}
+        assert not_photos == {"notes.txt", "clip.MOV"}  # listed as score and personalize list them
         assert c.get("/img/truncated.jpg").status_code == 404
         assert (
             c.post("/api/choose", json={"preferred": "truncated.jpg", "other": "p0.jpg"}).status_code == 404
@@ -67,11 +72,11 @@ def test_unreadable_photos_are_listed_and_never_offered_or_ranked(tmp_path: Path
         assert offered == {"p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg"}
         c.post("/api/choose", json={"preferred": "p0.jpg", "other": "p1.jpg"})
         assert c.post("/api/train", json={}).status_code == 202
-        for _ in range(400):
-            job = c.get("/api/train").json()
-            if job["state"] != "running":
-                break
-        assert job["state"] == "done" and {r["name"] for r in job["ranking"]} == offered
+        c.app.state.collector.trainer.join(120)
+        job = c.get("/api/train").json()
+        assert job["state"] == "done", job
+        assert {r["name"] for r in job["model"]["ranking"]} == offered
+        assert all(1 <= r["score"] <= 10 for r in job["model"]["ranking"])
 
 
 def test_too_few_readable_photos_is_one_line(tmp_path: Path) -> None:

@@ -77,6 +77,9 @@ def personalize_cmd(
     select: Annotated[
         bool, typer.Option(help="Pull toward the generic model as far as held-out pairs say (off: paper).")
     ] = True,
+    agreement: Annotated[
+        bool, typer.Option(help="Measure agreement on held-out pairs (nested cross-validation; slower).")
+    ] = True,
     workers: Workers = None,
 ) -> None:
     """Train a personal profile: a generic model (from a reference's neighbours, or --generic), then the
@@ -114,7 +117,7 @@ def personalize_cmd(
     )
     on_interrupt(f"no profile was written{f' ({out} is as it was)' if out.exists() else ''}")
     with decode_workers(workers):
-        profile = personalize(reference, album, prefs, out, generic=generic, config=cfg)
+        profile = personalize(reference, album, prefs, out, generic=generic, config=cfg, agreement=agreement)
     rep = profile.report
     if len(rep.skipped):
         warn(rep.skipped.summary("file"))
@@ -136,6 +139,8 @@ def personalize_cmd(
     sel = rep.selection
     if sel.folds:
         say(f"held-out pairs ({plural(sel.folds, 'fold')}) chose how to personalize: {sel.describe()}")
+    if rep.agreement is not None:
+        say(f"how well it knows you: {rep.agreement.describe()}")
     if len(rep.failures):  # as score does: the profile is written, the unreadable photos make it exit 2
         raise typer.Exit(2)
 

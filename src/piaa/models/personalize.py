@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from piaa.backbones.base import state_hash
 from piaa.data.images import FailureLog, iter_image_files
 from piaa.features.extract import FeatureExtractor
 from piaa.features.reference import Reference
+from piaa.models.agreement import Agreement, held_out_agreement
 from piaa.models.head import AestheticHead
 from piaa.models.profile import Profile, check_save_target, load_profile
 from piaa.models.selection import Selection, fit_personal
@@ -62,6 +64,7 @@ class PersonalizeReport:
     # preferences -> score); None when the backbone was fine-tuned, whose maps changed
     album_scores: dict[str, float] | None = None
     album_distributions: np.ndarray | None = None  # N x 10, the same photos in the same order
+    agreement: Agreement | None = None  # held-out agreement with the person (nested CV), when asked
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class PersonalizeReport:
             "judgements_unmatched": self.judgements_unmatched,
             "contradictions": len(self.contradictions),
             "selection": self.selection.to_dict(),
+            **({"agreement": self.agreement.to_dict()} if self.agreement is not None else {}),
             "skipped_images": [f"{p}: {r}" for p, r in self.failures],
             "generic_loss": [round(x, 5) for x in self.generic_loss],
             "ranking_loss": [round(x, 5) for x in self.ranking_loss],
@@ -95,6 +99,9 @@ def personalize(
     config: TrainConfig | None = None,
     engine: str = "auto",
     progress: bool = True,
+    agreement: bool = False,
+    curve: bool = False,
+    trained: Callable[[Profile], None] | None = None,
     **overrides: Any,
 ) -> Profile:
     """Train a personal profile (saved to ``out`` when given). ``overrides`` set TrainConfig fields.
@@ -102,7 +109,11 @@ def personalize(
     Give either ``reference`` (a reference corpus folder: the paper's KNN pipeline, on any backbone) or
     ``generic`` (a built-in model such as ``"nima-ava"``, or a profile folder, to fine-tune from).
     Raises ``ValueError``, ``ReferenceError``, ``ProfileError`` or ``PreferenceError`` (one line) for
-    unusable input; none of the stated pairs naming a photo of the album is such an error."""
+    unusable input; none of the stated pairs naming a photo of the album is such an error.
+    ``agreement``: also measure the held-out agreement with the person (:mod:`piaa.models.agreement`,
+    several times the training's cost), reported and saved in the profile's metadata; ``curve``: with
+    its learning curve. ``trained(profile)`` is called once the profile is trained (and saved), before
+    the agreement is measured: the page shows the ranking meanwhile."""
     t0 = time.perf_counter()
     # Python callers write "~/Pictures" as a shell user would (the README's example); no shell expands it.
     reference, album, prefs, out, generic = (_expand_home(p) for p in (reference, album, prefs, out, generic))
@@ -177,6 +188,17 @@ def personalize(
     profile.report = rep
     if out is not None:
         profile.save(out)
+    if agreement and generic_head is not None and rep.pairs_stated:
+        if trained is not None:
+            trained(profile)
+        stated_rows = torch.from_numpy(pair_idx[: rep.pairs_stated])
+        rep.agreement = held_out_agreement(generic_head, album_source, stated_rows, cfg, curve=curve)
+        if rep.agreement is not None:
+            profile.config["data"]["agreement"] = rep.agreement.to_dict()
+            if out is not None:
+                profile.save(out)
+    elif trained is not None:
+        trained(profile)
     return profile
 
 

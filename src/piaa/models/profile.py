@@ -304,6 +304,13 @@ class Profile:
         config = {"name": f"generic ({origin})", "origin": origin, "generic_of": str(self.path or "")}
         return Profile(self.generic_head, self.backbone, config)
 
+    @property
+    def agreement(self) -> dict[str, Any] | None:
+        """The held-out agreement with the person saved by ``personalize(agreement=True)``
+        (:class:`piaa.models.agreement.Agreement` as a dict: fractions in [0, 1]), or None (not
+        measured, or a profile saved by an older piaa)."""
+        return (self.config.get("data") or {}).get("agreement")
+
 
 def _load_generic(path: Path, config: dict[str, Any]) -> AestheticHead | None:
     """The carried generic head, checked like the weights; None for a profile that has none."""

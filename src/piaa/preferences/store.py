@@ -318,13 +318,17 @@ class PreferenceStore:
         rows = self._read("SELECT source, count(*) FROM judgements GROUP BY source ORDER BY 2 DESC, 1")
         return {str(source): int(n) for source, n in rows}
 
-    def undo(self) -> Judgement | None:
-        """Remove and return the most recent judgement (``None`` if there is none)."""
+    def undo(self, source: str | None = None) -> Judgement | None:
+        """Remove and return the most recent judgement (``None`` if there is none); with ``source``,
+        the most recent one stated from there (a web page's tab: never another tab's)."""
+        where, params = ("WHERE source = ?", (source,)) if source is not None else ("", ())
         with self._lock:
             conn = self._write_connection()
             with self._errors(), _transaction(conn):  # read and delete under one write lock
                 row = conn.execute(
-                    "SELECT id, preferred, other, created, source FROM judgements ORDER BY id DESC LIMIT 1"
+                    f"SELECT id, preferred, other, created, source FROM judgements {where} "
+                    "ORDER BY id DESC LIMIT 1",
+                    params,
                 ).fetchone()
                 if row is not None:
                     conn.execute("DELETE FROM judgements WHERE id = ?", (row[0],))

@@ -5,9 +5,14 @@ closing the tab or killing the server loses nothing already clicked. Request han
 pool; the store, the samplers and the album cache are thread-safe, and each ``POST /api/pair`` draws a
 fresh pair, so two tabs never get the same one.
 
+From 20 judgements on the personal model trains in the background while the person keeps clicking
+(:mod:`piaa.web.training`); pairs are chosen actively by default (the README measured 50 active
+choices worth about 100 random ones), ``--strategy random`` is the paper's protocol.
+
 Other web sites must not be able to drive the app from the person's browser: every request that changes
-anything (drawing a pair uses it up) is a same-origin POST with a JSON body, and bodies and echoed names
-are capped (:mod:`piaa.web.security` says why each check is there).
+anything (drawing a pair uses it up) is a same-origin POST with a JSON body, requests the browser marks
+cross-site are refused, and bodies and echoed names are capped (:mod:`piaa.web.security` says why each
+check is there). Each tab sends its own id with its judgements, and undo removes only that tab's.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.trustedhost import TrustedHostMiddleware
@@ -35,14 +39,14 @@ from piaa.errors import one_line
 from piaa.preferences import Pair, PreferenceError, PreferenceStore, match_names
 from piaa.sampling import create_sampler, list_samplers
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
-from piaa.web.security import BodyLimit, clip_name, same_origin
-from piaa.web.training import Trainer
+from piaa.web.features import FeatureFn, Features, default_features
+from piaa.web.security import BodyLimit, clip_name, cross_site, same_origin
+from piaa.web.training import DEFAULT_GENERIC, Trainer
 
 STATIC = Path(__file__).parent / "static"
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 MAX_NAME_CHARS = 4096  # longer than any path a file system allows
-
-FeatureFn = Callable[[list[Path], Callable[[int, int], None]], np.ndarray]
+MIN_TRAIN = 20  # judgements before the personal model first trains (the held-out figure needs some)
 
 
 @dataclass
@@ -52,14 +56,17 @@ class CollectConfig:
     album: Path
     store: Path
     target: int = 100
-    strategy: str = "random"
+    strategy: str = "active"
     reference: Path | None = None
+    generic: str | None = None  # with no reference: nima-ava unless this names another model or profile
     seed: int = 0
     profile_dir: Path | None = None  # default: next to the store, "<store stem>-profile"
     host: str = "127.0.0.1"
-    features: FeatureFn | None = None  # album paths -> linear-model features (default: the backbone)
+    features: FeatureFn | None = None  # album paths -> the active sampler's features (default: backbone)
     train_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for personalize
     prepare_retoucher: bool = True  # after training: the learned retoucher, in the background
+    min_train: int = MIN_TRAIN  # judgements before training can start
+    auto_train: bool = True  # train at min_train and again at the target, without a click
 
     def check(self) -> None:
         """Fail before the server starts, with one line naming what is wrong."""
@@ -72,47 +79,20 @@ class CollectConfig:
             raise ValueError(f"--target must be at least 1, got {self.target}")
         if not self.store.parent.is_dir():
             raise FileNotFoundError(f"{self.store.parent}: folder for the preference store not found")
-        if self.reference is not None and not self.reference.is_dir():
-            raise FileNotFoundError(f"{self.reference}: reference folder not found")
+        if self.reference is not None and self.generic is not None:
+            raise ValueError("give --reference or --generic, not both")
+        if self.reference is not None:
+            if not self.reference.is_dir():
+                raise FileNotFoundError(f"{self.reference}: reference folder not found")
+            from piaa.features.reference import Reference
 
+            Reference.open(self.reference)  # a photo folder is refused now, not after the clicks
+        if self.generic is not None:
+            from piaa.models.profile import list_pretrained
 
-def _default_features(paths: list[Path], progress: Callable[[int, int], None]) -> np.ndarray:
-    """The linear model's features from piaa's default backbone, built here where the choice is made."""
-    from piaa.backbones import create_backbone
-    from piaa.sampling.features import album_features
-
-    return album_features(paths, create_backbone(), progress=progress)
-
-
-class Features:
-    """The album's linear-model features, computed once, on first need (or at startup for ``active``)."""
-
-    def __init__(self, paths: list[Path], fn: FeatureFn) -> None:
-        self._paths, self._fn = paths, fn
-        self._lock = threading.Lock()
-        self._value: np.ndarray | None = None
-        self.done = 0
-        self.error: str | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
-
-    def get(self, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        with self._lock:  # a second caller waits for the first computation instead of repeating it
-            if self._value is None:
-
-                def step(done: int, total: int) -> None:
-                    self.done = done
-                    if progress is not None:
-                        progress(done, total)
-
-                try:
-                    self._value = self._fn(self._paths, step)
-                except Exception as exc:
-                    self.error = f"{type(exc).__name__}: {exc}"
-                    raise
-            return self._value
+            if self.generic not in list_pretrained() and not Path(self.generic).is_dir():
+                names = ", ".join(list_pretrained())
+                raise ValueError(f"{self.generic}: no such generic model ({names}) or profile folder")
 
 
 class Collector:
@@ -129,17 +109,16 @@ class Collector:
                 cfg.strategy, self.album.names, seed=cfg.seed, seen=pairs, background=True
             )
             paths = [self.album.files[n] for n in self.album.names]
-            self.features = Features(paths, cfg.features or _default_features)
+            self.features = Features(paths, cfg.features or default_features)
             self.sampler.update(pairs)
             profile_dir = cfg.profile_dir or cfg.store.with_name(f"{cfg.store.stem}-profile")
             self.trainer = Trainer(
-                album=cfg.album,
-                files=self.album.files,
+                album=self.album,
                 store_path=cfg.store,
                 reference=cfg.reference,
+                generic=cfg.generic or (None if cfg.reference else DEFAULT_GENERIC),
                 profile_dir=profile_dir,
                 pairs=self.album_pairs,
-                features=lambda progress: self.features.get(progress),
                 overrides=cfg.train_overrides,
                 prepare_retoucher=cfg.prepare_retoucher,
             )
@@ -153,6 +132,7 @@ class Collector:
         """Background work that should not delay the first page: features for a sampler that uses them."""
         if self.sampler.needs_features:
             threading.Thread(target=self._load_features, daemon=True).start()
+        threading.Thread(target=self.trainer.resume, daemon=True).start()  # the last session's model
 
     def _load_features(self) -> None:
         with contextlib.suppress(Exception):  # the sampler stays random; /api/state shows the error
@@ -173,6 +153,7 @@ class Collector:
 
     def state(self) -> dict[str, Any]:
         count = len(self.store.pairs())
+        judged = len(self.album_pairs())
         sampler = self.sampler.status()
         if self.sampler.needs_features:
             sampler |= {
@@ -181,12 +162,16 @@ class Collector:
             }
         return {
             "count": count,
+            "judged": judged,  # of them, pairs of this album's photos: what training uses
             "target": self.cfg.target,
+            "min_train": self.cfg.min_train,
+            "model_judgements": self.trainer.model_judgements(),
             "album": len(self.album),
             "album_skipped": len(self.album.skipped),  # photos that cannot be shown: GET /api/album
             "skipped": self.skipped,
             "remaining": self.sampler.remaining,
             "reference": self.cfg.reference is not None,
+            "origin": self.trainer.origin,
             "sampler": sampler,
             "training": self.trainer.status()["state"],
         }
@@ -198,11 +183,21 @@ class Collector:
     def _after_change(self) -> None:
         self.sampler.update(self.album_pairs())
 
-    def choose(self, preferred: str, other: str) -> None:
+    def choose(self, preferred: str, other: str, tab: str = "") -> None:
         self._check_names(preferred, other)
-        self.store.add(preferred, other, source="collect")
+        self.store.add(preferred, other, source=_source(tab))
         self.sampler.mark_seen(preferred, other)
         self._after_change()
+        self._maybe_train()
+
+    def _maybe_train(self) -> None:
+        """Train without a click when the judgements first reach ``min_train``, and again at the
+        target; in between (and after) the page offers "Train again"."""
+        if not self.cfg.auto_train or self.trainer.running or self.trainer.failed():
+            return
+        n, seen = len(self.album_pairs()), self.trainer.model_judgements()
+        if n >= self.cfg.min_train and (seen is None or (n >= self.cfg.target > seen)):
+            self.trainer.start()
 
     def skip(self, a: str, b: str) -> None:
         self._check_names(a, b)
@@ -210,8 +205,8 @@ class Collector:
             self.skipped += 1
         self.sampler.mark_seen(a, b)
 
-    def undo(self) -> dict[str, Any] | None:
-        j = self.store.undo()
+    def undo(self, tab: str = "") -> dict[str, Any] | None:
+        j = self.store.undo(source=_source(tab))  # this tab's latest: never another tab's judgement
         self._after_change()
         if j is None:
             return None
@@ -229,11 +224,22 @@ class Collector:
 
 
 Name = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+TabId = Annotated[str, Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
+
+
+def _source(tab: str) -> str:
+    """The store's ``source`` of a judgement made in tab ``tab`` (no id: ``collect``)."""
+    return f"collect:{tab}" if tab else "collect"
 
 
 class Choice(BaseModel):
     preferred: Name
     other: Name
+    tab: TabId = ""
+
+
+class Undo(BaseModel):
+    tab: TabId = ""
 
 
 class Skip(BaseModel):
@@ -266,7 +272,11 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
 
     @app.middleware("http")
     async def json_posts_only(request: Request, call_next: Callable) -> Response:
-        """Cross-site forms can post text/plain without asking; only same-origin scripts send JSON."""
+        """Cross-site forms can post text/plain without asking; only same-origin scripts send JSON.
+        Another site's page may link to the app, but not embed its images or call its API."""
+        path = request.url.path
+        if cross_site(request) and not (path == "/" or path.startswith("/static/")):
+            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
         if request.method == "POST":
             if not same_origin(request):
                 return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
@@ -301,7 +311,8 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
             data = collector.album.jpeg(name, side)
         except AlbumImageNotFound:
             raise HTTPException(404, "not found") from None
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        headers = {"Cache-Control": "private, max-age=3600", "Cross-Origin-Resource-Policy": "same-origin"}
+        return Response(data, media_type="image/jpeg", headers=headers)
 
     @app.get("/api/state")
     def state() -> dict[str, Any]:
@@ -309,7 +320,11 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
 
     @app.get("/api/album")
     def album() -> dict[str, Any]:
-        return {"photos": len(collector.album), "skipped_photos": collector.album.skipped_photos()}
+        return {
+            "photos": len(collector.album),
+            "skipped_photos": collector.album.skipped_photos(),
+            "not_photos": collector.album.skipped_photos(collector.album.not_photos),
+        }
 
     @app.post("/api/pair")
     def pair() -> dict[str, Any]:
@@ -318,7 +333,7 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
 
     @app.post("/api/choose")
     def choose(choice: Choice) -> dict[str, Any]:
-        collector.choose(choice.preferred, choice.other)
+        collector.choose(choice.preferred, choice.other, choice.tab)
         return {"state": collector.state()}
 
     @app.post("/api/skip")
@@ -327,8 +342,8 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
         return {"state": collector.state()}
 
     @app.post("/api/undo")
-    def undo() -> dict[str, Any]:
-        return {"undone": collector.undo(), "state": collector.state()}
+    def undo(body: Undo | None = None) -> dict[str, Any]:
+        return {"undone": collector.undo(body.tab if body else ""), "state": collector.state()}
 
     @app.get("/api/train")
     def train_status() -> dict[str, Any]:
@@ -336,8 +351,9 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
 
     @app.post("/api/train")
     def train() -> JSONResponse:
-        if collector.store.pairs() == []:
-            raise HTTPException(409, "no judgements yet: choose a few photos first")
+        judged = len(collector.album_pairs())
+        if judged < cfg.min_train:
+            raise HTTPException(409, f"training starts at {cfg.min_train} judgements; {judged} so far")
         started = collector.trainer.start()
         return JSONResponse(collector.trainer.status(), status_code=202 if started else 409)
 
@@ -351,10 +367,11 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
             raise HTTPException(404, f"not an image of this album: {clip_name(body.name)}") from None
         profile = collector.trainer.profile
         if profile is None:
-            why = "train your model first" if cfg.reference else "it needs the personal model (--reference)"
-            raise HTTPException(409, f"no personal model to retouch with: {why}")
+            raise HTTPException(409, "no personal model to retouch with: train your model first")
         try:
             return collector.trainer.before_after.retouch(profile, body.name)
+        except AlbumImageNotFound:
+            raise HTTPException(404, f"not an image of this album: {clip_name(body.name)}") from None
         except ImageError as exc:
             raise HTTPException(422, f"{clip_name(body.name)} cannot be read: {exc.reason}") from None
 
@@ -379,6 +396,8 @@ def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8765) -> None:
 
     check_port(host, port)
     album: ServedAlbum = app.state.collector.album
+    if album.not_photos:  # plain text: names may hold anything
+        print(album.not_photos.summary("file"), file=sys.stderr, flush=True)
     if album.skipped:
         print(album.skipped.summary("photo") + "\n(these are never shown)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,10 +1,10 @@
 """Before and after, in the page: a photo of the ranked album retouched by the generic and by the personal
 model (the paper's section 4.6), each image scored by both models — what ``piaa retouch``'s report shows.
 
-It needs the personal profile the page trained (``--reference``); the generic model is the one the
-profile carries (``generic.safetensors``). Parameters are found on the backbone-sized thumbnail, as in
-``piaa retouch``, and applied to a copy of at most :data:`PREVIEW_SIDE` pixels (the page shows no more);
-the images go back as embedded JPEGs, so no new file or URL is ever served. The method is the one
+It needs the personal profile the page trained; the generic model is the one the profile carries
+(``generic.safetensors``). Parameters are found on the backbone-sized thumbnail, as in ``piaa retouch``,
+and applied to a copy of at most :data:`PREVIEW_SIDE` pixels (the page shows no more); the images
+go back as embedded JPEGs, so no new file or URL is ever served. The method is the one
 ``piaa retouch`` would use: the learned predictor saved with the profile once
 :meth:`BeforeAfter.prepare` has trained it (in the background, right after the ranking), per-photo
 optimisation until then. Results are cached per profile and photo; one retouch runs at a time.
@@ -12,6 +12,7 @@ optimisation until then. Results are cached per profile and photo; one retouch r
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from PIL import Image
 
 from piaa.data.images import load_image
+from piaa.web.album import ServedAlbum
 
 PREVIEW_SIDE = 768  # pixels on the long edge of the images the page gets back
 OPS = "exposure,colour,dehaze"
@@ -27,8 +29,14 @@ OPS = "exposure,colour,dehaze"
 class BeforeAfter:
     """Retouches album photos for the page with a trained profile; thread-safe."""
 
-    def __init__(self, files: dict[str, Path]) -> None:
-        self.files = files
+    def __init__(self, album: ServedAlbum | dict[str, Path]) -> None:
+        """``album``: the served album (photos read through :meth:`ServedAlbum.open`, which checks each
+        is still the file listed at startup), or plain ``{name: path}`` (``KeyError`` for others)."""
+        if isinstance(album, ServedAlbum):
+            self.files, self._open = album.files, album.open
+        else:
+            self.files = dict(album)
+            self._open = lambda name: contextlib.nullcontext(self.files[name])
         self._lock = threading.Lock()  # one retouch at a time: each is seconds of CPU
         self._profile: Any = None
         self._scorers: dict[str, Any] = {}
@@ -55,12 +63,11 @@ class BeforeAfter:
         """``{"name", "method", "images": {kind: data URI}, "scores": {model: {kind: score}},
         "params": {op: {param: value}}, "generic": model name or None}`` for album photo ``name``
         (kinds: original, generic, personal; scores on 1-10 on the backbone-sized thumbnail).
-        Raises ``KeyError`` for a name that is not an album photo and ``ImageError`` for one that can
-        no longer be read."""
+        Raises ``AlbumImageNotFound`` for a name that is not an album photo (or no longer the file
+        listed at startup) and ``ImageError`` for one that can no longer be read."""
         from piaa.retouch.batch import _data_uri, _score, prepare_predictors
         from piaa.retouch.core import retouch_image
 
-        path = self.files[name]
         with self._lock:
             if profile is not self._profile:  # trained again: earlier results are stale
                 self._profile, self._scorers, self._cache = profile, _scorers(profile), {}
@@ -68,7 +75,8 @@ class BeforeAfter:
             method, predictors = prepare_predictors(profile, scorers, ops, "auto", train=False)
             if (name, method) in self._cache:
                 return self._cache[(name, method)]
-            img = load_image(path, draft_size=(PREVIEW_SIDE, PREVIEW_SIDE))
+            with self._open(name) as path:  # the file checked at startup, read once (album.py)
+                img = load_image(path, draft_size=(PREVIEW_SIDE, PREVIEW_SIDE))
             img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
             runs = {
                 role: retouch_image(None, img, ops, 1.0, method, predictor=predictors[role], scorer=sc)

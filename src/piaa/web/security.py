@@ -6,6 +6,10 @@ every request that changes anything is a POST with a JSON body (which needs a CO
 answer) and, where the browser says where it comes from (``Origin``), from this very host. Bodies are
 capped (``MAX_BODY_BYTES``) and names quoted back in errors are clipped (``ECHO_CHARS``): a 100 MB
 name once gave a 105 MB answer.
+
+A foreign page could also embed ``/img/...`` and learn from load events and sizes which names the album
+holds: requests the browser marks as coming from another site (``Sec-Fetch-Site``, Fetch Metadata) are
+refused outside the page itself, and images carry ``Cross-Origin-Resource-Policy: same-origin``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ECHO_CHARS", "MAX_BODY_BYTES", "BodyLimit", "clip_name", "same_origin"]
+__all__ = ["ECHO_CHARS", "MAX_BODY_BYTES", "BodyLimit", "clip_name", "cross_site", "same_origin"]
 
 MAX_BODY_BYTES = 64 * 1024  # a judgement is two names: a few hundred bytes
 ECHO_CHARS = 200  # of a name quoted back in an error message
@@ -80,9 +84,34 @@ class BodyLimit:
         await self.app(scope, limited_receive, watched_send)
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_key(scheme: str, netloc: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) with the scheme's default port filled in; None if it cannot be parsed."""
+    try:
+        parts = urlsplit(f"{scheme}://{netloc}")
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    return scheme.lower(), host, port if port is not None else DEFAULT_PORTS.get(scheme.lower())
+
+
 def same_origin(request: Request) -> bool:
-    """No ``Origin`` (not a browser, or a same-origin GET), or one naming this very host and port."""
+    """No ``Origin`` (not a browser, or a same-origin GET), or one with this server's scheme, host and
+    port: ``https://127.0.0.1:8765`` or ``http://127.0.0.1:9999`` is another origin."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+    parts = urlsplit(origin)
+    theirs = _origin_key(parts.scheme, parts.netloc) if parts.scheme and parts.netloc else None
+    ours = _origin_key(request.url.scheme, request.headers.get("host", ""))
+    return theirs is not None and theirs == ours
+
+
+def cross_site(request: Request) -> bool:
+    """True when the browser says the request comes from another origin (``Sec-Fetch-Site``:
+    ``cross-site``, or ``same-site``, which covers another port of this host). ``same-origin``,
+    ``none`` (typed into the address bar) and no header (not a browser, or an old one) pass."""
+    return request.headers.get("sec-fetch-site", "").lower() in ("cross-site", "same-site")

@@ -8,6 +8,18 @@ let state = null;
 let polling = null;
 let lastJob = null; // the latest training status seen
 let toastTimer = null;
+let wantRanking = false; // the person asked to train: show the ranking as soon as it is there
+let curveShown = null; // the model whose agreement is drawn
+
+// One id per tab (kept across reloads of this tab): undo removes only what this tab stated.
+const TAB = (() => {
+  let id = sessionStorage.getItem("piaa-tab");
+  if (!id) {
+    id = (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`).replace(/[^A-Za-z0-9-]/g, "");
+    sessionStorage.setItem("piaa-tab", id);
+  }
+  return id;
+})();
 
 async function api(method, path, body) {
   const opts = { method, headers: {} };
@@ -33,15 +45,16 @@ function renderState(s) {
   state = s;
   const frac = Math.min(1, s.count / s.target);
   $("bar").style.width = `${(frac * 100).toFixed(1)}%`;
-  $("counter").textContent = `${s.count} / ${s.target} pairs`;
+  $("counter").textContent = `${s.count} / ${s.target} judgements`;
   document.body.dataset.count = String(s.count);
-  const showTrain = s.count >= s.target || s.training !== "idle";
-  $("train").hidden = !showTrain;
-  if (!s.reference) {
-    $("train-note").textContent =
-      "No --reference was given, so this ranks your album with a quick model of your choices. " +
-      "Restart with --reference REF for the full personal model.";
+  $("help-min").textContent = String(s.min_train);
+  $("help-origin").textContent = `the ${s.origin}`;
+  const showTrain = s.judged >= s.min_train || s.training !== "idle" || s.model_judgements != null;
+  $("train").hidden = !showTrain || viewing();
+  if (!showTrain) {
+    $("train-title").textContent = `Your model trains from ${s.min_train} judgements on`;
   }
+  if (s.training === "running" && !polling) poll(); // started by a choice, in the background
   const parts = [`${s.album} photos`, `pair choice: ${s.sampler.strategy}`];
   if (s.sampler.strategy === "active") {
     if (s.sampler.features !== "ready") parts.push(`features: ${s.sampler.features}`);
@@ -51,7 +64,7 @@ function renderState(s) {
   if (s.skipped) parts.push(`${s.skipped} skipped`);
   if (s.album_skipped) parts.push(`${s.album_skipped} photos cannot be shown (listed where piaa collect runs)`);
   $("status").textContent = parts.join(" · ");
-  if (lastJob && lastJob.state === "done") showTraining(lastJob); // "Train again" once choices changed
+  if (lastJob) showTraining(lastJob); // "Train again" once choices changed
 }
 
 function showSide(side, photo) {
@@ -97,8 +110,8 @@ async function act(fn) {
   }
 }
 
-function viewing() { // the ranking or a before/after is on screen: the pair keys do nothing
-  return !$("ranking").hidden || !$("retouch").hidden;
+function viewing() { // the ranking, a before/after or the help is on screen: the pair keys do nothing
+  return !$("ranking").hidden || !$("retouch").hidden || !$("help").hidden;
 }
 
 function choose(side) {
@@ -106,7 +119,7 @@ function choose(side) {
   const other = side === "left" ? "right" : "left";
   return act(async () => {
     $(side).classList.add("chosen");
-    await api("POST", "/api/choose", { preferred: pair[side].name, other: pair[other].name });
+    await api("POST", "/api/choose", { preferred: pair[side].name, other: pair[other].name, tab: TAB });
     await loadNext();
   });
 }
@@ -122,7 +135,7 @@ function skip() {
 function undo() {
   if (viewing()) return;
   return act(async () => {
-    const d = await api("POST", "/api/undo", {});
+    const d = await api("POST", "/api/undo", { tab: TAB });
     if (!d.undone) {
       toast("Nothing to undo.");
     } else {
@@ -140,21 +153,20 @@ function showTraining(job) {
   const box = $("train-progress");
   const bar = $("train-bar").parentElement;
   const button = $("train-button");
+  const model = job.model;
+  const judged = state ? state.judged : 0;
+  $("ranking-button").hidden = !model;
   if (job.state === "running") {
     box.hidden = false;
     button.disabled = true;
     button.textContent = "Training…";
     bar.classList.toggle("indeterminate", job.fraction == null);
     $("train-bar").style.width = job.fraction == null ? "" : `${(job.fraction * 100).toFixed(0)}%`;
-    $("train-phase").textContent = `${job.phase} · ${Math.round(job.elapsed)} s`;
-  } else if (job.state === "done") {
-    box.hidden = true;
-    button.disabled = false;
-    const newer = state && state.count !== job.judgements;
-    button.textContent = newer ? "Train again" : "Show ranking";
-    $("train-title").textContent = newer
-      ? `Last trained on ${job.judgements} choices; you now have ${state.count}.`
-      : `Trained on ${job.judgements} choices.`;
+    $("train-phase").textContent = `${job.phase} (${job.judgements} judgements) · ${Math.round(job.elapsed)} s`;
+    $("train-title").textContent = model
+      ? `Your model has seen ${model.judgements} judgements; training on ${job.judgements} now.`
+      : `Training your personal model on ${job.judgements} judgements.`;
+    $("train-note").textContent = "Keep choosing meanwhile: every click is saved and counts in the next training.";
   } else if (job.state === "error") {
     box.hidden = false;
     bar.classList.remove("indeterminate");
@@ -162,7 +174,22 @@ function showTraining(job) {
     $("train-phase").textContent = `Training failed: ${job.message}`;
     button.disabled = false;
     button.textContent = "Try again";
+  } else {
+    box.hidden = true;
+    button.disabled = false;
+    if (!model) {
+      button.textContent = "Train my model";
+      $("train-title").textContent = "Enough choices to train your model.";
+    } else if (judged > model.judgements) {
+      button.textContent = `Train again with ${judged}`;
+      $("train-title").textContent = `Your model has seen ${model.judgements} judgements; you now have ${judged}.`;
+    } else {
+      button.textContent = "Show my ranking";
+      $("train-title").textContent = `Your model has seen all ${model.judgements} judgements.`;
+    }
+    $("train-note").textContent = "More choices, better model: keep going and train again whenever you like.";
   }
+  if (!$("ranking").hidden && model) renderModel(model);
 }
 
 function poll() {
@@ -174,33 +201,114 @@ function poll() {
     } catch (err) {
       return; // the server may be busy; try again next tick
     }
+    const hadModel = lastJob && lastJob.model ? lastJob.model.judgements : null;
     showTraining(job);
-    if (job.state !== "running") {
-      clearInterval(polling);
-      if (job.state === "done") showRanking(job);
+    if (job.model && job.model.judgements !== hadModel) {
+      if (wantRanking) { wantRanking = false; showRanking(job); }
+      else if ($("ranking").hidden) toast(`Your model is ready (${job.model.judgements} judgements): "Show my ranking"`);
     }
-  }, 400);
+    const measuring = job.model && job.model.agreement_state === "measuring";
+    if (job.state !== "running" && !measuring) {
+      clearInterval(polling);
+      polling = null;
+    }
+  }, 500);
 }
 
 async function train() {
   const current = await api("GET", "/api/train");
-  if (current.state === "done" && state && state.count === current.judgements) {
+  if (current.state !== "running" && current.model && state && state.judged <= current.model.judgements) {
     showRanking(current);
     return;
   }
+  if (current.state === "running") { wantRanking = true; poll(); return; }
   try {
     showTraining(await api("POST", "/api/train", {}));
   } catch (err) {
     toast(err.message);
     return;
   }
+  wantRanking = true;
   poll();
 }
 
+function pct(x) { return `${Math.round(x * 100)}%`; }
+
+function renderModel(model) {
+  $("profile-path").textContent = model.profile;
+  $("ranking-note").textContent =
+    `Scores on 1–10 by your personal model, trained on ${model.judgements} of your judgements ` +
+    `starting from the ${model.origin}. Click a photo to see it retouched toward your taste.`;
+  const q = (p) => (/^[A-Za-z0-9_./-]+$/.test(p) ? p : `'${p.replace(/'/g, "'\\''")}'`);
+  $("next-commands").textContent = [
+    `piaa score PHOTOS --profile ${q(model.profile)}`,
+    `piaa cull PHOTOS --profile ${q(model.profile)}`,
+    `piaa retouch PHOTOS --profile ${q(model.profile)} --out DIR`,
+  ].join("\n");
+  const a = model.agreement;
+  const text = $("agreement-text");
+  document.body.dataset.agreement = model.agreement_state;
+  if (model.agreement_state === "measuring") {
+    text.textContent = "Measuring on pairs it did not train on… (the ranking is ready meanwhile)";
+  } else if (model.agreement_state === "too-few") {
+    text.textContent = "Too few judgements to measure yet: keep choosing and train again.";
+  } else if (model.agreement_state === "error" || !a) {
+    text.textContent = "The agreement could not be measured this time.";
+  } else {
+    text.textContent =
+      `On ${a.pairs} pairs it did not train on, your model agrees with you ${pct(a.personal)} of the time ` +
+      `(95% interval ${pct(a.personal_interval[0])}–${pct(a.personal_interval[1])}); ` +
+      `the generic model ${pct(a.generic)}.`;
+    text.dataset.personal = String(a.personal);
+    text.dataset.generic = String(a.generic);
+  }
+  const key = a ? `${model.judgements}:${a.curve.length}` : null;
+  if (key !== curveShown) {
+    curveShown = key;
+    drawCurve(a ? a.curve : []);
+  }
+}
+
+function drawCurve(curve) {
+  const svg = $("curve");
+  svg.replaceChildren();
+  svg.toggleAttribute("hidden", curve.length === 0); // an SVG element has no .hidden property
+  if (!curve.length) return;
+  const NS = svg.namespaceURI; // SVG's, from the element itself
+  const el = (name, attrs, text) => {
+    const e = document.createElementNS(NS, name);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    if (text != null) e.textContent = text;
+    svg.append(e);
+    return e;
+  };
+  const L = 36, R = 310, T = 10, B = 140;
+  const ns = curve.map((c) => c.judgements);
+  const minN = Math.min(...ns), maxN = Math.max(...ns);
+  const x = (n) => (maxN === minN ? (L + R) / 2 : L + 12 + ((R - L - 24) * (n - minN)) / (maxN - minN));
+  const y = (v) => B - (B - T) * v;
+  for (const v of [0, 0.5, 1]) {
+    el("line", { x1: L, x2: R, y1: y(v), y2: y(v), class: v === 0.5 ? "chance" : "axis" });
+    el("text", { x: L - 4, y: y(v) + 3, "text-anchor": "end" }, pct(v));
+  }
+  for (const c of curve) el("text", { x: x(c.judgements), y: B + 13, "text-anchor": "middle" }, String(c.judgements));
+  el("text", { x: (L + R) / 2, y: B + 27, "text-anchor": "middle" }, "judgements — your model (solid), generic (dashed)");
+  for (const who of ["generic", "personal"]) {
+    const pts = curve.map((c) => `${x(c.judgements).toFixed(1)},${y(c[who]).toFixed(1)}`).join(" ");
+    el("polyline", { points: pts, class: who });
+    for (const c of curve) {
+      const dot = el("circle", { cx: x(c.judgements), cy: y(c[who]), r: 3, class: who });
+      dot.dataset.judgements = String(c.judgements);
+    }
+  }
+}
+
 function showRanking(job) {
+  const model = job.model;
+  if (!model) return;
   const grid = $("grid");
   grid.replaceChildren();
-  for (const r of job.ranking) {
+  for (const r of model.ranking) {
     const li = document.createElement("li");
     li.dataset.name = r.name;
     const img = document.createElement("img");
@@ -225,19 +333,18 @@ function showRanking(job) {
     }
     grid.append(li);
   }
-  const personal = job.kind === "personal";
-  $("ranking-kind").textContent = personal ? "your personal model" : "a quick model of your choices";
-  $("ranking-note").textContent = personal
-    ? `Scores on 1–10 from the profile saved in ${job.profile}. ` +
-      `Score other photos with: piaa score PHOTOS --profile ${job.profile}. ` +
-      "Click a photo to see it retouched toward your taste."
-    : `Scores from a linear model of your ${job.judgements} choices (higher is better; only the order ` +
-      "means something). Restart with --reference REF to train the full personal model.";
+  $("ranking-kind").textContent = "your personal model";
+  curveShown = null;
   $("collect").hidden = true;
   $("train").hidden = true;
+  $("help").hidden = true;
   $("ranking").hidden = false;
+  $("question").textContent = "Your album, ranked by your taste";
   document.body.classList.add("scroll");
+  renderModel(model);
+  document.body.dataset.ranked = String(model.judgements);
   window.scrollTo(0, 0);
+  if (model.agreement_state === "measuring" && !polling) poll();
 }
 
 // ------------------------------------------------------------------------------------ before/after
@@ -250,6 +357,7 @@ async function showRetouch(name) {
   $("retouch-images").replaceChildren();
   $("ranking").hidden = true;
   $("retouch").hidden = false;
+  $("question").textContent = "Before and after: retouched toward your taste";
   window.scrollTo(0, 0);
   let d;
   try {
@@ -283,24 +391,28 @@ async function showRetouch(name) {
   const edit = Object.entries(d.params)
     .map(([op, p]) => `${op}: ` + Object.entries(p).map(([k, v]) => `${k} ${v >= 0 ? "+" : ""}${v.toFixed(2)}`).join(", "))
     .join("; ");
+  const preparing = lastJob && lastJob.retouch && lastJob.retouch.retoucher === "preparing";
   const how = d.method === "learned"
     ? "the learned retoucher saved with your profile"
-    : "per-photo optimisation (the learned retoucher is still being trained)";
+    : `per-photo optimisation${preparing ? " (the learned retoucher is still being trained)" : ""}`;
   const generic = d.generic ? "" : " This profile does not carry its generic model, so there is no generic retouch.";
   $("retouch-note").textContent =
     `Scores on 1–10 by both models. Parameters by ${how}. Your edit: ${edit}.${generic} ` +
-    `Retouch full-size photos with: piaa retouch PHOTOS --profile ${lastJob ? lastJob.profile : "PROFILE"} --out DIR`;
+    `Retouch full-size photos with: piaa retouch PHOTOS --profile ${lastJob && lastJob.model ? lastJob.model.profile : "PROFILE"} --out DIR`;
   document.body.dataset.retouched = name;
 }
 
 function hideRetouch() {
   $("retouch").hidden = true;
   $("ranking").hidden = false;
+  $("question").textContent = "Your album, ranked by your taste";
 }
 
 function hideRanking() {
   $("ranking").hidden = true;
+  $("help").hidden = true;
   document.body.classList.remove("scroll");
+  $("question").textContent = "Which photo do you prefer?";
   $("collect").hidden = false;
   if (state) renderState(state);
   api("GET", "/api/train").then(showTraining).catch(() => {});
@@ -315,13 +427,22 @@ $("undo").addEventListener("click", undo);
 $("train-button").addEventListener("click", () => act(train));
 $("back").addEventListener("click", hideRanking);
 $("retouch-close").addEventListener("click", hideRetouch);
+$("ranking-button").addEventListener("click", () => { if (lastJob && lastJob.model) showRanking(lastJob); });
+$("help-link").addEventListener("click", (e) => {
+  e.preventDefault();
+  $("collect").hidden = true;
+  $("train").hidden = true;
+  $("help").hidden = false;
+  $("question").textContent = "How this works";
+});
+$("help-close").addEventListener("click", hideRanking);
 
 document.addEventListener("keydown", (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
   const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
   const actions = { ArrowLeft: () => choose("left"), ArrowRight: () => choose("right"), s: skip, u: undo };
   if (key === "Escape" && !$("retouch").hidden) hideRetouch();
-  else if (key === "Escape" && !$("ranking").hidden) hideRanking();
+  else if (key === "Escape" && (!$("ranking").hidden || !$("help").hidden)) hideRanking();
   if (!actions[key]) return;
   e.preventDefault();
   actions[key]();
@@ -330,5 +451,5 @@ document.addEventListener("keydown", (e) => {
 act(loadNext).then(async () => {
   const job = await api("GET", "/api/train");
   showTraining(job);
-  if (job.state === "running") poll();
+  if (job.state === "running" || (job.model && job.model.agreement_state === "measuring")) poll();
 });
