@@ -83,7 +83,7 @@ def test_cli_flickr_aes_without_its_files_is_one_line_error(name, tmp_path):
         ["bench", "--dataset", name, "--dataset-root", str(tmp_path), "--reference", str(tmp_path)],
     )
     assert res.exit_code != 0
-    assert "flickr-aes needs --images DIR and --workers FILE" in res.output
+    assert "flickr-aes needs --images DIR and --test-workers FILE" in res.output
     assert "Traceback" not in res.output
 
 

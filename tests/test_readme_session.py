@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import synthetic_photo
 from PIL import Image
+
+from conftest import synthetic_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECT_URL = "http://127.0.0.1:8765"
@@ -39,12 +40,12 @@ def test_the_session_names_every_job():
 def _photos(folder: Path, n: int, seed: int, burst: bool = False) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
+    scene = synthetic_photo(rng, 128, 96)
     for i in range(n):
-        img = synthetic_photo(rng, 128, 96)
-        if burst and i % 3:  # bursts of three: the same scene, a little darker each frame
-            img = Image.eval(last, lambda v, k=i % 3: int(v * (1 - 0.08 * k)))
-        else:
-            last = img
+        if not burst or i % 3 == 0:
+            scene = synthetic_photo(rng, 128, 96)
+        # bursts of three: the same scene, a little darker each frame
+        img = Image.eval(scene, lambda v, k=i % 3 if burst else 0: int(v * (1 - 0.08 * k)))
         img.save(folder / f"IMG_{i:04d}.jpg", quality=90)
 
 
@@ -70,14 +71,14 @@ def _collect(line: str, env: dict, cwd: Path, clicks: int) -> None:
                 assert proc.poll() is None, proc.stdout.read()
                 assert time.monotonic() < deadline, "piaa collect did not start"
                 time.sleep(0.5)
+        album = Path(env["HOME"]) / "Pictures" / "2024"
+
+        def brightness(name: str) -> float:
+            return float(np.asarray(Image.open(album / name).convert("L")).mean())
+
         for _ in range(clicks):  # a person who always prefers the brighter photo
             pair = _post("/api/pair", {})["pair"]
             left, right = pair["left"]["name"], pair["right"]["name"]
-            album = Path(env["HOME"]) / "Pictures" / "2024"
-
-            def brightness(name: str) -> float:
-                return float(np.asarray(Image.open(album / name).convert("L")).mean())
-
             a, b = sorted((left, right), key=brightness, reverse=True)
             _post("/api/choose", {"preferred": a, "other": b})
     finally:
