@@ -141,3 +141,12 @@ def test_a_benchmark_that_prints_lines_writes_them_under_the_header(tmp_path, ca
     assert "round 1: score 12.0/s" in capsys.readouterr().out  # still printed
     text = out.read_text()
     assert text.startswith("- date: ") and "```text\nround 1: score 12.0/s\n```" in text
+
+
+def test_every_test_named_for_a_readme_promise_exists():
+    text = (ROOT / "docs" / "contributing.md").read_text()
+    section = text.split("## The README's promises and the tests that hold them", 1)[1]
+    named = re.findall(r"`(tests/test_\w+\.py)::(test_\w+)`", section)
+    assert len(named) >= 15
+    for path, name in named:
+        assert re.search(rf"^def {name}\(", (ROOT / path).read_text(), flags=re.M), f"{path}::{name} is gone"
