@@ -125,6 +125,16 @@ def test_only_the_culled_photos_are_served_and_only_same_origin_json_changes_any
         assert len(s) == 0
 
 
+def test_another_site_cannot_embed_the_review_page_photos_or_call_its_api(shoot):
+    """The same protections as collect's (one ``harden``): Fetch Metadata marks a foreign page's request."""
+    with client_for(shoot) as c:
+        for site in ("cross-site", "same-site"):
+            assert c.get("/img/a1.jpg", headers={"Sec-Fetch-Site": site}).status_code == 403
+            assert c.get("/api/groups", headers={"Sec-Fetch-Site": site}).status_code == 403
+        assert c.get("/img/a1.jpg", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+        assert c.get("/", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # a link to it is fine
+
+
 def test_bad_results_are_one_line_errors(tmp_path):
     for text, problem in [("{", "not JSON"), ("[]", "non-empty list"), ('[{"path": "x"}]', "row 1")]:
         f = tmp_path / "r.json"

@@ -21,30 +21,26 @@ import contextlib
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.trustedhost import TrustedHostMiddleware
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from piaa.data.images import ImageError
-from piaa.errors import one_line
-from piaa.preferences import Pair, PreferenceError, PreferenceStore, match_names
+from piaa.preferences import Pair, PreferenceStore, match_names
 from piaa.sampling import create_sampler, list_samplers
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
 from piaa.web.features import FeatureFn, Features, default_features
-from piaa.web.security import BodyLimit, clip_name, cross_site, same_origin
+from piaa.web.security import clip_name, harden
 from piaa.web.training import DEFAULT_GENERIC, Trainer
 
 STATIC = Path(__file__).parent / "static"
-LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 MAX_NAME_CHARS = 4096  # longer than any path a file system allows
 MIN_TRAIN = 20  # judgements before the personal model first trains (the held-out figure needs some)
 
@@ -265,38 +261,7 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
 
     app = FastAPI(title="piaa collect", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.collector = collector
-    if allowed_hosts is None:  # a page on another site cannot reach us by DNS rebinding
-        local = cfg.host in LOCAL_HOSTS or cfg.host.startswith("127.")
-        allowed_hosts = [*LOCAL_HOSTS, cfg.host] if local else ["*"]
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
-
-    @app.middleware("http")
-    async def json_posts_only(request: Request, call_next: Callable) -> Response:
-        """Cross-site forms can post text/plain without asking; only same-origin scripts send JSON.
-        Another site's page may link to the app, but not embed its images or call its API."""
-        path = request.url.path
-        if cross_site(request) and not (path == "/" or path.startswith("/static/")):
-            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
-        if request.method == "POST":
-            if not same_origin(request):
-                return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
-            if not request.headers.get("content-type", "").startswith("application/json"):
-                return JSONResponse({"detail": "expected application/json"}, status_code=415)
-        return await call_next(request)
-
-    app.add_middleware(BodyLimit)  # outermost: before anything reads the body
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        """One short line, without echoing the input back (FastAPI's default quotes it whole)."""
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        return JSONResponse({"detail": f"invalid request: {where}: {first.get('msg', 'invalid')}"}, 422)
-
-    @app.exception_handler(PreferenceError)
-    async def store_unusable(_: Request, exc: PreferenceError) -> JSONResponse:
-        """A locked or full store: the page shows this line and the person can try again."""
-        return JSONResponse({"detail": one_line(exc)}, status_code=503)
+    harden(app, cfg.host, allowed_hosts)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -33,23 +33,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.trustedhost import TrustedHostMiddleware
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from piaa.cull.feedback import GroupState, accept, choose, reject, rerank
 from piaa.errors import one_line
-from piaa.preferences import Pair, PreferenceError, PreferenceStore, normalize_name
+from piaa.preferences import Pair, PreferenceStore, normalize_name
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
-from piaa.web.security import BodyLimit, clip_name, same_origin
+from piaa.web.security import clip_name, harden
 
 __all__ = ["SOURCE", "ReviewConfig", "Reviewer", "create_review_app", "load_results"]
 
 STATIC = Path(__file__).parent / "static"
-LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 MAX_NAME_CHARS = 4096
 SOURCE = "cull"  # the store's source of every judgement made on this page
 
@@ -346,37 +343,6 @@ class FrameAction(BaseModel):
 
 class GroupAction(BaseModel):
     group: int
-
-
-def harden(app: FastAPI, host: str, allowed_hosts: list[str] | None = None) -> None:
-    """Collect's protections (:mod:`piaa.web.security`) on another app: local host names only when bound
-    locally (DNS rebinding), same-origin JSON POSTs only (cross-site forms), bodies capped, short
-    validation and store errors."""
-    if allowed_hosts is None:
-        local = host in LOCAL_HOSTS or host.startswith("127.")
-        allowed_hosts = [*LOCAL_HOSTS, host] if local else ["*"]
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
-
-    @app.middleware("http")
-    async def json_posts_only(request: Request, call_next: Callable) -> Response:
-        if request.method == "POST":
-            if not same_origin(request):
-                return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
-            if not request.headers.get("content-type", "").startswith("application/json"):
-                return JSONResponse({"detail": "expected application/json"}, status_code=415)
-        return await call_next(request)
-
-    app.add_middleware(BodyLimit)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        return JSONResponse({"detail": f"invalid request: {where}: {first.get('msg', 'invalid')}"}, 422)
-
-    @app.exception_handler(PreferenceError)
-    async def store_unusable(_: Request, exc: PreferenceError) -> JSONResponse:
-        return JSONResponse({"detail": one_line(exc)}, status_code=503)
 
 
 def create_review_app(cfg: ReviewConfig, *, allowed_hosts: list[str] | None = None) -> FastAPI:

@@ -15,12 +15,21 @@ refused outside the page itself, and images carry ``Cross-Origin-Resource-Policy
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.trustedhost import TrustedHostMiddleware
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["ECHO_CHARS", "MAX_BODY_BYTES", "BodyLimit", "clip_name", "cross_site", "same_origin"]
+__all__ = [
+    "ECHO_CHARS", "LOCAL_HOSTS", "MAX_BODY_BYTES", "BodyLimit", "clip_name", "cross_site", "harden",
+    "same_origin",
+]  # fmt: skip
+
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 MAX_BODY_BYTES = 64 * 1024  # a judgement is two names: a few hundred bytes
 ECHO_CHARS = 200  # of a name quoted back in an error message
@@ -115,3 +124,44 @@ def cross_site(request: Request) -> bool:
     ``cross-site``, or ``same-site``, which covers another port of this host). ``same-origin``,
     ``none`` (typed into the address bar) and no header (not a browser, or an old one) pass."""
     return request.headers.get("sec-fetch-site", "").lower() in ("cross-site", "same-site")
+
+
+def harden(app: FastAPI, host: str, allowed_hosts: list[str] | None = None) -> None:
+    """Every protection above on one app (the collect page and the review page alike): local host names
+    only when bound locally (DNS rebinding), no cross-site use outside the page itself, same-origin JSON
+    POSTs only (cross-site forms), bodies capped, short validation and store errors."""
+    from piaa.errors import one_line
+    from piaa.preferences import PreferenceError
+
+    if allowed_hosts is None:  # a page on another site cannot reach us by DNS rebinding
+        local = host in LOCAL_HOSTS or host.startswith("127.")
+        allowed_hosts = [*LOCAL_HOSTS, host] if local else ["*"]
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+    @app.middleware("http")
+    async def json_posts_only(request: Request, call_next: Callable) -> Response:
+        """Cross-site forms can post text/plain without asking; only same-origin scripts send JSON.
+        Another site's page may link to the app, but not embed its images or call its API."""
+        path = request.url.path
+        if cross_site(request) and not (path == "/" or path.startswith("/static/")):
+            return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        if request.method == "POST":
+            if not same_origin(request):
+                return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+            if not request.headers.get("content-type", "").startswith("application/json"):
+                return JSONResponse({"detail": "expected application/json"}, status_code=415)
+        return await call_next(request)
+
+    app.add_middleware(BodyLimit)  # outermost: before anything reads the body
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """One short line, without echoing the input back (FastAPI's default quotes it whole)."""
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return JSONResponse({"detail": f"invalid request: {where}: {first.get('msg', 'invalid')}"}, 422)
+
+    @app.exception_handler(PreferenceError)
+    async def store_unusable(_: Request, exc: PreferenceError) -> JSONResponse:
+        """A locked or full store: the page shows this line and the person can try again."""
+        return JSONResponse({"detail": one_line(exc)}, status_code=503)
