@@ -261,6 +261,33 @@ def test_cli_writes_results_never_overwrites_and_lists_bad_files(
     assert (src / "a-retouched.jpg").is_file() and (src / "b-retouched.png").is_file()
 
 
+@pytest.mark.parametrize("inside", [".", "retouched"])
+def test_cli_rerun_into_the_album_does_not_retouch_its_own_results(profile_dir, photos, tmp_path, inside):
+    """--out is the album (or a folder in it): a second run keeps the first run's results and does not
+    take them as new photos (no ``a-retouched-retouched.jpg``, no ``report.html`` retouched)."""
+    src = tmp_path / "album"
+    src.mkdir()
+    photos[0].save(src / "a.jpg", quality=90)
+    out = src / inside
+    args = ["retouch", str(src), "--profile", str(profile_dir), "--ops", "exposure", "--method", "optimize"]
+    first = runner.invoke(app, [*args, "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    after_first = sorted(p.relative_to(src) for p in src.rglob("*"))
+    second = runner.invoke(app, [*args, "--out", str(out)])
+    assert second.exit_code == 0, second.output
+    assert "1 photo was already retouched" in second.output
+    assert "left out" in second.output and "earlier result" in second.output
+    assert sorted(p.relative_to(src) for p in src.rglob("*")) == after_first
+    assert not any("retouched-retouched" in p.name for p in src.rglob("*"))
+    # a result named on the command line stays an input: the user asked for it
+    from piaa.cli.retouch import _without_earlier_results
+
+    result = (out / ("a-retouched.jpg" if inside == "." else "a.jpg")).absolute()
+    with pytest.raises(ValueError, match="only earlier results"):  # walked from the album: left out
+        _without_earlier_results([result], [src], out)
+    assert _without_earlier_results([result], [result], out) == [result]
+
+
 def test_cli_compare_generic_needs_a_generic_model(profile_dir, photos, tmp_path):
     """A profile that carries no generic model (saved before piaa kept it): one line, exit 2; --generic
     still works as an override."""

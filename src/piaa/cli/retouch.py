@@ -60,7 +60,7 @@ def retouch_cmd(
                     "with --finetune-backbone, or it is a generic model itself); give one with --generic"
                 )
             generic_name = gen.config["origin"]
-    files = walk(paths)
+    files = _without_earlier_results(walk(paths), paths, out)
     _check_inputs(paths)  # before any training: "best.csv: not an image file" is said first
     album_files = walk([album]) if album is not None else None
     created = _check_out(out)
@@ -90,6 +90,25 @@ def retouch_cmd(
     report_failures(failures)
     if failures or not (results or resumed):
         raise typer.Exit(2)
+
+
+def _without_earlier_results(files: list[Path], paths: list[Path], out: Path) -> list[Path]:
+    """``files`` less the results earlier runs wrote into ``out``, when a folder being retouched holds
+    ``out`` (``--out`` is the album itself, or a folder inside it): else each re-run would retouch the
+    last run's results again (``a-retouched-retouched.jpg``). A file named on the command line stays."""
+    from piaa.retouch.batch import Manifest
+
+    earlier = Manifest(out, "").results()
+    if not earlier:
+        return files
+    named = {p.absolute() for p in paths if not p.is_dir()}
+    kept = [f for f in files if f.absolute() not in earlier or f.absolute() in named]
+    if len(kept) < len(files):
+        n = len(files) - len(kept)
+        say(f"left out {n} earlier {'result' if n == 1 else 'results'} of piaa retouch in {out}")
+    if not kept:
+        raise ValueError(f"{', '.join(map(str, paths))}: no photos found (only earlier results in {out})")
+    return kept
 
 
 def _check_inputs(paths: list[Path]) -> None:

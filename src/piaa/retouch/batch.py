@@ -223,6 +223,18 @@ class Manifest:
         self.by_source.setdefault(entry["source"], []).append(entry)
         self._append(entry)
 
+    def results(self) -> set[Path]:
+        """Every file an earlier run recorded writing into ``DIR`` (results, generic results, the
+        report), whatever its settings: inputs walked from a folder that holds ``DIR`` leave them out."""
+        folder = self.path.parent
+        names = {e["output"] for es in self.by_source.values() for e in es}
+        names |= {
+            e["generic"] for es in self.by_source.values() for e in es if isinstance(e.get("generic"), str)
+        }
+        if self.report:
+            names.add(self.report)
+        return {(folder / n).absolute() for n in names}
+
     def owns_report(self, path: Path) -> bool:
         return self.report == path.name
 
