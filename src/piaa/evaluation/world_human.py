@@ -115,7 +115,7 @@ def human_world(
 
     from piaa.data.labels import read_labels
     from piaa.evaluation.simulate import photo_attributes, standardize_attributes
-    from piaa.evaluation.worlds import EvalWorld, PooledAlbum, _take, extract_cached
+    from piaa.evaluation.worlds import _pooled_world, _take, extract_cached
     from piaa.models.attributes import read_attribute_table
 
     root = Path(root)
@@ -151,27 +151,15 @@ def human_world(
     rng = np.random.default_rng([seed, 20, 1])
     order = rng.permutation(len(files))
     ref_idx, pool_idx = np.sort(order[: len(files) // 2]), np.sort(order[len(files) // 2 :])
-    albums = []
     size = min(album_size, len(pool_idx))
-    for p, person in enumerate(human_persons(persons, seed)):
-        local = np.sort(rng.choice(len(pool_idx), size, replace=False))
-        idx = pool_idx[local]
-        truth, ratings = person.rate(human[idx], mood[idx], crowd[idx], rng)
-        albums.append(
-            PooledAlbum(f"person{p + 1}", [files[i] for i in idx], 2.0 * ratings, photos=local, truth=truth)
-        )
-    return EvalWorld(
-        ref_maps=_take(maps, ref_idx),
-        ref_dists=dists[ref_idx].astype(np.float32),
-        ref_emb=emb[ref_idx],
-        photo_maps=_take(maps, pool_idx),
-        photo_emb=emb[pool_idx],
-        albums=albums,
-        channels=tuple(bb.info.channels),
+    return _pooled_world(
+        bb, files, maps, emb, dists, ref_idx, pool_idx, rng, size,
+        human_persons(persons, seed),
+        lambda person, idx: person.rate(human[idx], mood[idx], crowd[idx], rng),
         description=f"para-human world: {len(ref_idx)} reference photos with real crowd labels, {persons} "
         f"simulated persons with {size}-photo albums weighing PARA's real attribute ratings and emotion "
         f"votes ({root}, seed {seed})",
         ref_attributes=attributes[ref_idx].astype(np.float32),
         attribute_names=table.names,
         photo_pixels=pixels[pool_idx].astype(np.float32),
-    )
+    )  # fmt: skip

@@ -11,9 +11,10 @@ every photo are computed once with the frozen backbone, so each split of the pro
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -287,14 +288,45 @@ def para_world(
     order = rng.permutation(len(files))
     ref_idx, pool_idx = np.sort(order[: len(files) // 2]), np.sort(order[len(files) // 2 :])
     mix = content_topics(content_emb, k=topics, seed=seed)
-    albums = []
     size = min(album_size, len(pool_idx))
-    for p, person in enumerate(para_persons(mix.shape[1], persons, seed)):
+    return _pooled_world(
+        bb, files, maps, emb, dists, ref_idx, pool_idx, rng, size,
+        para_persons(mix.shape[1], persons, seed),
+        lambda person, idx: person.rate(attrs[idx], mix[idx], crowd[idx], rng),
+        description=f"PARA world: {len(ref_idx)} reference photos with real crowd labels, {persons} "
+        f"simulated persons with {size}-photo albums over the real crowd mean, content from {content} "
+        f"({root}, seed {seed})",
+        photo_pixels=attrs[pool_idx].astype(np.float32),
+        **_reference_attributes(root, [labels.files[k] for k in both], ref_idx),
+    )  # fmt: skip
+
+
+def _pooled_world(
+    bb: Backbone,
+    files: list[Path],
+    maps: FeatureMaps,
+    emb: np.ndarray,
+    dists: np.ndarray,
+    ref_idx: np.ndarray,
+    pool_idx: np.ndarray,
+    rng: np.random.Generator,
+    size: int,
+    people: Iterable[Any],
+    rate: Callable[[Any, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    description: str,
+    **extra: Any,
+) -> EvalWorld:
+    """What every world over a real photo pool shares: one ``size``-photo album per person drawn from the
+    pool (``rate(person, pool indices) -> (truth, ratings on 1-5)``, doubled onto 1-10), and the
+    reference/pool halves as an :class:`EvalWorld`."""
+    albums = []
+    for p, person in enumerate(people):
         local = np.sort(rng.choice(len(pool_idx), size, replace=False))
         idx = pool_idx[local]
-        truth, ratings = person.rate(attrs[idx], mix[idx], crowd[idx], rng)
-        images = [files[i] for i in idx]
-        albums.append(PooledAlbum(f"person{p + 1}", images, 2.0 * ratings, photos=local, truth=truth))
+        truth, ratings = rate(person, idx)
+        albums.append(
+            PooledAlbum(f"person{p + 1}", [files[i] for i in idx], 2.0 * ratings, photos=local, truth=truth)
+        )
     return EvalWorld(
         ref_maps=_take(maps, ref_idx),
         ref_dists=dists[ref_idx].astype(np.float32),
@@ -303,11 +335,8 @@ def para_world(
         photo_emb=emb[pool_idx],
         albums=albums,
         channels=tuple(bb.info.channels),
-        description=f"PARA world: {len(ref_idx)} reference photos with real crowd labels, {persons} "
-        f"simulated persons with {size}-photo albums over the real crowd mean, content from {content} "
-        f"({root}, seed {seed})",
-        photo_pixels=attrs[pool_idx].astype(np.float32),
-        **_reference_attributes(root, [labels.files[k] for k in both], ref_idx),
+        description=description,
+        **extra,
     )
 
 
