@@ -575,3 +575,12 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_written_back_as_its_bytes(tm
     res = run("score", folder, "--profile", "nima-ava", "--output", tmp_path / "s.csv")
     assert res.exit_code == 0 and "wrote 1 score" in res.output, res.output
     assert os.fsencode(odd) in (tmp_path / "s.csv").read_bytes()
+
+
+def test_score_copy_top_inside_a_scored_folder_is_refused_before_scoring(tmp_path, monkeypatch):
+    photos(tmp_path / "album", ["a.jpg"])
+    monkeypatch.setattr("piaa.models.profile.Profile.iter_score_files", boom)
+    res = run("score", tmp_path / "album", "--profile", "nima-ava", "--copy-top", tmp_path / "album" / "best")
+    assert res.exit_code == 2 and "is inside" in res.output, res.output
+    assert "a folder being scored" in res.output
+    assert not (tmp_path / "album" / "best").exists()

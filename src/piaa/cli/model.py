@@ -202,8 +202,8 @@ def score_cmd(
     files = walk(paths)
     folder = copy_top or link_top
     if folder is not None:
+        _refuse_input_folder(folder, paths, files)
         writable_folder(folder, "--copy-top" if copy_top else "--link-top")
-        _refuse_input_folder(folder, files)
     failures = FailureLog()
     results = []
     try:
@@ -270,13 +270,21 @@ def _save_partial(output: Path | None, results: list, total: int) -> str:
     return f"{done}; wrote them, ranked, to {partial} (partial; {output} is untouched)"
 
 
-def _refuse_input_folder(folder: Path, files: list[Path]) -> None:
-    """--copy-top into a folder being scored would copy photos onto their own album."""
+def _refuse_input_folder(folder: Path, roots: list[Path], files: list[Path]) -> None:
+    """--copy-top into a folder being scored, or into one inside a scored folder (walked recursively,
+    so the next run would score the copies too), would copy photos onto their own album."""
     import os
 
     target = os.path.realpath(folder)
     if any(os.path.dirname(os.path.realpath(f)) == target for f in files):
         raise ValueError(f"{folder}: is a folder being scored; copy the best photos to another folder")
+    for root in (r for r in roots if r.is_dir()):
+        top = os.path.realpath(root)
+        if os.path.commonpath([top, target]) == top:
+            raise ValueError(
+                f"{folder}: is inside {root}, a folder being scored (walked recursively, so the copies "
+                "would be scored next time); copy the best photos to a folder outside it"
+            )
 
 
 def place_photos(sources: list[Path], folder: Path, *, link: bool = False) -> list[Path]:
