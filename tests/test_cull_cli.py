@@ -152,6 +152,9 @@ def test_report_renders_in_chromium(culled):
             assert page.locator("figure.pick").count() == 3
             assert page.locator("figure.reject .flag").first.inner_text() == "blurred"
             assert "holiday [red] 4.JPG" in page.content()
+            left_out = page.locator("section.left-out")  # the unreadable file is named, not silently absent
+            assert "1 file not culled" in left_out.inner_text()
+            assert "broken [red].jpg: truncated or corrupt" in left_out.inner_text()
         finally:
             b.close()
 

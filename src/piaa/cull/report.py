@@ -46,6 +46,13 @@ def write_report(path: Path, result: CullResult, profile_name: str) -> Path:
             f'<div class="strip">{"".join(figures)}</div></section>'
         )
     picks = sum(r.status == "pick" for r in result.rows)
+    left_out = [*result.failures.lines(), *result.skipped.lines()]
+    if left_out:  # the report must not read as if the shoot were complete
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in left_out)
+        parts.append(
+            f'<section class="left-out"><h2>{len(left_out)} file{"s" if len(left_out) > 1 else ""} not culled'
+            f"</h2><ul>{items}</ul></section>"
+        )
     page = f"""<!doctype html><meta charset="utf-8"><title>piaa cull</title><style>{_STYLE}</style>
 <h1>piaa cull: {len(result.rows)} photos, {len(result.groups)} groups, {picks} picks</h1>
 <p>Ranked by {html.escape(profile_name)} (scores 1-10, higher is better). The pick of each group has a green
