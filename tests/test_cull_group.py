@@ -179,3 +179,11 @@ def test_layout_links_a_darker_blurred_frame_the_embedding_misses():
     assert group_photos(times, emb, time_window=10, similarity=0.93) == [0, 1, 2]
     labels = group_photos(times, emb, time_window=10, similarity=0.93, layout=layout, layout_similarity=0.7)
     assert labels == [0, 0, 1]
+
+
+def test_an_exact_duplicate_tie_goes_to_the_camera_original_whatever_the_names():
+    for names in (["a-export.png", "z-IMG_1.JPG"], ["z-export.png", "a-IMG_1.JPG"]):
+        paths = [Path(n) for n in names]
+        times = [(None, "file"), (datetime(2024, 5, 1, 10, 0), "exif")]  # the export has no EXIF time
+        rows = rank_groups(paths, [6.2, 6.2], [0, 0], [(), ()], times, CullSettings())
+        assert [r.path.name for r in rows if r.status == "pick"] == [names[1]]

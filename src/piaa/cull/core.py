@@ -292,8 +292,11 @@ def rank_groups(
     settings: CullSettings,
 ) -> list[CullRow]:
     """Rank within each group: unflagged before flagged unless every member is flagged, then by score
-    (best first). The best ``keep`` unflagged are picks (the best ``keep`` when all are flagged);
-    flagged non-picks are rejects when ``settings.reject_flagged``; the rest are alternates."""
+    (best first). Equal scores (an exact duplicate in another format or under another name) go to the
+    camera's original, the one whose capture time is in its EXIF, then to the name: the pick must not
+    depend on what an export happened to be called. The best ``keep`` unflagged are picks (the best
+    ``keep`` when all are flagged); flagged non-picks are rejects when ``settings.reject_flagged``; the
+    rest are alternates."""
     members: dict[int, list[int]] = {}
     for i, g in enumerate(labels):
         members.setdefault(g, []).append(i)
@@ -301,7 +304,14 @@ def rank_groups(
     for g in sorted(members):
         idx = members[g]
         all_flagged = all(flags[i] for i in idx)
-        idx.sort(key=lambda i: (bool(flags[i]) and not all_flagged, -scores[i], str(paths[i])))
+        idx.sort(
+            key=lambda i: (
+                bool(flags[i]) and not all_flagged,
+                -round(float(scores[i]), 6),
+                times[i][1] != "exif",
+                str(paths[i]),
+            )
+        )
         picks = 0
         for rank, i in enumerate(idx, 1):
             if picks < settings.keep and (all_flagged or not flags[i]):
