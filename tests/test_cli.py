@@ -110,6 +110,11 @@ def test_prefs_import_show_export(tmp_path):
     assert res.exit_code == 0, res.output
     lines = (tmp_path / "out.csv").read_text().splitlines()
     assert lines == ["preferred,other,source", "b.jpg,a.jpg,csv:in.csv", "b.jpg,c.jpg,csv:in.csv"]
+    res = runner.invoke(app, ["prefs", "export", str(store), str(csv_in)])  # the user's own CSV is kept
+    assert res.exit_code == 2 and "in.csv: exists; give --force" in res.output, res.output
+    assert csv_in.read_text().startswith("preferred,other\na.jpg,b.jpg\n")
+    res = runner.invoke(app, ["prefs", "export", str(store), str(tmp_path / "out.csv"), "--force"])
+    assert res.exit_code == 0 and len((tmp_path / "out.csv").read_text().splitlines()) == 4, res.output
     res = runner.invoke(app, ["prefs", "export", str(tmp_path / "none.sqlite"), str(tmp_path / "x.csv")])
     assert res.exit_code == 2 and "no such preference store" in res.output
 

@@ -56,11 +56,14 @@ def prefs_export(
         Path | None, typer.Option(parser=user_path, help="Write names relative to this album.")
     ] = None,
     resolved: Annotated[bool, typer.Option(help="Only the effective pairs.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace the CSV if it exists.")] = False,
 ) -> None:
     """Write a store's judgements as CSV (atomically)."""
     from piaa.preferences import PreferenceStore
 
     check_output(csv_file, "the CSV to write", suffixes=None)
+    if csv_file.is_file() and not force:  # it may be judgements the user wrote by hand
+        raise ValueError(f"{csv_file}: exists; give --force to replace it, or another name")
     with PreferenceStore(store, readonly=True) as s:
         s.export_csv(csv_file, album, resolved=resolved)
         say(f"wrote {plural(len(s.pairs()) if resolved else len(s), 'pair')} to {csv_file}")
