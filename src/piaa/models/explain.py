@@ -16,7 +16,8 @@ it *beyond what the crowd score already gives it*: positive, more than the crowd
 Only what the fit supports is shown: an axis is shown when its weight has the same sign in every one of
 ``folds`` fits on the cross-validation folds' training pairs (seeded) *and* its Wald z (weight over the
 standard error from the penalized Hessian) is at least :data:`MIN_Z`. Sign stability alone is lax with
-overlapping training folds (they share 75 % of their pairs), hence the second test. Hidden axes say why.
+overlapping training folds (they share 75 % of their pairs): a pure-noise axis beside a simulated taste
+passed it in 114 of 200 seeds, both tests in 6 (docs/guide/personalize.md). Hidden axes say why.
 """
 
 from __future__ import annotations
