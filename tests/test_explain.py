@@ -145,6 +145,9 @@ def test_cli_errors_are_one_line(made, tmp_path):
     assert res.exit_code == 2 and "none of the 14 judged photos is there" in res.output, res.output
     res = run(app, ["profile", "explain", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not a piaa profile" in res.output
+    res = run(app, ["profile", "explain", str(profile), "--out", str(tmp / "album" / "report")])
+    assert res.exit_code == 2 and "inside the album" in res.output, res.output
+    assert not (tmp / "album" / "report").exists()
     (tmp_path / "heads.safetensors").write_bytes(b"not heads")
     res = run(app, ["profile", "explain", str(profile), "--heads", str(tmp_path / "heads.safetensors")])
     assert res.exit_code == 2 and "heads.safetensors" in res.output, res.output

@@ -377,14 +377,17 @@ def profile_explain_cmd(
     from piaa.models.explain import explain_profile, format_table, write_report
     from piaa.models.profile import load_profile
 
+    prof = load_profile(profile)
     if out is not None:
+        photos = album or (prof.config.get("data") or {}).get("album")
+        if photos and Path(out).resolve().is_relative_to(Path(photos).resolve()):
+            raise ValueError(f"{out}: --out is inside the album {photos}; choose a folder outside it")
         writable_folder(out, "--out")
     attribute_heads = None
     if heads is not None:
         from piaa.models.attributes import AttributeHeads
 
         attribute_heads = AttributeHeads.load(heads)
-    prof = load_profile(profile)
     exp = explain_profile(
         prof, album=album, prefs=prefs, heads=attribute_heads, folds=folds, seed=seed, progress=not json_out
     )
