@@ -399,7 +399,12 @@ async function explainTaste() {
     bar.style.width = `${Math.round((Math.abs(a.weight) / span) * 100)}%`;
     const ends = document.createElement("div");
     ends.className = "explain-ends";
-    ends.append("highest", strip(a.high, d.thumbs), "lowest", strip(a.low, d.thumbs));
+    for (const [label, photos] of [["highest", a.high], ["lowest", a.low]]) {
+      const end = document.createElement("span");
+      end.className = "explain-end";
+      end.append(label, strip(photos, d.thumbs));
+      ends.append(end);
+    }
     row.append(label, bar, ends);
     box.append(row);
   }
