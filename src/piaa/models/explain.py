@@ -273,9 +273,10 @@ def explain_profile(
     profile was trained on, from its config); ``prefs``: a preference CSV or store to read the pairs from
     (default: the stated pairs the profile saved; contradictions resolved, latest wins); ``heads``:
     attribute heads on the profile's backbone, adding their predicted attributes as axes. Costs one
-    feature pass over the judged photos (about a second per 10 photos on a laptop CPU). Raises
-    :class:`ExplainError` (no judgements, missing album or photos, heads for another backbone) and
-    ``ImageError`` is not raised: unreadable photos drop their pairs (counted in ``skipped_pairs``)."""
+    feature pass over the judged photos (100 photos: 3 s end to end on a 2-core machine,
+    docs/guide/personalize.md). Raises :class:`ExplainError` (no judgements, missing album or photos,
+    heads for another backbone); an unreadable or missing photo only drops its pairs (counted in
+    ``skipped_pairs``)."""
     from piaa.data.images import FailureLog
     from piaa.evaluation.simulate import photo_attributes
     from piaa.models.attributes import PIXEL_ATTRIBUTES, pooled_features
