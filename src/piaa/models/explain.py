@@ -93,8 +93,9 @@ class AxisWeight:
 @dataclass
 class Explanation:
     """What a profile learnt, on named axes. ``accuracy_crowd``: the fraction of the judged pairs the
-    crowd score alone orders as the person did (ties count half); ``accuracy_cv``: the same for the
-    fitted model, each pair predicted by the fold fit that did not see it."""
+    crowd score alone orders as the person did (ties count half; 0.5 without a crowd axis);
+    ``accuracy_cv``: the same for the fitted model, each pair predicted by the fold fit that did not see
+    it."""
 
     axes: list[AxisWeight]
     pairs: int
