@@ -10,6 +10,7 @@ from rich.table import Table
 
 from piaa.cli._common import (
     Workers,
+    _typer,
     _write_and_report,
     app,
     cell,
@@ -335,3 +336,76 @@ def place_photos(sources: list[Path], folder: Path, *, link: bool = False) -> li
                 os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
         placed.append(dest)
     return placed
+
+
+profile_app = _typer("Inspect a personal profile: what it learnt.")
+app.add_typer(profile_app, name="profile")
+
+
+@profile_app.command("explain")
+@friendly
+def profile_explain_cmd(
+    profile: Annotated[Path, typer.Argument(parser=user_path, help="Profile folder (`piaa personalize`).")],
+    album: Annotated[
+        Path | None,
+        typer.Option(
+            parser=user_path, help="The album's folder (default: the one the profile was trained on)."
+        ),
+    ] = None,
+    prefs: Annotated[
+        Path | None,
+        typer.Option(
+            parser=user_path,
+            help="Read the judgements from this CSV or preference store (default: those the profile saved).",
+        ),
+    ] = None,
+    heads: Annotated[
+        Path | None,
+        typer.Option(
+            parser=user_path,
+            help="Attribute heads (AttributeHeads.save, trained on a reference you have): adds their "
+            "predicted attributes as axes.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            parser=user_path, help="Write an HTML page (chart, example photos) and explanation.json here."
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds over the pairs.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds.")] = 0,
+) -> None:
+    """Which attributes this person weighs more or less than the crowd: a logistic fit of the judged pairs
+    on the crowd's score and named attributes; only weights whose sign holds in every fold (and whose
+    z reaches 1.96) are shown."""
+    import json
+
+    from piaa.models.explain import explain_profile, format_table, write_report
+    from piaa.models.profile import load_profile
+
+    prof = load_profile(profile)
+    if out is not None:
+        photos = album or (prof.config.get("data") or {}).get("album")
+        if photos and Path(out).resolve().is_relative_to(Path(photos).resolve()):
+            raise ValueError(f"{out}: --out is inside the album {photos}; choose a folder outside it")
+        writable_folder(out, "--out")
+    attribute_heads = None
+    if heads is not None:
+        from piaa.models.attributes import AttributeHeads
+
+        attribute_heads = AttributeHeads.load(heads)
+    exp = explain_profile(
+        prof, album=album, prefs=prefs, heads=attribute_heads, folds=folds, seed=seed, progress=not json_out
+    )
+    if exp.skipped_pairs:
+        warn(f"{plural(exp.skipped_pairs, 'judged pair')} name photos missing or unreadable (left out)")
+    if json_out:
+        typer.echo(json.dumps(exp.to_dict(), indent=2))
+    else:
+        for line in format_table(exp):
+            say(line)
+    if out is not None:
+        page = write_report(exp, out)
+        (warn if json_out else say)(f"wrote {page}")

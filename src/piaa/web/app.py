@@ -33,9 +33,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from piaa.data.images import ImageError
+from piaa.models.explain import ExplainError
 from piaa.preferences import Pair, PreferenceStore, match_names
 from piaa.sampling import create_sampler, list_samplers
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
+from piaa.web.explaining import Explainer
 from piaa.web.features import FeatureFn, Features, default_features
 from piaa.web.security import clip_name, harden
 from piaa.web.training import DEFAULT_GENERIC, Trainer
@@ -339,6 +341,20 @@ def create_app(cfg: CollectConfig, *, allowed_hosts: list[str] | None = None) ->
             raise HTTPException(404, f"not an image of this album: {clip_name(body.name)}") from None
         except ImageError as exc:
             raise HTTPException(422, f"{clip_name(body.name)} cannot be read: {exc.reason}") from None
+
+    explainer = Explainer(collector.album)
+
+    @app.post("/api/explain")
+    def explain() -> dict[str, Any]:
+        """What the personal model learnt (:mod:`piaa.web.explaining`). POST: a feature pass over the
+        judged photos costs seconds of CPU, so only this page may ask."""
+        profile = collector.trainer.profile
+        if profile is None:
+            raise HTTPException(409, "no personal model to explain: train your model first")
+        try:
+            return explainer.explain(profile)
+        except ExplainError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     return app
 

@@ -235,6 +235,11 @@ async function train() {
 function pct(x) { return `${Math.round(x * 100)}%`; }
 
 function renderModel(model) {
+  if (explained !== null && explained !== model.judgements) {
+    explained = null;
+    $("explain-axes").replaceChildren();
+    $("explain-text").textContent = "Your model was retrained: explain it again.";
+  }
   $("profile-path").textContent = model.profile;
   $("ranking-note").textContent =
     `Scores on 1–10 by your personal model, trained on ${model.judgements} of your judgements ` +
@@ -347,6 +352,72 @@ function showRanking(job) {
   if (model.agreement_state === "measuring" && !polling) poll();
 }
 
+// ------------------------------------------------------------------------------- what it learnt
+
+let explained = null; // the model (by judgements) whose explanation is on screen
+
+function strip(names, thumbs) {
+  const div = document.createElement("div");
+  div.className = "explain-strip";
+  for (const n of names) {
+    const img = document.createElement("img");
+    img.src = thumbs[n];
+    img.alt = n;
+    img.title = n;
+    div.append(img);
+  }
+  return div;
+}
+
+async function explainTaste() {
+  const box = $("explain-axes");
+  $("explain-text").textContent = "Fitting your judgements on named attributes…";
+  box.replaceChildren();
+  let d;
+  try {
+    d = await api("POST", "/api/explain");
+  } catch (err) {
+    $("explain-text").textContent = `Could not explain your model: ${err.message}`;
+    return;
+  }
+  explained = lastJob && lastJob.model ? lastJob.model.judgements : null;
+  const shown = d.axes.filter((a) => a.shown).sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight));
+  $("explain-text").textContent =
+    `${d.pairs} pairs, ${d.folds}-fold cross-validation. The crowd's score (${d.generic}) alone orders ` +
+    `${pct(d.accuracy_crowd)} of them as you did; these attributes, held out, ${pct(d.accuracy_cv)}. ` +
+    (shown.length ? "Shown: only weights the fit supports." : "Nothing the fit supports yet: judge more pairs.");
+  const span = Math.max(1e-6, ...shown.map((a) => Math.abs(a.weight)));
+  for (const a of shown) {
+    const row = document.createElement("div");
+    row.className = "explain-axis";
+    row.dataset.axis = a.name;
+    const label = document.createElement("span");
+    label.className = "explain-label";
+    label.textContent = `${a.name} ${a.weight >= 0 ? "+" : ""}${a.weight.toFixed(2)}: ${a.describe}`;
+    const bar = document.createElement("span");
+    bar.className = `explain-bar ${a.weight >= 0 ? "more" : "less"}`;
+    bar.style.width = `${Math.round((Math.abs(a.weight) / span) * 100)}%`;
+    const ends = document.createElement("div");
+    ends.className = "explain-ends";
+    for (const [label, photos] of [["highest", a.high], ["lowest", a.low]]) {
+      const end = document.createElement("span");
+      end.className = "explain-end";
+      end.append(label, strip(photos, d.thumbs));
+      ends.append(end);
+    }
+    row.append(label, bar, ends);
+    box.append(row);
+  }
+  const hidden = d.axes.filter((a) => !a.shown);
+  if (hidden.length) {
+    const p = document.createElement("p");
+    p.className = "explain-hidden";
+    p.textContent = "Not shown: " + hidden.map((a) => `${a.name} (${a.reason})`).join("; ");
+    box.append(p);
+  }
+  document.body.dataset.explained = String(shown.length);
+}
+
 // ------------------------------------------------------------------------------------ before/after
 
 const KINDS = { original: "original", generic: "generic retouch", personal: "your retouch" };
@@ -427,6 +498,7 @@ $("undo").addEventListener("click", undo);
 $("train-button").addEventListener("click", () => act(train));
 $("back").addEventListener("click", hideRanking);
 $("retouch-close").addEventListener("click", hideRetouch);
+$("explain-button").addEventListener("click", () => act(explainTaste));
 $("ranking-button").addEventListener("click", () => { if (lastJob && lastJob.model) showRanking(lastJob); });
 $("help-link").addEventListener("click", (e) => {
   e.preventDefault();
