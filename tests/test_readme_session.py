@@ -34,7 +34,7 @@ def session_lines() -> list[str]:
 
 def test_the_session_names_every_job():
     verbs = [ln.split()[1] for ln in session_lines()]
-    assert verbs == ["score", "collect", "personalize", "cull", "score", "retouch"]
+    assert verbs == ["score", "collect", "personalize", "profile", "cull", "score", "retouch"]
 
 
 def _photos(folder: Path, n: int, seed: int, burst: bool = False) -> None:
@@ -108,6 +108,8 @@ def test_the_readme_session_runs_as_written(tmp_path):
                              timeout=900)  # fmt: skip
         assert res.returncode == 0, f"{line}\n{res.stdout}\n{res.stderr}"
     assert (work / "me.sqlite").is_file() and (work / "me" / "config.json").is_file()
+    assert (work / "me-explained" / "index.html").is_file()
+    assert json.loads((work / "me-explained" / "explanation.json").read_text())
     rows = (work / "cull.csv").read_text().splitlines()
     assert len(rows) == 13 and rows[0].startswith("path,")
     assert len(list((pictures / "shoot").glob("*.jpg.xmp"))) == 12
