@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 from piaa.data.images import ImageError
 from piaa.preferences import Pair, PreferenceStore, match_names
 from piaa.sampling import create_sampler, list_samplers
+from piaa.settings import RunSettings
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
 from piaa.web.features import FeatureFn, Features, default_features
 from piaa.web.security import clip_name, harden
@@ -117,6 +118,7 @@ class Collector:
                 pairs=self.album_pairs,
                 overrides=cfg.train_overrides,
                 prepare_retoucher=cfg.prepare_retoucher,
+                settings=RunSettings.from_env(),  # the app is an entry point: resolved once, here
             )
         except BaseException:
             self.store.close()
