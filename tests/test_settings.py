@@ -56,6 +56,22 @@ def test_overlapping_holds_never_restore_under_each_other():
     assert torch.get_num_threads() == 2
 
 
+def test_a_process_count_set_during_a_hold_applies_when_the_hold_ends():
+    """``process_torch_threads`` (a Ray actor's own process) never cuts a hold in force short."""
+    from piaa.settings import process_torch_threads
+
+    torch.set_num_threads(2)
+    try:
+        with torch_threads(1):
+            process_torch_threads(3)
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 3
+        process_torch_threads(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(2)
+
+
 def _fresh_thread_count() -> int:
     """The count a thread started now runs torch with (``torch.get_num_threads`` reads the calling
     thread's own OpenMP count; a new thread begins with the last one set anywhere)."""

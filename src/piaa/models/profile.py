@@ -166,21 +166,29 @@ class Profile:
                 yield ScoreResult(str(paths[i]), float(s), d.tolist())
 
     def score(
-        self, images: Sequence[str | Path | Image.Image | np.ndarray] | str | Path, *, progress: bool = False
+        self,
+        images: Sequence[str | Path | Image.Image | np.ndarray] | str | Path,
+        *,
+        progress: bool | None = None,
+        settings: RunSettings | None = None,
     ) -> list[ScoreResult]:
-        """Score files, folders (walked recursively) or in-memory images. Unreadable files raise."""
+        """Score files, folders (walked recursively) or in-memory images. Unreadable files raise.
+        ``settings``: how to run (default: the environment's, without progress bars); ``progress``,
+        when given, replaces its field."""
+        run = settings if settings is not None else RunSettings.from_env(progress=False)
+        run = RunSettings.resolve(run, progress=progress)
         if isinstance(images, (str, Path)):
             images = [images]
         if all(isinstance(x, (str, Path)) for x in images):
             files = list(iter_image_files(images))  # type: ignore[arg-type]
             failures = FailureLog()
-            results = self.score_files(files, failures=failures, progress=progress)
+            results = self.score_files(files, failures=failures, settings=run)
             if len(failures):
                 path, reason = next(iter(failures))
                 raise ImageError(path, reason)
             return results
         arrays = [x if isinstance(x, (Image.Image, np.ndarray)) else load_image(x) for x in images]
-        scores, dists = self.score_features(self.extractor().images(arrays))
+        scores, dists = self.score_features(self.extractor(run).images(arrays))
         return [
             ScoreResult(f"<image {i}>", float(s), d.tolist())
             for i, (s, d) in enumerate(zip(scores, dists, strict=True))
