@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +151,28 @@ def test_training_and_scoring_on_two_threads_keep_the_thread_count(demo_world, l
     assert seen["training"] == seen["started meanwhile"] == [1]
     assert seen["scoring"] == [1] * 12
     assert torch.get_num_threads() == 2 and _fresh_thread_count() == 2
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "piaa"
+# The documented exceptions (docs/api.md, "Run settings"): where each hidden channel may still appear.
+ALLOWED = {
+    "environ": {"settings.py", "backbones/base.py"},  # PIAA_TORCH_THREADS; PIAA_CACHE (cache location)
+    "ContextVar": set(),
+    "set_num_threads": {"settings.py"},  # torch's thread count: set in one place
+    "global": {"settings.py", "cull/eyes.py"},  # the hold counter; why mediapipe is unusable (a message)
+}
+
+
+def test_no_hidden_channel_decides_behaviour_below_the_entry_points():
+    found: dict[str, set[str]] = {k: set() for k in ALLOWED}
+    for path in SRC.rglob("*.py"):
+        name = path.relative_to(SRC).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Global):
+                found["global"].add(name)
+            elif isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "set_num_threads"):
+                found["set_num_threads" if node.attr == "set_num_threads" else "environ"].add(name)
+            elif isinstance(node, ast.Name) and node.id == "ContextVar":
+                found["ContextVar"].add(name)
+    assert {k: v - ALLOWED[k] for k, v in found.items()} == {k: set() for k in ALLOWED}
+    assert found["set_num_threads"] == {"settings.py"}  # the scan sees what it looks for

@@ -274,6 +274,25 @@ def test_preview_scores_are_as_close_to_the_photo_as_draft_decoding(tmp_path, pr
     assert np.abs(preview - full).mean() <= 0.02
 
 
+def test_previews_travel_to_decode_processes_and_threads_alike(tmp_path, profile):
+    """``RunSettings.previews`` is an argument, not a process-wide switch: decode processes (which a
+    switch set in the parent after they start, or on a Ray actor, would not see) and the network
+    threads both decode the preview, and an extractor without it decodes the photo."""
+    paths = []
+    for i in range(3):
+        img = _photo((2400, 1600), seed=i)
+        paths.append(save_with_preview(img, _preview_of(img, (960, 640)), tmp_path / f"c{i}.jpg", quality=92))
+
+    def scores(**kw) -> np.ndarray:
+        fe = FeatureExtractor(profile.backbone, batch_size=1, **kw)
+        batches = fe.files(paths, progress=False)
+        return np.concatenate([profile.score_features(b.features)[0] for b in batches])
+
+    in_processes, on_threads = scores(workers=1, previews=True), scores(workers=0, previews=True)
+    np.testing.assert_allclose(in_processes, on_threads, atol=1e-5)
+    assert np.abs(scores(workers=1) - in_processes).max() > 1e-4  # the photo: another source
+
+
 def test_score_previews_option(tmp_path, profile):
     img = _photo((1800, 1200))
     save_with_preview(img, _preview_of(img, (900, 600)), tmp_path / "cam.jpg", quality=92)
