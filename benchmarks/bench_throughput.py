@@ -42,8 +42,9 @@ from PIL import Image
 
 import piaa.features.extract as extract
 from piaa.backbones import create_backbone
-from piaa.data.images import embedded_previews, iter_image_files, load_image
+from piaa.data.images import iter_image_files, load_image
 from piaa.features.extract import FeatureExtractor
+from piaa.settings import RunSettings
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 CAMERA_DIR = Path(tempfile.gettempdir()) / "piaa-bench-camera"
@@ -123,10 +124,10 @@ def decode_rate(fe: FeatureExtractor, paths: list[Path]) -> float:
         return len(paths) / (time.perf_counter() - t)
 
 
-def score_rate(profile, paths: list[Path], workers: int | None) -> float:
-    profile._extractor = FeatureExtractor(profile.backbone, workers=workers)
+def score_rate(profile, paths: list[Path], workers: int | None, previews: bool = False) -> float:
+    profile._extractor = FeatureExtractor(profile.backbone, workers=workers, previews=previews)
     t = time.perf_counter()
-    n = len(profile.score_files(paths, progress=False))
+    n = len(profile.score_files(paths, progress=False, settings=RunSettings(previews=previews)))
     return n / (time.perf_counter() - t)
 
 
@@ -174,8 +175,7 @@ def preview_scores(profile, plain: list[Path], with_preview: list[Path]) -> dict
 
     full = score([fe.preprocess.from_pil(load_image(p)) for p in plain])
     draft = score([fe.preprocess.load(p) for p in plain])
-    with embedded_previews():
-        preview = score([fe.preprocess.load(p) for p in with_preview])
+    preview = score([fe.preprocess.load(p, previews=True) for p in with_preview])
     return {"full": full, "draft": draft, "preview": preview}
 
 
@@ -280,8 +280,7 @@ def measure(args: argparse.Namespace) -> None:
             got["build"] = build_rate(profile.backbone, args.photos, paths, work, args.workers, fe.batch_size)
         if cam_plain:
             got["camera"] = score_rate(profile, cam_plain, args.workers)
-            with embedded_previews():  # piaa score --previews
-                got["camera+preview"] = score_rate(profile, cam_prev, args.workers)
+            got["camera+preview"] = score_rate(profile, cam_prev, args.workers, previews=True)  # --previews
             got["camera decode"] = decode_rate(fe, cam_plain)
         got["network2"] = network_rate(fe, pixels, rounds=2)
         net = (got["network"] + got["network2"]) / 2

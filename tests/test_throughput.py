@@ -17,10 +17,11 @@ from typer.testing import CliRunner
 
 from conftest import synthetic_photo
 from piaa.cli.main import app
-from piaa.data.images import RENDERING_INTENT, FailureLog, embedded_previews, load_image
-from piaa.features.extract import FeatureExtractor, decode_workers
+from piaa.data.images import RENDERING_INTENT, FailureLog, load_image
+from piaa.features.extract import FeatureExtractor
 from piaa.models.profile import Profile
 from piaa.models.train import TrainConfig, new_head
+from piaa.settings import RunSettings
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
@@ -60,8 +61,8 @@ def test_real_photos_score_as_before(profile):
     paths = sorted(SHARED_PHOTOS.iterdir())[:20]
     old = _old_scores(profile, paths)
     profile._extractor = None
-    with decode_workers(0):  # decoding on the network threads, whatever this machine's cores
-        new = np.array([r.score for r in profile.score_files(paths, progress=False)])
+    on_threads = RunSettings(workers=0)  # decoding on the network threads, whatever this machine's cores
+    new = np.array([r.score for r in profile.score_files(paths, progress=False, settings=on_threads)])
     assert len(new) == 20
     assert np.abs(new - old).max() <= 0.01
     eager = FeatureExtractor(profile.backbone, engine="torch")  # the reference engine agrees too
@@ -102,8 +103,7 @@ def test_real_photos_score_as_an_independent_pillow_and_pytorch_path(profile):
     with torch.inference_mode():
         ref = profile.score_features(profile.backbone.eval()(x))[0]
     profile._extractor = None
-    with decode_workers(None):
-        new = np.array([r.score for r in profile.score_files(paths, progress=False)])
+    new = np.array([r.score for r in profile.score_files(paths, progress=False, settings=RunSettings())])
     assert len(new) == len(paths)
     assert np.abs(new - np.asarray(ref)).max() <= 0.01
 
@@ -149,17 +149,16 @@ def test_torch_held_to_one_thread_while_files_stream(tmp_path, lite0):
 def test_decode_workers_setting(lite0, monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     fe = FeatureExtractor(lite0)
-    with decode_workers(2):
-        assert fe.decode_workers() == 2
-        assert FeatureExtractor(lite0, workers=0).decode_workers() == 0  # an explicit choice wins
+    assert FeatureExtractor.of(lite0, RunSettings(workers=2)).decode_workers() == 2
+    assert FeatureExtractor(lite0, workers=0).decode_workers() == 0  # an explicit choice wins
     assert fe.streams == 2 and fe.decode_workers() == 0  # every core runs the network: decode there
     monkeypatch.setattr("os.cpu_count", lambda: 3)
     assert fe.decode_workers() == 1  # a spare core decodes
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert fe.decode_workers() == 2
     assert FeatureExtractor(lite0, engine="torch").decode_workers() == 1
-    with pytest.raises(ValueError, match="workers"), decode_workers(-1):
-        pass
+    with pytest.raises(ValueError, match="workers"):
+        RunSettings(workers=-1)
     with pytest.raises(ValueError, match="workers"):
         FeatureExtractor(lite0, workers=-1)
 
@@ -206,11 +205,11 @@ def test_preview_stands_in_for_a_big_jpeg_when_asked(tmp_path):
     img = _photo((2400, 1600))
     path = save_with_preview(img, _preview_of(img, (960, 640)), tmp_path / "cam.jpg", quality=92)
     assert load_image(path, draft_size=(224, 224)).size == (600, 400)  # off by default: the photo, 1/4
-    with embedded_previews():
-        fast = load_image(path, draft_size=(224, 224))
-        assert fast.size == (960, 640)  # the preview, DCT-scaled no further than twice the request
-        assert load_image(path).size == (2400, 1600)  # no draft size: the photo itself
-        assert load_image(path, draft_size=(600, 600)).size == (1200, 800)  # preview too small: the photo
+    fast = load_image(path, draft_size=(224, 224), previews=True)
+    assert fast.size == (960, 640)  # the preview, DCT-scaled no further than twice the request
+    assert load_image(path, previews=True).size == (2400, 1600)  # no draft size: the photo itself
+    too_small = load_image(path, draft_size=(600, 600), previews=True)
+    assert too_small.size == (1200, 800)  # preview too small: the photo
     assert load_image(path, draft_size=(224, 224)).size == (600, 400)
     diff = np.abs(np.asarray(fast.resize((240, 160)), float) - np.asarray(img.resize((240, 160)), float))
     assert diff.mean() < 3
@@ -229,8 +228,7 @@ def test_preview_stands_in_for_a_big_jpeg_when_asked(tmp_path):
 def test_unfit_secondary_images_are_never_used(tmp_path, preview_size, mptype):
     img = _photo((2400, 1600))
     path = save_with_preview(img, _preview_of(img, preview_size), tmp_path / "cam.jpg", mptype=mptype)
-    with embedded_previews():
-        assert load_image(path, draft_size=(224, 224)).size == (600, 400)  # the photo, DCT-scaled 1/4
+    assert load_image(path, draft_size=(224, 224), previews=True).size == (600, 400)  # the photo, 1/4
 
 
 def test_preview_takes_the_photos_orientation_and_profile(tmp_path):
@@ -243,8 +241,7 @@ def test_preview_takes_the_photos_orientation_and_profile(tmp_path):
     path = save_with_preview(
         img, _preview_of(img, (900, 600)), tmp_path / "cam.jpg", exif=exif, icc_profile=icc
     )
-    with embedded_previews():
-        fast = load_image(path, draft_size=(224, 224))
+    fast = load_image(path, draft_size=(224, 224), previews=True)
     full = load_image(path)
     assert full.size == (1200, 1800) and fast.size == (600, 900)  # both upright
     diff = np.abs(np.asarray(fast.resize((60, 90)), float) - np.asarray(full.resize((60, 90)), float))
@@ -268,13 +265,32 @@ def test_preview_scores_are_as_close_to_the_photo_as_draft_decoding(tmp_path, pr
         )
     full = score([load_image(p) for p in paths])
     draft = score([load_image(p, draft_size=(224, 224)) for p in paths])
-    with embedded_previews():
-        preview = score([load_image(p, draft_size=(224, 224)) for p in paths])
-        profile._extractor = None
-        via_files = np.array([r.score for r in profile.score_files(paths, progress=False)])
+    preview = score([load_image(p, draft_size=(224, 224), previews=True) for p in paths])
+    profile._extractor = None
+    with_previews = RunSettings(previews=True, progress=False)
+    via_files = np.array([r.score for r in profile.score_files(paths, settings=with_previews)])
     np.testing.assert_allclose(via_files, preview, atol=1e-4)
     assert np.abs(preview - full).max() <= max(0.04, np.abs(draft - full).max())
     assert np.abs(preview - full).mean() <= 0.02
+
+
+def test_previews_travel_to_decode_processes_and_threads_alike(tmp_path, profile):
+    """``RunSettings.previews`` is an argument, not a process-wide switch: decode processes (which a
+    switch set in the parent after they start, or on a Ray actor, would not see) and the network
+    threads both decode the preview, and an extractor without it decodes the photo."""
+    paths = []
+    for i in range(3):
+        img = _photo((2400, 1600), seed=i)
+        paths.append(save_with_preview(img, _preview_of(img, (960, 640)), tmp_path / f"c{i}.jpg", quality=92))
+
+    def scores(**kw) -> np.ndarray:
+        fe = FeatureExtractor(profile.backbone, batch_size=1, **kw)
+        batches = fe.files(paths, progress=False)
+        return np.concatenate([profile.score_features(b.features)[0] for b in batches])
+
+    in_processes, on_threads = scores(workers=1, previews=True), scores(workers=0, previews=True)
+    np.testing.assert_allclose(in_processes, on_threads, atol=1e-5)
+    assert np.abs(scores(workers=1) - in_processes).max() > 1e-4  # the photo: another source
 
 
 def test_score_previews_option(tmp_path, profile):
@@ -325,5 +341,4 @@ def test_a_broken_preview_falls_back_to_the_photo(tmp_path):
     data = path.read_bytes()
     entry = struct.pack("<LLL", LARGE_THUMBNAIL, size, offset)
     path.write_bytes(data.replace(entry, struct.pack("<LLL", LARGE_THUMBNAIL, size // 2, offset)))
-    with embedded_previews():
-        assert load_image(path, draft_size=(224, 224)).size == (600, 400)  # the photo, DCT-scaled 1/4
+    assert load_image(path, draft_size=(224, 224), previews=True).size == (600, 400)  # the photo, 1/4

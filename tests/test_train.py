@@ -134,12 +134,13 @@ def test_generic_updates_are_capped_for_big_neighbour_sets():
 
 
 def test_torch_threads_sets_and_restores(monkeypatch):
-    """Training runs single-threaded by default (busy machines: see torch_threads) and gives the caller
-    back its own thread count, also when the training raises."""
+    """Training runs single-threaded by default (busy machines: see piaa.settings) and gives the caller
+    back its own thread count, also when the training raises; PIAA_TORCH_THREADS, read by the entry
+    point's RunSettings.from_env, sets the count the entry holds and the training inside shares."""
     import pytest
     import torch
 
-    from piaa.models.train import torch_threads
+    from piaa.settings import RunSettings, torch_threads
 
     torch.set_num_threads(2)
     seen = []
@@ -157,5 +158,6 @@ def test_torch_threads_sets_and_restores(monkeypatch):
     assert torch.get_num_threads() == 2
     monkeypatch.setenv("PIAA_TORCH_THREADS", "2")
     torch.set_num_threads(1)
-    work()
+    with torch_threads(RunSettings.from_env().torch_threads):  # what an entry point does
+        work()
     assert seen[-1] == 2 and torch.get_num_threads() == 1

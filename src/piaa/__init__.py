@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from piaa.models.profile import Profile, load_profile
     from piaa.models.scorer import Scorer, create_scorer, list_scorers
     from piaa.models.train import TrainConfig
+    from piaa.settings import RunSettings
 
 # The public names are imported on first use (PEP 562), so that ``import piaa`` and commands that need
 # no network (``piaa --help``, a neighbour query from a cached ONNX graph) do not pay for torch.
@@ -35,6 +36,7 @@ _LAZY = {
     "create_scorer": "piaa.models.scorer",
     "list_scorers": "piaa.models.scorer",
     "TrainConfig": "piaa.models.train",
+    "RunSettings": "piaa.settings",
 }
 
 
@@ -55,6 +57,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "Profile",
     "Reference",
+    "RunSettings",
     "Scorer",
     "TrainConfig",
     "__version__",

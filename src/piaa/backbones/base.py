@@ -70,10 +70,11 @@ class Preprocess:
     interpolation: str = "bicubic"
     draft: bool = True
 
-    def load(self, path: str | Path) -> np.ndarray:
+    def load(self, path: str | Path, *, previews: bool = False) -> np.ndarray:
         """Decode ``path`` to a ``size`` x ``size`` x 3 uint8 array (raises ``ImageError``). With ``draft``,
-        JPEGs and RAW files are decoded at reduced size when that still covers ``size``: much faster."""
-        img = load_image(path, draft_size=(self.size, self.size) if self.draft else None)
+        JPEGs and RAW files are decoded at reduced size when that still covers ``size``: much faster;
+        ``previews``: camera JPEGs from their embedded preview (:func:`~piaa.data.images.load_image`)."""
+        img = load_image(path, draft_size=(self.size, self.size) if self.draft else None, previews=previews)
         return self.from_pil(img)
 
     def from_pil(self, img: Image.Image | np.ndarray) -> np.ndarray:

@@ -37,10 +37,11 @@ def session_threads() -> int:
     return 1
 
 
-def decode(path: str | Path, preprocess: Preprocess) -> tuple[np.ndarray | None, str]:
-    """One photo's pixels, or None and the reason it could not be read (every extractor's decode)."""
+def decode(path: str | Path, preprocess: Preprocess, previews: bool = False) -> tuple[np.ndarray | None, str]:
+    """One photo's pixels, or None and the reason it could not be read (every extractor's decode);
+    ``previews``: camera JPEGs may be decoded from their embedded preview (``RunSettings.previews``)."""
     try:
-        return preprocess.load(path), ""
+        return preprocess.load(path, previews=previews), ""
     except ImageError as e:
         return None, e.reason
     except Exception as e:  # noqa: BLE001 - a batch must go on past any one bad file

@@ -16,6 +16,7 @@ from piaa.cli._common import (
     user_path,
     writable_folder,
 )
+from piaa.settings import RunSettings, torch_threads
 
 
 @app.command("evaluate")
@@ -114,7 +115,8 @@ def evaluate_cmd(
             photos, persons=persons, seed=seed, backbone=backbone, kind=world, **extra
         )
     chosen = [m.strip() for m in methods.split(",")] if methods else None
-    result = bench.run(bench_world, methods=chosen, splits=splits, seed=seed, config=config)
+    with torch_threads(RunSettings.from_env().torch_threads):  # PIAA_TORCH_THREADS, read here
+        result = bench.run(bench_world, methods=chosen, splits=splits, seed=seed, config=config)
     table = result.table()
     notes = result.personalization_notes()
     table = f"{table}\n\n{notes}" if notes else table

@@ -26,6 +26,7 @@ from piaa.cli._common import (
     warn,
     writable_folder,
 )
+from piaa.settings import RunSettings
 
 
 @app.command("backbones")
@@ -86,7 +87,6 @@ def personalize_cmd(
     """Train a personal profile: a generic model (from a reference's neighbours, or --generic), then the
     preferences."""
     from piaa.errors import where
-    from piaa.features.extract import decode_workers
     from piaa.models.personalize import personalize
     from piaa.models.train import TrainConfig
     from piaa.preferences import PreferenceError, is_sqlite_file, load_statements
@@ -117,8 +117,10 @@ def personalize_cmd(
         **{key: v for key, v in overrides.items() if v is not None},
     )
     on_interrupt(f"no profile was written{f' ({out} is as it was)' if out.exists() else ''}")
-    with decode_workers(workers):
-        profile = personalize(reference, album, prefs, out, generic=generic, config=cfg, agreement=agreement)
+    run = RunSettings.from_env(workers=workers)
+    profile = personalize(
+        reference, album, prefs, out, generic=generic, config=cfg, agreement=agreement, settings=run
+    )
     rep = profile.report
     if len(rep.skipped):
         warn(rep.skipped.summary("file"))
@@ -192,8 +194,7 @@ def score_cmd(
     ] = "darktable",
 ) -> None:
     """Score photos with a profile (1-10, higher is better) and rank them."""
-    from piaa.data.images import FailureLog, embedded_previews
-    from piaa.features.extract import decode_workers
+    from piaa.data.images import FailureLog
     from piaa.models.profile import load_profile
 
     if copy_top is not None and link_top is not None:
@@ -212,15 +213,18 @@ def score_cmd(
             from piaa.features.distributed import score_files_ray
 
             results = score_files_ray(
-                prof, files, failures=failures, progress=len(files) > 16, engine=engine, address=ray
+                prof,
+                files,
+                failures=failures,
+                progress=len(files) > 16,
+                engine=engine,
+                address=ray,
+                previews=previews,
             )
         else:
-            with decode_workers(workers), embedded_previews(previews):
-                scored = prof.iter_score_files(
-                    files, failures=failures, progress=len(files) > 16, engine=engine
-                )
-                for r in scored:
-                    results.append(r)
+            run = RunSettings.from_env(engine=engine, workers=workers, previews=previews)
+            for r in prof.iter_score_files(files, failures=failures, progress=len(files) > 16, settings=run):
+                results.append(r)
     except KeyboardInterrupt:
         on_interrupt(_save_partial(output, results, len(files)))
         raise

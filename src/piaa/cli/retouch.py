@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from piaa.cli._common import app, friendly, report_failures, say, walk
+from piaa.settings import RunSettings, torch_threads
 
 
 @app.command("retouch")
@@ -67,10 +68,11 @@ def retouch_cmd(
     failures = FailureLog()
     resumed: list[tuple[Path, Path]] = []
     try:
-        results = retouch_files(
-            prof, files, out, ops=ops, strength=strength, method=method, generic=gen, album=album_files,
-            failures=failures, progress=len(files) > 1, log=say, resumed=resumed,
-        )  # fmt: skip
+        with torch_threads(RunSettings.from_env().torch_threads):  # PIAA_TORCH_THREADS, read here
+            results = retouch_files(
+                prof, files, out, ops=ops, strength=strength, method=method, generic=gen,
+                album=album_files, failures=failures, progress=len(files) > 1, log=say, resumed=resumed,
+            )  # fmt: skip
     finally:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # nothing was written: leave no empty folder behind

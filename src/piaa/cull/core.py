@@ -7,6 +7,7 @@ what each threshold means and how its default was chosen.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -19,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from piaa.cull.measure import Measures, measure, network_pixels
 from piaa.cull.times import capture_time
 from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
 from piaa.features.index import NeighborIndex, normalize
+from piaa.settings import torch_threads
 
 FLAGS = ("blurred", "clipped", "eyes_closed")
 STATUSES = ("pick", "alternate", "reject")
@@ -395,10 +396,10 @@ def analyse(
     batches = [range(s, min(s + size, len(paths))) for s in range(0, len(paths), size)]
     kept: list[int] = []
     scores, embs, measures = [], [], []
-    threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(max(1, extractor.streams))
+    held = contextlib.ExitStack()
     try:
-        torch.set_num_threads(1)
+        held.enter_context(torch_threads(1))  # the head must not fight ONNX Runtime for the cores
         pending: deque[Future] = deque()
         with tqdm(total=len(paths), desc="culling", unit="img", disable=not progress) as bar:
             it = iter(batches)
@@ -422,7 +423,7 @@ def analyse(
                 bar.update(len(good) + len(bad))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(threads)
+        held.close()
     if not kept:
         return [], np.zeros(0), np.zeros((0, 1), np.float32), []
     return kept, np.concatenate(scores), np.concatenate(embs).astype(np.float32), measures

@@ -32,7 +32,6 @@ from piaa.data.files import (
     sniff_format,
 )
 from piaa.data.notes import report_notes, source_name, warnings_as_notes
-from piaa.data.previews import embedded_previews
 from piaa.data.raw import load_raw
 from piaa.errors import one_line
 
@@ -44,7 +43,6 @@ __all__ = [
     "FailureLog",
     "ImageError",
     "as_rgb_image",
-    "embedded_previews",
     "from_array",
     "iter_image_files",
     "load_image",
@@ -98,7 +96,9 @@ def _is_raw(path: Path, kind: str | None) -> bool:
     return kind == "RAW" or (path.suffix.lower() in RAW_EXTENSIONS and kind in ("TIFF", None))
 
 
-def _open_pillow(p: Path, kind: str | None, max_pixels: int | None, draft: tuple[int, int] | None):
+def _open_pillow(
+    p: Path, kind: str | None, max_pixels: int | None, draft: tuple[int, int] | None, use_previews: bool
+):
     if kind == "HEIF" and not HEIF_AVAILABLE:
         raise ImageError(p, "HEIC/HEIF images need the pillow-heif package (pip install pillow-heif)")
     if kind == "AVIF" and not features.check("avif"):
@@ -112,7 +112,7 @@ def _open_pillow(p: Path, kind: str | None, max_pixels: int | None, draft: tuple
         orientation = _orientation(img)
         if orientation in (5, 6, 7, 8):  # stored sideways: the request is for upright size
             draft = (draft[1], draft[0])
-        preview = previews.open_preview(p, img, draft, orientation) if previews.EMBEDDED_PREVIEWS else None
+        preview = previews.open_preview(p, img, draft, orientation) if use_previews else None
         if preview is not None:
             img.close()
             return preview
@@ -127,6 +127,7 @@ def load_image(
     *,
     max_pixels: int | None = MAX_PIXELS,
     draft_size: tuple[int, int] | None = None,
+    previews: bool = False,
 ) -> Image.Image:
     """Open, fully decode, orient upright and convert one image file to 8-bit sRGB.
 
@@ -144,7 +145,7 @@ def load_image(
 
     ``draft_size=(width, height)`` lets JPEG decoding use DCT scaling (1/2, 1/4, 1/8), which is several
     times faster for big photos; the result is never smaller than ``draft_size`` in either dimension
-    (sizes are meant upright, i.e. after EXIF orientation). With :func:`embedded_previews` on, a JPEG
+    (sizes are meant upright, i.e. after EXIF orientation). With ``previews=True``, a JPEG
     carrying a camera preview (an MPF "Large Thumbnail") at least ``previews.PREVIEW_FACTOR`` x ``draft_size``
     with the photo's aspect ratio is decoded from that preview instead. Other formats ignore
     ``draft_size``, except RAW (it picks the preview). Callers still resize to their exact input size
@@ -170,7 +171,7 @@ def load_image(
             if _is_raw(p, kind):
                 img = load_raw(p, max_pixels=max_pixels, draft_size=draft)
             else:
-                img = _open_pillow(p, kind, max_pixels, draft)
+                img = _open_pillow(p, kind, max_pixels, draft, previews)
             _apply_orientation(img, notes)
             out = srgb_with_notes(img, notes)
     except ImageError:

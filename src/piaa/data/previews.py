@@ -2,41 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, JpegImagePlugin
 
 _ORIENTATION_TAG = 0x0112
 
-EMBEDDED_PREVIEWS = False
-"""Whether draft decoding may take a JPEG's embedded camera preview (an MPF "Large Thumbnail") instead of
-the photo: 3.5-3.8 times the throughput for 24-MP camera JPEGs, but scores move. Measured with
-``benchmarks/bench_throughput.py``'s camera JPEGs (24 MP, 1620x1080 preview): by 0.011 on average and
-up to 0.037 against the photo's own draft decoding, which is itself up to 0.024 from a full-resolution
-decode (the preview: up to 0.033). That is over the 0.02 the project accepts as "the same score", so it
-is off unless asked for (:func:`embedded_previews`, ``piaa score --previews``). No other way of
-resampling the preview (nine chains, README "Throughput") stays within 0.02 either: the head responds
-to sub-level pixel differences, which any chain other than the photo's own leaves."""
+# Whether draft decoding may take a JPEG's embedded camera preview (an MPF "Large Thumbnail") instead of
+# the photo is the caller's choice (``load_image(previews=True)``, ``RunSettings.previews``, ``piaa score
+# --previews``): 3.5-3.8 times the throughput for 24-MP camera JPEGs, but scores move. Measured with
+# ``benchmarks/bench_throughput.py``'s camera JPEGs (24 MP, 1620x1080 preview): by 0.011 on average and
+# up to 0.037 against the photo's own draft decoding, which is itself up to 0.024 from a full-resolution
+# decode (the preview: up to 0.033). That is over the 0.02 the project accepts as "the same score", so it
+# is off unless asked for. No other way of resampling the preview (nine chains, README "Throughput")
+# stays within 0.02 either: the head responds to sub-level pixel differences, which any chain other than
+# the photo's own leaves.
 
 PREVIEW_FACTOR = 2
 """A preview is used when it is at least this many times the requested ``draft_size`` in both
 dimensions, and it is decoded (DCT-scaled) to no less than this many times the request: scaling it down
 to the request itself moved scores by up to 0.07."""
-
-
-@contextlib.contextmanager
-def embedded_previews(on: bool = True) -> Iterator[None]:
-    """Let :func:`load_image` use embedded camera previews (:data:`EMBEDDED_PREVIEWS`) while the block
-    runs: a process-wide setting, so that decode threads and (forked) decode processes see it."""
-    global EMBEDDED_PREVIEWS
-    before, EMBEDDED_PREVIEWS = EMBEDDED_PREVIEWS, on
-    try:
-        yield
-    finally:
-        EMBEDDED_PREVIEWS = before
 
 
 # MPF (CIPA DC-007) entry types of a camera's preview: "Large Thumbnail", VGA and Full HD equivalent.

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from piaa.backbones import Backbone, FeatureMaps
 from piaa.data.images import FailureLog
 from piaa.features.extract import Batch, FeatureExtractor
+from piaa.settings import process_torch_threads
 
 LOCAL = ("local", "true", "1", "")
 
@@ -57,9 +58,11 @@ def connect(address: str | bool | None = True) -> Any:
 class _Embed:
     """A Ray Data actor: one FeatureExtractor for its lifetime."""
 
-    def __init__(self, backbone: Backbone, engine: str, batch_size: int) -> None:
-        torch.set_num_threads(1)
-        self.extractor = FeatureExtractor(backbone, engine=engine, batch_size=batch_size, workers=0)
+    def __init__(self, backbone: Backbone, engine: str, batch_size: int, previews: bool = False) -> None:
+        process_torch_threads(1)  # the actor's own process: one core each
+        self.extractor = FeatureExtractor(
+            backbone, engine=engine, batch_size=batch_size, workers=0, previews=previews
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [str(p) for p in batch["path"]]
@@ -92,10 +95,12 @@ def ray_batches(
     engine: str = "auto",
     batch_size: int = 8,
     actors: int | None = None,
+    previews: bool = False,
 ) -> Iterator[Batch]:
     """``FeatureExtractor.files`` on a Ray cluster: batches of features (``indices`` = positions in
     ``paths``), in the order they finish; files that fail go to ``failures``. ``actors``: embedding
-    actors (default: the cluster's CPUs, one each)."""
+    actors (default: the cluster's CPUs, one each); ``previews``: as ``RunSettings.previews`` (it travels
+    to the actors as an argument)."""
     if not paths:
         return
     ray = connect(address)
@@ -106,7 +111,7 @@ def ray_batches(
     )
     out = ds.map_batches(
         _Embed,
-        fn_constructor_args=(backbone, engine, batch_size),
+        fn_constructor_args=(backbone, engine, batch_size, previews),
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=min(n, len(paths))),
         num_cpus=1,
@@ -136,15 +141,16 @@ def score_files_ray(
     engine: str = "auto",
     address: str | bool | None = True,
     actors: int | None = None,
+    previews: bool = False,
 ) -> list:
     """``Profile.score_files`` with the backbone run on a Ray cluster; the head scores on the driver.
-    Same results, in input order."""
+    Same results, in input order. ``previews``: as ``RunSettings.previews``."""
     from piaa.models.profile import ScoreResult
 
     found: dict[int, ScoreResult] = {}
     for batch in ray_batches(
         profile.backbone, list(paths), failures=failures, progress="scoring" if progress else False,
-        address=address, engine=engine, batch_size=32, actors=actors,
+        address=address, engine=engine, batch_size=32, actors=actors, previews=previews,
     ):  # fmt: skip
         scores, dists = profile.score_features(batch.features)
         for i, s, d in zip(batch.indices, scores, dists, strict=True):

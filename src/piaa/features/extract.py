@@ -16,7 +16,6 @@ import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,23 +29,24 @@ from piaa.backbones import Backbone, FeatureMaps, Preprocess, cache_dir
 from piaa.backbones.cached_onnx import decode as decode_one
 from piaa.data.images import FailureLog
 from piaa.io import atomic_open
+from piaa.settings import ENGINES, RunSettings, torch_threads
 
 log = logging.getLogger(__name__)
-ENGINES = ("auto", "onnx", "torch")
 # ONNX Runtime and eager PyTorch agree to this (max abs difference, feature values up to ~25).
 ONNX_ATOL = 1e-3
 
 
 class _Decode(Dataset):
-    def __init__(self, paths: Sequence[str | Path], preprocess: Preprocess) -> None:
+    def __init__(self, paths: Sequence[str | Path], preprocess: Preprocess, previews: bool) -> None:
         self.paths = list(paths)
         self.preprocess = preprocess
+        self.previews = previews  # travels to the decode processes with the dataset
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
-        return i, *decode_one(self.paths[i], self.preprocess)
+        return i, *decode_one(self.paths[i], self.preprocess, self.previews)
 
 
 def _collate(items: list) -> list:
@@ -101,23 +101,6 @@ class Batch:
     features: FeatureMaps
 
 
-_WORKERS: ContextVar[int | None] = ContextVar("piaa_decode_workers", default=None)
-
-
-@contextlib.contextmanager
-def decode_workers(workers: int | None) -> Iterator[None]:
-    """Decode processes for every :class:`FeatureExtractor` made without ``workers`` while the block
-    runs (the commands' ``--workers``: it reaches extractors that library code creates); None keeps
-    the default."""
-    if workers is not None and workers < 0:
-        raise ValueError(f"workers must be 0 or more, got {workers}")
-    token = _WORKERS.set(workers)
-    try:
-        yield
-    finally:
-        _WORKERS.reset(token)
-
-
 class FeatureExtractor:
     """Runs a backbone over files or in-memory images, batched, with a progress bar.
 
@@ -128,9 +111,10 @@ class FeatureExtractor:
     processes feeding the threads both for 500x375 photos and for 24-MP camera JPEGs (README
     benchmarks). ``workers=N`` decodes in N processes instead: the default is the cores left over by
     the network threads (at most 2), and one with eager PyTorch (overlapping its multi-threaded calls).
-    While
-    :meth:`files` runs with ONNX Runtime, torch is held to one thread, so that what the caller does
-    with each batch (a scoring head) does not spin OpenMP threads against ONNX Runtime's.
+    ``previews``: camera JPEGs may be decoded from their embedded preview (:mod:`piaa.data.previews`).
+    While :meth:`files` runs with ONNX Runtime, torch is held to one thread
+    (:func:`piaa.settings.torch_threads`, unless a hold is already in force), so that what the caller
+    does with each batch (a scoring head) does not spin OpenMP threads against ONNX Runtime's.
     """
 
     def __init__(
@@ -141,9 +125,11 @@ class FeatureExtractor:
         batch_size: int = 8,
         workers: int | None = None,
         streams: int | None = None,
+        previews: bool = False,
     ) -> None:
         """``workers``: decode processes (0: on the network threads; None: the default, see the class);
-        ``streams``: concurrent ONNX Runtime calls (default: cores, at most 2)."""
+        ``streams``: concurrent ONNX Runtime calls (default: cores, at most 2). Raises ValueError for an
+        unknown engine or a value out of range."""
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if workers is not None and workers < 0:
@@ -153,6 +139,7 @@ class FeatureExtractor:
         self.backbone = backbone.eval()
         self.batch_size = batch_size
         self.workers = workers
+        self.previews = previews
         self.engine_name = "torch"
         self.streams = 1
         self._onnx: OnnxEngine | None = None
@@ -165,6 +152,18 @@ class FeatureExtractor:
                 if engine == "onnx":
                     raise
                 log.warning("ONNX Runtime unavailable (%s); using PyTorch", e)
+
+    @classmethod
+    def of(cls, backbone: Backbone, settings: RunSettings) -> FeatureExtractor:
+        """An extractor running as ``settings`` say (engine, batch size, workers, streams, previews)."""
+        return cls(
+            backbone,
+            engine=settings.engine,
+            batch_size=settings.batch_size,
+            workers=settings.workers,
+            streams=settings.streams,
+            previews=settings.previews,
+        )
 
     @property
     def preprocess(self) -> Preprocess:
@@ -187,12 +186,11 @@ class FeatureExtractor:
         return concat(out)
 
     def decode_workers(self) -> int:
-        """Decode processes :meth:`files` uses: ``workers``, else :func:`decode_workers`' setting, else
-        with ONNX Runtime 0 (decode on the network threads) when every core runs a network thread, and
-        the spare cores (at most 2) when there are more; 1 with eager PyTorch."""
-        for workers in (self.workers, _WORKERS.get()):
-            if workers is not None:
-                return workers
+        """Decode processes :meth:`files` uses: ``workers`` when given, else with ONNX Runtime 0 (decode
+        on the network threads) when every core runs a network thread, and the spare cores (at most 2)
+        when there are more; 1 with eager PyTorch."""
+        if self.workers is not None:
+            return self.workers
         if self._onnx is None:
             return 1
         return max(0, min(2, (os.cpu_count() or 1) - self.streams))
@@ -210,11 +208,12 @@ class FeatureExtractor:
         paths = list(paths)
         workers = self.decode_workers() if len(paths) > self.batch_size else 0
         desc = progress if isinstance(progress, str) else "embedding"
-        threads = torch.get_num_threads()
         pool = ThreadPoolExecutor(self.streams) if self._onnx is not None else None
+        # the caller's head must not fight ONNX Runtime for the cores: one torch thread meanwhile
+        held = contextlib.ExitStack()
         try:
             if pool is not None:
-                torch.set_num_threads(1)  # the caller's head must not fight ONNX Runtime for the cores
+                held.enter_context(torch_threads(1))
             # load_image records decoder warnings with warnings.catch_warnings, which is process-wide:
             # overlapping loads on several threads can leave another load's recorder installed when
             # they end. The state from before the run is restored once every thread is done.
@@ -234,7 +233,7 @@ class FeatureExtractor:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
-                torch.set_num_threads(threads)
+            held.close()
 
     # Each job yields (files in the batch, [(position, failure reason)], the (indices, features) of those
     # that decoded, or a Future of them), in input order, keeping the threads busy a batch or two ahead.
@@ -245,7 +244,7 @@ class FeatureExtractor:
 
         def job(start: int) -> tuple:
             batch = range(start, min(start + size, len(paths)))
-            decoded = [(i, *decode_one(paths[i], self.preprocess)) for i in batch]
+            decoded = [(i, *decode_one(paths[i], self.preprocess, self.previews)) for i in batch]
             good = [(i, a) for i, a, _ in decoded if a is not None]
             reasons = [(i, r) for i, _, r in decoded if r]
             features = self.forward(np.stack([a for _, a in good])) if good else None
@@ -266,7 +265,7 @@ class FeatureExtractor:
     def _in_workers(self, paths: list, workers: int, pool: ThreadPoolExecutor | None) -> Iterator[tuple]:
         """``workers`` processes decode batches; the network threads run them."""
         loader = DataLoader(
-            _Decode(paths, self.preprocess),
+            _Decode(paths, self.preprocess, self.previews),
             batch_size=self.batch_size,
             num_workers=workers,
             collate_fn=_collate,

@@ -43,6 +43,7 @@ from piaa.preferences import (
     normalize_name,
     resolve,
 )
+from piaa.settings import RunSettings, torch_threads
 
 
 @dataclass
@@ -97,11 +98,12 @@ def personalize(
     *,
     generic: str | Path | None = None,
     config: TrainConfig | None = None,
-    engine: str = "auto",
-    progress: bool = True,
+    engine: str | None = None,
+    progress: bool | None = None,
     agreement: bool = False,
     curve: bool = False,
     trained: Callable[[Profile], None] | None = None,
+    settings: RunSettings | None = None,
     **overrides: Any,
 ) -> Profile:
     """Train a personal profile (saved to ``out`` when given). ``overrides`` set TrainConfig fields.
@@ -113,8 +115,32 @@ def personalize(
     ``agreement``: also measure the held-out agreement with the person (:mod:`piaa.models.agreement`,
     several times the training's cost), reported and saved in the profile's metadata; ``curve``: with
     its learning curve. ``trained(profile)`` is called once the profile is trained (and saved), before
-    the agreement is measured: the page shows the ranking meanwhile."""
+    the agreement is measured: the page shows the ranking meanwhile. ``settings``: how to run (default
+    :meth:`RunSettings.resolve`: ``PIAA_TORCH_THREADS`` torch threads, else 1); ``engine`` and
+    ``progress``, when given, replace its fields. Torch's thread count is held at
+    ``settings.torch_threads`` throughout (:func:`piaa.settings.torch_threads`) and given back after."""
+    run = RunSettings.resolve(settings, engine=engine, progress=progress)
+    with torch_threads(run.torch_threads):
+        return _personalize(
+            reference, album, prefs, out, generic, config, agreement, curve, trained, run, overrides
+        )
+
+
+def _personalize(
+    reference: str | Path | Reference | None,
+    album: str | Path,
+    prefs: str | Path | None,
+    out: str | Path | None,
+    generic: str | Path | None,
+    config: TrainConfig | None,
+    agreement: bool,
+    curve: bool,
+    trained: Callable[[Profile], None] | None,
+    run: RunSettings,
+    overrides: dict[str, Any],
+) -> Profile:
     t0 = time.perf_counter()
+    progress = run.progress
     # Python callers write "~/Pictures" as a shell user would (the README's example); no shell expands it.
     reference, album, prefs, out, generic = (_expand_home(p) for p in (reference, album, prefs, out, generic))
     cfg = dataclasses.replace(config or TrainConfig(), **overrides)
@@ -138,7 +164,7 @@ def personalize(
         ref = reference if isinstance(reference, Reference) else Reference.open(reference)
         backbone, start_head = ref.create_backbone(), None
         origin = {"reference": str(ref.path.resolve())}
-    extractor = FeatureExtractor(backbone, engine=engine)
+    extractor = FeatureExtractor.of(backbone, run)
     files = list(iter_image_files([album], skipped=rep.skipped))
     kept, album_maps = extractor.collect(
         files, failures=rep.failures, progress="album" if progress else False

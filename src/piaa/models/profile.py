@@ -42,6 +42,7 @@ from piaa.features.extract import FeatureExtractor
 from piaa.io import atomic_write_text, fsync_dir, remove_stale_temporaries, sha256_file, temp_prefix
 from piaa.models.head import AestheticHead, HeadConfig
 from piaa.models.losses import score_from_distribution
+from piaa.settings import RunSettings
 from piaa.version import __version__
 
 FORMAT = "piaa-profile-1"
@@ -107,10 +108,22 @@ class Profile:
 
     # ------------------------------------------------------------------------------------- scoring
 
-    def extractor(self, engine: str = "auto") -> FeatureExtractor:
-        if self._extractor is None or (engine != "auto" and self._extractor.engine_name != engine):
-            self._extractor = FeatureExtractor(self.backbone, engine=engine)
-        return self._extractor
+    def extractor(self, settings: RunSettings | str | None = None) -> FeatureExtractor:
+        """The extractor scoring runs on, as ``settings`` say (a string: just the engine), kept for the
+        next call: one already made is reused when it fits (an "auto" engine, or None workers or streams
+        in ``settings``, fit any)."""
+        s = settings if isinstance(settings, RunSettings) else RunSettings(engine=settings or "auto")
+        fe = self._extractor
+        fits = fe is not None and (
+            s.engine in ("auto", fe.engine_name)
+            and s.workers in (None, fe.workers)
+            and s.streams in (None, fe.streams)
+            and (s.batch_size, s.previews) == (fe.batch_size, fe.previews)
+        )
+        if not fits:
+            fe = self._extractor = FeatureExtractor.of(self.backbone, s)
+        assert fe is not None
+        return fe
 
     @torch.inference_mode()
     def score_features(self, maps: FeatureMaps) -> tuple[np.ndarray, np.ndarray]:
@@ -123,45 +136,59 @@ class Profile:
         paths: Sequence[str | Path],
         *,
         failures: FailureLog | None = None,
-        progress: bool = True,
-        engine: str = "auto",
+        progress: bool | None = None,
+        engine: str | None = None,
+        settings: RunSettings | None = None,
     ) -> list[ScoreResult]:
-        """Score image files in input order; unreadable ones go to ``failures`` and are skipped."""
-        return list(self.iter_score_files(paths, failures=failures, progress=progress, engine=engine))
+        """Score image files in input order; unreadable ones go to ``failures`` and are skipped.
+        ``settings``: how to run (default :meth:`RunSettings.resolve`: progress bars on, engine "auto");
+        ``progress`` and ``engine``, when given, replace its fields."""
+        run = RunSettings.resolve(settings, progress=progress, engine=engine)
+        return list(self.iter_score_files(paths, failures=failures, settings=run))
 
     def iter_score_files(
         self,
         paths: Sequence[str | Path],
         *,
         failures: FailureLog | None = None,
-        progress: bool = True,
-        engine: str = "auto",
+        progress: bool | None = None,
+        engine: str | None = None,
+        settings: RunSettings | None = None,
     ) -> Iterator[ScoreResult]:
         """:meth:`score_files` one result at a time, as batches finish: an interrupted caller keeps what
         was scored."""
-        for batch in self.extractor(engine).files(
-            list(paths), failures=failures, progress="scoring" if progress else False
+        run = RunSettings.resolve(settings, progress=progress, engine=engine)
+        for batch in self.extractor(run).files(
+            list(paths), failures=failures, progress="scoring" if run.progress else False
         ):
             scores, dists = self.score_features(batch.features)
             for i, s, d in zip(batch.indices, scores, dists, strict=True):
                 yield ScoreResult(str(paths[i]), float(s), d.tolist())
 
     def score(
-        self, images: Sequence[str | Path | Image.Image | np.ndarray] | str | Path, *, progress: bool = False
+        self,
+        images: Sequence[str | Path | Image.Image | np.ndarray] | str | Path,
+        *,
+        progress: bool | None = None,
+        settings: RunSettings | None = None,
     ) -> list[ScoreResult]:
-        """Score files, folders (walked recursively) or in-memory images. Unreadable files raise."""
+        """Score files, folders (walked recursively) or in-memory images. Unreadable files raise.
+        ``settings``: how to run (default: the environment's, without progress bars); ``progress``,
+        when given, replaces its field."""
+        run = settings if settings is not None else RunSettings.from_env(progress=False)
+        run = RunSettings.resolve(run, progress=progress)
         if isinstance(images, (str, Path)):
             images = [images]
         if all(isinstance(x, (str, Path)) for x in images):
             files = list(iter_image_files(images))  # type: ignore[arg-type]
             failures = FailureLog()
-            results = self.score_files(files, failures=failures, progress=progress)
+            results = self.score_files(files, failures=failures, settings=run)
             if len(failures):
                 path, reason = next(iter(failures))
                 raise ImageError(path, reason)
             return results
         arrays = [x if isinstance(x, (Image.Image, np.ndarray)) else load_image(x) for x in images]
-        scores, dists = self.score_features(self.extractor().images(arrays))
+        scores, dists = self.score_features(self.extractor(run).images(arrays))
         return [
             ScoreResult(f"<image {i}>", float(s), d.tolist())
             for i, (s, d) in enumerate(zip(scores, dists, strict=True))

@@ -20,6 +20,7 @@ from PIL import Image
 from piaa.backbones import Preprocess
 from piaa.models.head import AestheticModel
 from piaa.models.profile import Profile, ScoreResult, list_pretrained, load_profile
+from piaa.settings import RunSettings
 
 ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray | torch.Tensor
 
@@ -39,9 +40,12 @@ class Scorer:
     score_range: tuple[float, float] = (1.0, 10.0)
     lower_better: bool = False
 
-    def __init__(self, profile: Profile, *, as_loss: bool = False) -> None:
+    def __init__(
+        self, profile: Profile, *, as_loss: bool = False, settings: RunSettings | None = None
+    ) -> None:
         self.profile = profile
         self.as_loss = as_loss
+        self.settings = settings if settings is not None else RunSettings(progress=False)
         self._model: AestheticModel | None = None
 
     @property
@@ -69,12 +73,12 @@ class Scorer:
             if batch.ndim != 4 or batch.shape[1] != 3:
                 raise ValueError(f"expected N x 3 x H x W pixels in [0, 1], got shape {tuple(x.shape)}")
             arrays = (batch.detach().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-            return torch.tensor([r.score for r in self.profile.score(list(arrays))])
+            return torch.tensor([r.score for r in self.profile.score(list(arrays), settings=self.settings)])
         if isinstance(x, (list, tuple)):
-            return self.profile.score(list(x))
+            return self.profile.score(list(x), settings=self.settings)
         if isinstance(x, (str, os.PathLike)) and Path(x).is_dir():
-            return self.profile.score(x)
-        return self.profile.score([x])[0].score
+            return self.profile.score(x, settings=self.settings)
+        return self.profile.score([x], settings=self.settings)[0].score
 
     def __repr__(self) -> str:
         return f"Scorer({self.name!r}, score_range={self.score_range}, lower_better={self.lower_better})"
@@ -85,11 +89,15 @@ def list_scorers() -> list[str]:
     return list_pretrained()
 
 
-def create_scorer(name_or_path: str | os.PathLike[str], *, as_loss: bool = False) -> Scorer:
-    """A :class:`Scorer` for a built-in name (:func:`list_scorers`) or a profile folder.
+def create_scorer(
+    name_or_path: str | os.PathLike[str], *, as_loss: bool = False, settings: RunSettings | None = None
+) -> Scorer:
+    """A :class:`Scorer` for a built-in name (:func:`list_scorers`) or a profile folder. ``settings``:
+    how it runs (default: resolved here, once, from the environment, without progress bars).
 
     Raises ``ProfileError`` (one line) for a missing, partial or incompatible profile."""
-    return Scorer(load_profile(name_or_path), as_loss=as_loss)
+    run = settings if settings is not None else RunSettings.from_env(progress=False)
+    return Scorer(load_profile(name_or_path), as_loss=as_loss, settings=run)
 
 
 __all__ = ["ImageLike", "ScoreResult", "Scorer", "create_scorer", "list_scorers"]

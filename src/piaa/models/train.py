@@ -14,9 +14,7 @@ Adam, regression is still batch 32, ranking still halves its rate every 500 iter
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -27,6 +25,7 @@ from piaa.backbones import Backbone, FeatureMaps
 from piaa.backbones.base import seeded
 from piaa.models.head import AestheticHead, HeadConfig
 from piaa.models.losses import emd_loss, get_rank_loss, score_from_distribution
+from piaa.settings import torch_threads  # a shared hold of the process-wide count (piaa.settings)
 
 
 @dataclass
@@ -65,23 +64,6 @@ class TrainConfig:
 
 
 FeatureSource = Callable[[torch.Tensor], FeatureMaps]
-
-
-@contextmanager
-def torch_threads(n: int | None = None) -> Iterator[None]:
-    """Run torch with ``n`` intra-op threads (default: ``PIAA_TORCH_THREADS``, else 1), then restore.
-
-    Why: the head's tensors are small, so a second thread gains little on an idle machine, and on a
-    busy one each OpenMP barrier waits for a descheduled thread. Measured on this project's 2 cores with
-    other jobs running (load 5-6): ``bench_personalize.py --para`` 873 s with torch's default 2 threads
-    against 39-40 s with 1; the demo's two profiles 498 s against 7 s. Also usable as a decorator."""
-    n = n or int(os.environ.get("PIAA_TORCH_THREADS", "1"))
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def cached_source(maps: FeatureMaps) -> FeatureSource:

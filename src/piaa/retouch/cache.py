@@ -109,7 +109,7 @@ def _fingerprint(paths: Sequence[Path]) -> str:
 def _pass_seconds(scorer: PixelScorer, thumb: Any) -> float:
     """Seconds of one backbone forward+backward pass on one thumbnail (the second of two: the first
     pays one-off set-up costs)."""
-    from piaa.models.train import torch_threads
+    from piaa.settings import torch_threads
 
     took = 0.0
     with torch_threads():

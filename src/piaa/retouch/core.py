@@ -40,10 +40,10 @@ from PIL import Image
 from torch import nn
 
 from piaa.data.images import load_image, to_rgb
-from piaa.models.train import torch_threads
 from piaa.retouch.full import apply_full, offsets
 from piaa.retouch.ops import Op, apply_ops, get_ops
 from piaa.retouch.scoring import PixelScorer, pixel_scorer, to_tensor
+from piaa.settings import torch_threads
 
 METHODS = ("auto", "optimize", "learned")
 DEFAULT_METHOD = "auto"  # learned when there is an album (or a predictor), else optimize: see resolve_method

@@ -36,6 +36,7 @@ from piaa.data.images import ImageError
 from piaa.models.explain import ExplainError
 from piaa.preferences import Pair, PreferenceStore, match_names
 from piaa.sampling import create_sampler, list_samplers
+from piaa.settings import RunSettings
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
 from piaa.web.explaining import Explainer
 from piaa.web.features import FeatureFn, Features, default_features
@@ -119,6 +120,7 @@ class Collector:
                 pairs=self.album_pairs,
                 overrides=cfg.train_overrides,
                 prepare_retoucher=cfg.prepare_retoucher,
+                settings=RunSettings.from_env(),  # the app is an entry point: resolved once, here
             )
         except BaseException:
             self.store.close()

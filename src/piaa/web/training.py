@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from piaa.preferences import Pair
+from piaa.settings import RunSettings
 from piaa.web.album import ServedAlbum
 from piaa.web.retouching import BeforeAfter
 
@@ -86,7 +87,10 @@ class Trainer:
         pairs: Callable[[], list[Pair]],
         overrides: dict[str, Any] | None = None,
         prepare_retoucher: bool = True,
+        settings: RunSettings | None = None,
     ) -> None:
+        # how to run, resolved once by the app (no progress bars: the page shows its own)
+        self.settings = (settings or RunSettings()).replace(progress=False)
         self.album, self.files, self.store_path = album, album.files, store_path
         self.reference, self.profile_dir = reference, profile_dir
         self.generic = None if reference is not None else (generic or DEFAULT_GENERIC)
@@ -203,7 +207,7 @@ class Trainer:
         self._set(phase="training your personal model", fraction=None)
         profile = personalize(
             self.reference, self.album.root, prefs=self.store_path, out=self.profile_dir,
-            generic=self.generic, progress=False, agreement=True, curve=True, trained=trained,
+            generic=self.generic, agreement=True, curve=True, trained=trained, settings=self.settings,
             **self.overrides,
         )  # fmt: skip
         with self._lock:
@@ -223,7 +227,7 @@ class Trainer:
         name_of = {str(path): name for name, path in self.files.items()}
         scores: dict[str, float] = {}
         for start in range(0, len(paths), SCORE_CHUNK):
-            for r in profile.score_files(paths[start : start + SCORE_CHUNK], progress=False):
+            for r in profile.score_files(paths[start : start + SCORE_CHUNK], settings=self.settings):
                 scores[name_of[str(r.path)]] = r.score
             if not scored_here:
                 self._set(fraction=min(1.0, (start + SCORE_CHUNK) / len(paths)))
