@@ -33,3 +33,11 @@ class PiaaError(Exception):
 def file_error(cls: type[Exception], path: str | os.PathLike[str], problem: str, line: int | None = None):
     """``cls("<path>[:<line>]: <problem>")``, the one spelling of a file-naming error."""
     return cls(f"{where(path, line)}: {one_line(problem)}")
+
+
+class InvalidInputError(PiaaError, ValueError):
+    """A value the user gave (an option, a setting, a name) that piaa cannot use."""
+
+
+class UnknownNameError(InvalidInputError):
+    """A name that no registry holds (:class:`piaa.registry.Registry`); the message lists the choices."""

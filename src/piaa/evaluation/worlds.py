@@ -24,7 +24,7 @@ from piaa.backbones import Backbone, FeatureMaps, create_backbone
 from piaa.data.datasets import RatedAlbum
 from piaa.data.images import FailureLog, iter_image_files
 from piaa.data.labels import mean_score
-from piaa.errors import file_error
+from piaa.errors import UnknownNameError, file_error
 from piaa.features.extract import FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
 
@@ -165,7 +165,7 @@ def simulated_world(
     from PIL import Image
 
     if kind not in WORLDS:
-        raise ValueError(f"unknown world {kind!r}: choose one of {', '.join(WORLDS)}")
+        raise UnknownNameError(f"unknown world {kind!r}: choose one of {', '.join(WORLDS)}")
     if kind == "para-human":
         from piaa.evaluation.world_human import human_world
 
