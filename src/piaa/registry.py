@@ -87,6 +87,9 @@ class Registry(Generic[T]):
     def items(self) -> list[tuple[str, T]]:
         return list(self._entries.items())
 
+    def values(self) -> list[T]:
+        return list(self._entries.values())
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._key(name) in self._names
 
