@@ -35,9 +35,9 @@ def file_error(cls: type[Exception], path: str | os.PathLike[str], problem: str,
     return cls(f"{where(path, line)}: {one_line(problem)}")
 
 
-class InvalidInputError(PiaaError, ValueError):
+class UsageError(PiaaError, ValueError):
     """A value the user gave (an option, a setting, a name) that piaa cannot use."""
 
 
-class UnknownNameError(InvalidInputError):
+class UnknownNameError(UsageError):
     """A name that no registry holds (:class:`piaa.registry.Registry`); the message lists the choices."""

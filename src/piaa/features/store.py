@@ -30,7 +30,7 @@ import numpy as np
 
 from piaa.backbones import DEFAULT_BACKBONE
 from piaa.data.images import FailureLog
-from piaa.errors import PiaaError
+from piaa.errors import PiaaError, UsageError
 from piaa.features.index import NeighborIndex, normalize
 from piaa.io import atomic_open, remove_stale_temporaries
 from piaa.version import __version__
@@ -215,7 +215,7 @@ def build_reference(
 def map_mode(store_maps: bool | str, n: int) -> str:
     """The stored ``store_maps`` value: "1" full, "compact", "0" none."""
     if store_maps not in MAP_MODES:
-        raise ValueError(f"store_maps: {store_maps!r}; choose True, False, 'full', 'compact' or 'none'")
+        raise UsageError(f"store_maps: {store_maps!r}; choose True, False, 'full', 'compact' or 'none'")
     mode = MAP_MODES[store_maps]
     return "compact" if store_maps is True and n > COMPACT_FROM else mode
 

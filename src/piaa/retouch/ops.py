@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from piaa.errors import InvalidInputError
+from piaa.errors import UsageError
 from piaa.registry import Registry
 
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 / sRGB luminance weights (linear light)
@@ -285,7 +285,7 @@ def get_ops(names: str | Sequence[str | Op]) -> list[Op]:
         names = [n for n in names.split(",") if n.strip()]
     names = [n.name if isinstance(n, Op) else n for n in names]
     if not names:
-        raise InvalidInputError(f"no retouching op given; choose one of: {', '.join(OPS)}")
+        raise UsageError(f"no retouching op given; choose one of: {', '.join(OPS)}")
     wanted = {OPS.resolve(n) for n in names}
     return [OPS.get(n) for n in ("dehaze", "exposure", "colour") if n in wanted]
 

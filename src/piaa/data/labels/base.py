@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from piaa.errors import PiaaError, file_error
+from piaa.errors import PiaaError, UsageError, file_error
 
 __all__ = [
     "FIVE_TO_TEN",
@@ -105,7 +105,7 @@ def mean_to_distribution(means: np.ndarray | float) -> np.ndarray:
     m = np.asarray(means, dtype=np.float64)
     flat = m.reshape(-1)
     if not np.all(np.isfinite(flat)) or np.any((flat < 1.0) | (flat > 10.0)):
-        raise ValueError("mean scores must lie in [1, 10]")
+        raise UsageError("mean scores must lie in [1, 10]")
     lo = np.minimum(np.floor(flat), 9.0)  # m == 10 puts weight 1 on bin 10 via frac == 1
     frac = flat - lo
     out = np.zeros((flat.size, 10), dtype=np.float64)
