@@ -42,7 +42,7 @@ def test_split_follows_the_protocol(world):
 def test_run_reports_every_method_and_the_oracle(world):
     result = bench.run(world, xs=(10, 20), splits=1, config=FAST, progress=False)
     table = result.table()
-    for m in [*bench.METHODS, "oracle (noise-free taste)"]:
+    for m in [*bench.EVALUATION_METHODS, "oracle (noise-free taste)"]:
         assert m in table
         assert len(result.rho[(m, 10)]) == 2
     assert all(-1 <= r <= 1 for v in result.rho.values() for r in v)
@@ -90,7 +90,7 @@ def test_cli_flickr_aes_without_its_files_is_one_line_error(name, tmp_path):
 def test_every_registered_method_scores_every_test_photo(world):
     tiny = TrainConfig(generic_epochs=1, rank_epochs=1, k=5)
     s = bench.make_split(world, world.albums[0], 10, np.random.default_rng(1), tiny)
-    for name, method in bench.METHODS.items():
+    for name, method in bench.EVALUATION_METHODS.items():
         pred = method(s)
         assert pred.shape == s.test.shape and np.isfinite(pred).all(), name
 
@@ -98,13 +98,13 @@ def test_every_registered_method_scores_every_test_photo(world):
 def test_baselines_leave_the_global_random_state_alone(world):
     s = bench.make_split(world, world.albums[1], 10, np.random.default_rng(2), FAST)
     torch_state, np_state = torch.get_rng_state(), np.random.get_state()
-    first = {m: bench.METHODS[m](s) for m in ("R-SVM", "R-SVR", "RankIQA-style")}
+    first = {m: bench.EVALUATION_METHODS[m](s) for m in ("R-SVM", "R-SVR", "RankIQA-style")}
     assert torch.equal(torch.get_rng_state(), torch_state)
     assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state()[1:], np_state[1:], strict=True))
     torch.manual_seed(123)  # another state must not change a seeded result
     np.random.seed(5)
     for m, pred in first.items():
-        np.testing.assert_array_equal(bench.METHODS[m](s), pred, err_msg=m)
+        np.testing.assert_array_equal(bench.EVALUATION_METHODS[m](s), pred, err_msg=m)
 
 
 def test_albums_are_rated_albums_with_their_photo_files(world):

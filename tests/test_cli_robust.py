@@ -522,15 +522,15 @@ def test_label_counts_that_overflow_are_listed_not_stored_as_zeros(tmp_path):
 
 
 def test_check_reference_refuses_a_photo_folder_at_start_up(tmp_path):
-    from piaa.features.reference import ReferenceError, check_reference
+    from piaa.features.reference import ReferenceCorpusError, check_reference
 
     photos(tmp_path / "album", ["a.jpg"])
-    with pytest.raises(ReferenceError, match="a folder of photos, not a reference corpus"):
+    with pytest.raises(ReferenceCorpusError, match="a folder of photos, not a reference corpus"):
         check_reference(tmp_path / "album")
-    with pytest.raises(ReferenceError, match="no such folder"):
+    with pytest.raises(ReferenceCorpusError, match="no such folder"):
         check_reference(tmp_path / "none")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ReferenceError, match="not a piaa reference"):
+    with pytest.raises(ReferenceCorpusError, match="not a piaa reference"):
         check_reference(tmp_path / "empty")
 
 
@@ -584,3 +584,27 @@ def test_score_copy_top_inside_a_scored_folder_is_refused_before_scoring(tmp_pat
     assert res.exit_code == 2 and "is inside" in res.output, res.output
     assert "a folder being scored" in res.output
     assert not (tmp_path / "album" / "best").exists()
+
+
+def test_a_bug_shows_as_a_bug_and_a_user_error_as_one_line(tmp_path, monkeypatch):
+    """Only piaa's own errors (PiaaError) and OS errors become exit 2: a ValueError from inside piaa is a
+    bug, and must not be dressed up as the user's mistake (issue 22)."""
+    from piaa.errors import UsageError
+
+    photos(tmp_path / "album", ["a.jpg"])
+
+    def bug(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr("piaa.models.profile.Profile.iter_score_files", bug)
+    res = run("score", tmp_path / "album", "--profile", "nima-ava")
+    assert res.exit_code == 1 and isinstance(res.exception, ValueError), res.output
+    assert "error:" not in res.output  # not printed as a user's one-line error
+
+    def user(*args, **kwargs):
+        raise UsageError("x.jpg: a problem the user can fix")
+
+    monkeypatch.setattr("piaa.models.profile.Profile.iter_score_files", user)
+    res = run("score", tmp_path / "album", "--profile", "nima-ava")
+    assert res.exit_code == 2 and "x.jpg: a problem the user can fix" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and res.exception.__class__ is SystemExit

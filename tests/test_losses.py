@@ -228,5 +228,5 @@ def test_get_rank_loss() -> None:
     assert get_rank_loss("hinge") is hinge_rank_loss
     assert get_rank_loss("exp") is exp_rank_loss
     assert get_rank_loss("logistic") is logistic_rank_loss
-    with pytest.raises(ValueError, match="exp, hinge, logistic"):
+    with pytest.raises(ValueError, match="unknown rank loss .ranknet.; choose one of: hinge, exp, logistic"):
         get_rank_loss("ranknet")

@@ -16,7 +16,7 @@ from conftest import synthetic_photo, write_ava
 from piaa.backbones import create_backbone
 from piaa.cli.main import app
 from piaa.features.extract import FeatureExtractor
-from piaa.features.reference import DB_NAME, Reference, ReferenceError, build_reference
+from piaa.features.reference import DB_NAME, Reference, ReferenceCorpusError, build_reference
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +85,15 @@ def test_maps_of_an_older_store_without_statistics_are_refused(built, tmp_path):
     db.close()
     ref = Reference.open(old)  # neighbours still work: the embeddings are unchanged
     assert ref.neighbors(ref.embeddings[:1], 3)[1][0, 0] == 0
-    with pytest.raises(ReferenceError, match="older piaa .* build the reference again"):
+    with pytest.raises(ReferenceCorpusError, match="older piaa .* build the reference again"):
         ref.maps([0])
 
 
 def test_mismatched_backbone_is_refused(built, ref_corpus):
     ref = Reference.open(built[0])
-    with pytest.raises(ReferenceError, match="built with efficientnet-lite0"):
+    with pytest.raises(ReferenceCorpusError, match="built with efficientnet-lite0"):
         ref.check_backbone(create_backbone("efficientnet-lite0", weights=None))
-    with pytest.raises(ReferenceError, match="different settings"):
+    with pytest.raises(ReferenceCorpusError, match="different settings"):
         build_reference(
             ref_corpus["labels"],
             ref_corpus["images"],
@@ -104,7 +104,7 @@ def test_mismatched_backbone_is_refused(built, ref_corpus):
 
 
 def test_open_refuses_missing_or_incomplete_store(tmp_path):
-    with pytest.raises(ReferenceError, match="not a piaa reference"):
+    with pytest.raises(ReferenceCorpusError, match="not a piaa reference"):
         Reference.open(tmp_path)
     db = sqlite3.connect(tmp_path / DB_NAME)
     db.executescript(
@@ -112,7 +112,7 @@ def test_open_refuses_missing_or_incomplete_store(tmp_path):
     )
     db.commit()
     db.close()
-    with pytest.raises(ReferenceError, match="incomplete"):
+    with pytest.raises(ReferenceCorpusError, match="incomplete"):
         Reference.open(tmp_path)
 
 
@@ -157,7 +157,7 @@ def test_killed_build_resumes_without_corruption(tmp_path):
     db = sqlite3.connect(out / DB_NAME)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
-    with pytest.raises(ReferenceError, match="incomplete"):
+    with pytest.raises(ReferenceCorpusError, match="incomplete"):
         Reference.open(out)
     rep = build_reference(tmp_path / "AVA.txt", images, out, weights=None, engine="torch", progress=False)
     assert rep.resumed_from >= done and rep.embedded == 40
@@ -223,9 +223,9 @@ def test_a_reference_in_which_nothing_could_be_embedded_is_refused(tmp_path, ref
     images.mkdir()
     (images / "1.jpg").write_bytes(b"not a jpeg")
     (tmp_path / "AVA.txt").write_text("1 1 0 0 1 2 3 2 1 0 0 0 0 0 0\n2 2 0 0 1 2 3 2 1 0 0 0 0 0 0\n")
-    with pytest.raises(ReferenceError, match="none of the 2 labelled images could be embedded"):
+    with pytest.raises(ReferenceCorpusError, match="none of the 2 labelled images could be embedded"):
         build_reference(tmp_path / "AVA.txt", images, tmp_path / "REF", backbone=lite0, progress=False)
-    with pytest.raises(ReferenceError, match="incomplete"):
+    with pytest.raises(ReferenceCorpusError, match="incomplete"):
         Reference.open(tmp_path / "REF")  # never a traceback from faiss later
 
 

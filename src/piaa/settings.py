@@ -23,6 +23,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from piaa.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "onnx", "torch")
@@ -56,15 +58,15 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+            raise UsageError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.workers is not None and self.workers < 0:
-            raise ValueError(f"workers must be 0 or more, got {self.workers}")
+            raise UsageError(f"workers must be 0 or more, got {self.workers}")
         if self.streams is not None and self.streams < 1:
-            raise ValueError(f"streams must be at least 1, got {self.streams}")
+            raise UsageError(f"streams must be at least 1, got {self.streams}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise UsageError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.torch_threads < 1:
-            raise ValueError(f"torch_threads must be at least 1, got {self.torch_threads}")
+            raise UsageError(f"torch_threads must be at least 1, got {self.torch_threads}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **fields: Any) -> RunSettings:
@@ -79,7 +81,7 @@ class RunSettings:
             except ValueError:
                 threads = 0
             if threads < 1:
-                raise ValueError(f"{TORCH_THREADS_ENV}: expected a whole number of 1 or more, got {raw!r}")
+                raise UsageError(f"{TORCH_THREADS_ENV}: expected a whole number of 1 or more, got {raw!r}")
             fields = {"torch_threads": threads, **fields}
         return cls(**fields)
 

@@ -24,6 +24,7 @@ from piaa.backbones.base import (
     Preprocess,
     cache_dir,
 )
+from piaa.registry import Registry
 
 if TYPE_CHECKING:
     from piaa.backbones.module import Backbone
@@ -67,7 +68,7 @@ def _vgg16(weights: str | None) -> Backbone:
 
 
 _LITE = Preprocess(size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-_REGISTRY: dict[str, _Entry] = {
+_ENTRIES: dict[str, _Entry] = {
     "efficientnet-lite0": _Entry(
         _lite("efficientnet-lite0"),
         BackboneConfig(
@@ -104,23 +105,28 @@ _REGISTRY: dict[str, _Entry] = {
 }  # fmt: skip
 
 
-def list_backbones() -> list[str]:
-    return list(_REGISTRY)
+BACKBONES: Registry[_Entry] = Registry("backbone", error=BackboneError)
+"""The backbones by name; each entry's metadata is readable without building the network."""
+for _name, _entry in _ENTRIES.items():
+    BACKBONES.register(_name, _entry, offline=_entry.offline)
+
+
+def list_backbones(*, offline: bool | None = None) -> list[str]:
+    """Registered backbone names; ``offline=True``: only those whose weights ship with piaa."""
+    return BACKBONES.names() if offline is None else BACKBONES.names(offline=offline)
 
 
 def describe_backbones() -> dict[str, str]:
     """One line per backbone, for ``piaa backbones``."""
     return {
         name: e.summary + ("" if e.offline else " — needs its weights file or a download")
-        for name, e in _REGISTRY.items()
+        for name, e in BACKBONES.items()
     }
 
 
 def get_backbone_config(name: str) -> BackboneConfig:
     """Metadata of a registered backbone, without building it. Raises ``BackboneError`` if unknown."""
-    if name not in _REGISTRY:
-        raise BackboneError(f"unknown backbone {name!r}; choose one of: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name].config
+    return BACKBONES.get(name).config
 
 
 def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "imagenet") -> Backbone:
@@ -130,7 +136,7 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str | Path | None = "
         weights = str(weights)
     elif weights == "default":
         weights = "imagenet"
-    return _REGISTRY[name].factory(weights)
+    return BACKBONES.get(name).factory(weights)
 
 
 def __getattr__(name: str) -> Any:

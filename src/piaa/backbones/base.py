@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from piaa.data.images import as_rgb_image, load_image
-from piaa.errors import PiaaError
+from piaa.errors import BackboneError
 from piaa.io import sha256_file
 
 if TYPE_CHECKING:
@@ -44,10 +44,6 @@ _RESAMPLE = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
 }
-
-
-class BackboneError(PiaaError, RuntimeError):
-    """A backbone cannot be built as asked (unknown name, missing or mismatched weights)."""
 
 
 @dataclass(frozen=True)

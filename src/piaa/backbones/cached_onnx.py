@@ -22,6 +22,7 @@ import numpy as np
 
 from piaa.backbones.base import FeatureMaps, Preprocess, cache_dir
 from piaa.data.images import FailureLog, ImageError
+from piaa.errors import UsageError
 
 
 def onnx_graph_path(name: str, weights_hash: str, size: int) -> Path:
@@ -62,7 +63,7 @@ class CachedOnnx:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
         if self.outputs != list(FeatureMaps._fields):
-            raise ValueError(f"{path}: outputs {self.outputs}, expected {list(FeatureMaps._fields)}")
+            raise UsageError(f"{path}: outputs {self.outputs}, expected {list(FeatureMaps._fields)}")
 
     @classmethod
     def find(cls, name: str, weights_hash: str) -> CachedOnnx | None:

@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
+from piaa.errors import UsageError
+
 if TYPE_CHECKING:
     import click
 
@@ -168,18 +170,12 @@ def on_interrupt(note: str) -> None:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from piaa.backbones import BackboneError
-    from piaa.data.images import ImageError
-    from piaa.data.labels import LabelFormatError
+    """Only the errors piaa raises for the user's input (every class in :mod:`piaa.errors`) and the OS's
+    about their files: any other exception, a ValueError from a bug included, is a bug and shows as one,
+    with its traceback and exit status 1."""
     from piaa.errors import PiaaError
-    from piaa.features.reference import ReferenceError
-    from piaa.models.profile import ProfileError
-    from piaa.preferences import PreferenceError
 
-    return (
-        PiaaError, BackboneError, ImageError, LabelFormatError, PreferenceError, ProfileError, ReferenceError,
-        OSError, ValueError,
-    )  # fmt: skip
+    return (PiaaError, OSError)
 
 
 def error_line(e: BaseException) -> str:
@@ -225,14 +221,14 @@ def writable_folder(folder: Path, what: str) -> None:
     """Refuse, before any work, a folder that cannot be made or written: ``ValueError`` naming ``what``
     (the option the user gave). Creates the folder (results go there anyway)."""
     if folder.exists() and not folder.is_dir():
-        raise ValueError(f"{folder}: {what} exists and is not a folder")
+        raise UsageError(f"{folder}: {what} exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         import tempfile
 
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as e:
-        raise ValueError(f"{folder}: cannot write {what} there ({e.strerror or e})") from None
+        raise UsageError(f"{folder}: cannot write {what} there ({e.strerror or e})") from None
 
 
 def check_output(
@@ -244,16 +240,16 @@ def check_output(
     if path is None:
         return
     if suffixes and path.suffix.lower() not in suffixes:
-        raise ValueError(f"{path}: {option} must end in {' or '.join(suffixes)}")
+        raise UsageError(f"{path}: {option} must end in {' or '.join(suffixes)}")
     if path.is_dir():
-        raise ValueError(f"{path}: {option} is a folder, not a file")
+        raise UsageError(f"{path}: {option} is a folder, not a file")
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise ValueError(f"{path}: {option} cannot be written ({parent} is not a folder)")
+        raise UsageError(f"{path}: {option} cannot be written ({parent} is not a folder)")
     if not os.access(parent, os.W_OK):
-        raise ValueError(f"{path}: {option} cannot be written (its folder is read-only)")
+        raise UsageError(f"{path}: {option} cannot be written (its folder is read-only)")
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -274,7 +270,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         # a file name that is not UTF-8 (bytes from an old camera card) is written back as its bytes
         atomic_write_bytes(path, buf.getvalue().encode("utf-8", "surrogateescape"))
     else:
-        raise ValueError(f"{path}: output must end in .csv or .json")
+        raise UsageError(f"{path}: output must end in .csv or .json")
 
 
 def walk(paths: list[Path]) -> list[Path]:
@@ -287,7 +283,7 @@ def walk(paths: list[Path]) -> list[Path]:
     if len(skipped):
         warn(skipped.summary("file"))
     if not files:
-        raise ValueError(f"{', '.join(map(str, paths))}: no photos found")
+        raise UsageError(f"{', '.join(map(str, paths))}: no photos found")
     return files
 
 
@@ -323,10 +319,10 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in types:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
         kind = types[key]
         try:
             out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
         except ValueError:
-            raise ValueError(f"--set {item!r}: {value!r} is not a {kind.__name__}") from None
+            raise UsageError(f"--set {item!r}: {value!r} is not a {kind.__name__}") from None
     return out

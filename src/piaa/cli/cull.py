@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from piaa.cli._common import _write_and_report, app, cell, console, friendly, say, walk, write_rows
+from piaa.errors import UsageError
 
 
 def cull_rows(rows: list[Any], csv: bool) -> list[dict[str, Any]]:
@@ -79,14 +80,14 @@ def cull_cmd(
     from piaa.models.profile import load_profile
 
     if sidecar not in NAMINGS:
-        raise ValueError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
+        raise UsageError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
     if review and store is None:
-        raise ValueError("--review needs --store S.sqlite (where the corrections go)")
+        raise UsageError("--review needs --store S.sqlite (where the corrections go)")
     if output is not None and output.suffix.lower() not in (".csv", ".json"):
-        raise ValueError(f"{output}: --output must end in .csv or .json")
+        raise UsageError(f"{output}: --output must end in .csv or .json")
     if out is not None:
         if out.exists() and not out.is_dir():
-            raise ValueError(f"{out}: --out exists and is not a folder")
+            raise UsageError(f"{out}: --out exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
     settings = CullSettings(
         time_window=time_window, similarity=similarity, layout_similarity=layout_similarity, keep=keep,

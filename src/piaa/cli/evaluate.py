@@ -16,6 +16,7 @@ from piaa.cli._common import (
     user_path,
     writable_folder,
 )
+from piaa.errors import UsageError
 from piaa.settings import RunSettings, torch_threads
 
 
@@ -91,10 +92,10 @@ def evaluate_cmd(
         from piaa.data.datasets import dataset_key, load_dataset
 
         if reference is None or dataset_root is None:
-            raise ValueError("--dataset needs --dataset-root and --reference (a reference built with maps)")
+            raise UsageError("--dataset needs --dataset-root and --reference (a reference built with maps)")
         if dataset_key(dataset) == "flickraes":
             if images is None or test_workers is None:
-                raise ValueError(
+                raise UsageError(
                     "flickr-aes needs --images DIR and --test-workers FILE (the official test workers)"
                 )
             albums = load_dataset(dataset, labels_csv=dataset_root, images_root=images, workers=test_workers)
@@ -105,7 +106,7 @@ def evaluate_cmd(
         from piaa.evaluation.worlds import WORLDS
 
         if world not in WORLDS:
-            raise ValueError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
+            raise UsageError(f"--world must be one of {', '.join(WORLDS)}, not {world!r}")
         photos = photos or Path("../shared/data/photos" if world == "photos" else "../shared/data/para")
         if not photos.is_dir():
             raise FileNotFoundError(f"{photos}: photo folder not found (pass --photos DIR)")

@@ -26,6 +26,7 @@ from piaa.cli._common import (
     warn,
     writable_folder,
 )
+from piaa.errors import UsageError
 from piaa.settings import RunSettings
 
 
@@ -92,11 +93,11 @@ def personalize_cmd(
     from piaa.preferences import PreferenceError, is_sqlite_file, load_statements
 
     if reference is not None and generic is not None:
-        raise ValueError(
+        raise UsageError(
             "give --reference (the paper's pipeline) or --generic (a model to start from), not both"
         )
     if reference is None and generic is None:
-        raise ValueError("personalize needs --reference DIR (the paper's pipeline) or --generic nima-ava")
+        raise UsageError("personalize needs --reference DIR (the paper's pipeline) or --generic nima-ava")
     if prefs is not None and not load_statements(prefs):  # checked again, with the album, by personalize
         header = "" if is_sqlite_file(prefs) else " (only a header)"
         raise PreferenceError(
@@ -198,7 +199,7 @@ def score_cmd(
     from piaa.models.profile import load_profile
 
     if copy_top is not None and link_top is not None:
-        raise ValueError("give --copy-top or --link-top, not both")
+        raise UsageError("give --copy-top or --link-top, not both")
     check_output(output)
     prof = load_profile(profile)
     files = walk(paths)
@@ -282,11 +283,11 @@ def _refuse_input_folder(folder: Path, roots: list[Path], files: list[Path]) -> 
 
     target = os.path.realpath(folder)
     if any(os.path.dirname(os.path.realpath(f)) == target for f in files):
-        raise ValueError(f"{folder}: is a folder being scored; copy the best photos to another folder")
+        raise UsageError(f"{folder}: is a folder being scored; copy the best photos to another folder")
     for root in (r for r in roots if r.is_dir()):
         top = os.path.realpath(root)
         if os.path.commonpath([top, target]) == top:
-            raise ValueError(
+            raise UsageError(
                 f"{folder}: is inside {root}, a folder being scored (walked recursively, so the copies "
                 "would be scored next time); copy the best photos to a folder outside it"
             )
@@ -393,7 +394,7 @@ def profile_explain_cmd(
     if out is not None:
         photos = album or (prof.config.get("data") or {}).get("album")
         if photos and Path(out).resolve().is_relative_to(Path(photos).resolve()):
-            raise ValueError(f"{out}: --out is inside the album {photos}; choose a folder outside it")
+            raise UsageError(f"{out}: --out is inside the album {photos}; choose a folder outside it")
         writable_folder(out, "--out")
     attribute_heads = None
     if heads is not None:

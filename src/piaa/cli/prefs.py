@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from piaa.cli._common import check_output, friendly, plural, prefs_app, say, user_path
+from piaa.errors import UsageError
 
 
 def _store_files(store: Path) -> list[Path]:
@@ -63,7 +64,7 @@ def prefs_export(
 
     check_output(csv_file, "the CSV to write", suffixes=None)
     if csv_file.is_file() and not force:  # it may be judgements the user wrote by hand
-        raise ValueError(f"{csv_file}: exists; give --force to replace it, or another name")
+        raise UsageError(f"{csv_file}: exists; give --force to replace it, or another name")
     with PreferenceStore(store, readonly=True) as s:
         s.export_csv(csv_file, album, resolved=resolved)
         say(f"wrote {plural(len(s.pairs()) if resolved else len(s), 'pair')} to {csv_file}")

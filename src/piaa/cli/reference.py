@@ -24,6 +24,7 @@ from piaa.cli._common import (
     warn,
     writable_folder,
 )
+from piaa.errors import UsageError
 
 Ref = Annotated[Path, typer.Argument(parser=user_path, help="Reference folder (`piaa reference build`).")]
 
@@ -100,7 +101,7 @@ def _complete_read_only(out: Path, labels: Path, images: Path, backbone: str, co
     try:
         ref = Reference.open(out)
     except Exception as e:  # incomplete, corrupt: nothing can be written to fix it
-        raise ValueError(f"{out}: cannot resume the build, its folder is read-only ({e})") from None
+        raise UsageError(f"{out}: cannot resume the build, its folder is read-only ({e})") from None
     want = {
         "labels": str(labels.resolve()),
         "images": str(images.resolve()),
@@ -110,7 +111,7 @@ def _complete_read_only(out: Path, labels: Path, images: Path, backbone: str, co
     diff = [k for k, v in want.items() if ref.meta.get(k) != v]
     if diff:
         k = diff[0]
-        raise ValueError(
+        raise UsageError(
             f"{out}: a build with different settings is stored there ({k}: {ref.meta.get(k)!r}, now "
             f"{want[k]!r}) and its folder is read-only; use another --out folder"
         )

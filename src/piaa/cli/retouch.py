@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from piaa.cli._common import app, friendly, report_failures, say, walk
+from piaa.errors import UsageError
 from piaa.settings import RunSettings, torch_threads
 
 
@@ -56,7 +57,7 @@ def retouch_cmd(
         else:
             gen = prof.generic()
             if gen is None:
-                raise ValueError(
+                raise UsageError(
                     f"{profile}: the profile does not carry its generic model (made before piaa kept it, "
                     "with --finetune-backbone, or it is a generic model itself); give one with --generic"
                 )
@@ -109,7 +110,7 @@ def _without_earlier_results(files: list[Path], paths: list[Path], out: Path) ->
         n = len(files) - len(kept)
         say(f"left out {n} earlier {'result' if n == 1 else 'results'} of piaa retouch in {out}")
     if not kept:
-        raise ValueError(f"{', '.join(map(str, paths))}: no photos found (only earlier results in {out})")
+        raise UsageError(f"{', '.join(map(str, paths))}: no photos found (only earlier results in {out})")
     return kept
 
 
@@ -123,26 +124,26 @@ def _check_inputs(paths: list[Path]) -> None:
             try:
                 known = sniff_format(read_head(p)) is not None
             except OSError as e:
-                raise ValueError(f"{p}: cannot be read ({e.strerror or e})") from None
+                raise UsageError(f"{p}: cannot be read ({e.strerror or e})") from None
             if not known:
-                raise ValueError(f"{p}: not an image file")
+                raise UsageError(f"{p}: not an image file")
 
 
 def _check_out(out: Path) -> bool:
     """``--out`` can take the results, checked before any work and without creating it (the writer
     creates it with the first result). Returns whether it does not exist yet."""
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: --out exists and is not a folder")
+        raise UsageError(f"{out}: --out exists and is not a folder")
     if out.is_dir():
         try:
             tempfile.TemporaryFile(dir=out).close()
         except OSError as e:
-            raise ValueError(f"{out}: cannot write the results there ({e.strerror or e})") from None
+            raise UsageError(f"{out}: cannot write the results there ({e.strerror or e})") from None
         return False
     parent = out.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         why = "not a folder" if not parent.is_dir() else "permission denied"
-        raise ValueError(f"{out}: cannot write the results there ({parent}: {why})")
+        raise UsageError(f"{out}: cannot write the results there ({parent}: {why})")
     return True

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from piaa.cli._common import app, friendly, say
+from piaa.errors import UsageError
 
 if TYPE_CHECKING:
     from piaa.web.review import XmpSettings
@@ -80,5 +81,5 @@ def xmp_settings(sidecar: str, pick_label: str, reject_label: str, alternate_rat
     from piaa.web.review import XmpSettings
 
     if sidecar not in NAMINGS:
-        raise ValueError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
+        raise UsageError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
     return XmpSettings(sidecar, pick_label or None, reject_label or None, alternate_rating)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from piaa.cull.measure import Measures, measure, network_pixels
 from piaa.cull.times import capture_time
 from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
+from piaa.errors import UsageError
 from piaa.features.index import NeighborIndex, normalize
 from piaa.settings import torch_threads
 
@@ -78,7 +79,7 @@ class CullSettings:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(
+            raise UsageError(
                 f"cull settings out of range: {', '.join(f'{k}={getattr(self, k)}' for k in bad)}"
             )
 
@@ -470,7 +471,7 @@ def cull(
 def with_status(row: CullRow, status: str, settings: CullSettings | None = None) -> CullRow:
     """``row`` with another status (and the rating that status gets; a pick keeps a 1-5 rating)."""
     if status not in STATUSES:
-        raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise UsageError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
     settings = settings or CullSettings()
     rating = {"alternate": settings.alternate_rating, "reject": -1}.get(status, max(1, row.rating))
     return replace(row, status=status, rating=rating)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from piaa.errors import UsageError
 from piaa.preferences import Pair
 
 __all__ = ["GroupState", "accept", "choose", "rerank", "reject"]
@@ -47,13 +48,13 @@ class GroupState:
 
     def __post_init__(self) -> None:
         if len(set(self.order)) != len(self.order):
-            raise ValueError(f"a group lists a frame twice: {list(self.order)}")
+            raise UsageError(f"a group lists a frame twice: {list(self.order)}")
         if not self.rejected <= set(self.order):
-            raise ValueError(f"rejected frames not in the group: {sorted(self.rejected - set(self.order))}")
+            raise UsageError(f"rejected frames not in the group: {sorted(self.rejected - set(self.order))}")
         if self.keep < 1:
-            raise ValueError(f"keep must be at least 1, got {self.keep}")
+            raise UsageError(f"keep must be at least 1, got {self.keep}")
         if self.chosen is not None and (self.chosen not in self.order or self.chosen in self.rejected):
-            raise ValueError(f"chosen frame {self.chosen!r} is not a kept frame of the group")
+            raise UsageError(f"chosen frame {self.chosen!r} is not a kept frame of the group")
 
     @property
     def kept(self) -> list[str]:
@@ -73,7 +74,7 @@ class GroupState:
 
 def _check(state: GroupState, frame: str) -> None:
     if frame not in state.order:
-        raise ValueError(f"{frame!r} is not a frame of this group")
+        raise UsageError(f"{frame!r} is not a frame of this group")
 
 
 def _arrange(kept: list[str], rejected: Iterable[str], order: tuple[str, ...]) -> tuple[str, ...]:

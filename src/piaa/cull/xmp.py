@@ -16,7 +16,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from piaa.data.files import IMAGE_EXTENSIONS, RAW_EXTENSIONS, FailureLog
-from piaa.errors import PiaaError
+from piaa.errors import SidecarError, UsageError
 from piaa.io import atomic_write_bytes
 
 NS_XMP = "http://ns.adobe.com/xap/1.0/"
@@ -41,10 +41,6 @@ _DESC_START = re.compile(r"<rdf:Description\b[^>]*?(/?)>", re.S)
 _FIRST_ATTR = re.compile(r"<rdf:Description\s+[\w.:-]+\s*=\s*(\"[^\"]*\"|'[^']*')", re.S)
 
 
-class SidecarError(PiaaError, ValueError):
-    """A sidecar that exists but cannot be merged into (not XML, no rdf:Description)."""
-
-
 def sidecar_path(photo: Path, naming: str = "darktable") -> Path:
     """Where ``photo``'s sidecar goes.
 
@@ -57,7 +53,7 @@ def sidecar_path(photo: Path, naming: str = "darktable") -> Path:
     if naming == "darktable":
         return photo.with_name(photo.name + ".xmp")
     if naming != "adobe":
-        raise ValueError(f"unknown sidecar naming {naming!r}; choose one of {', '.join(NAMINGS)}")
+        raise UsageError(f"unknown sidecar naming {naming!r}; choose one of {', '.join(NAMINGS)}")
     siblings = shared_base_name(photo)
     if siblings:
         raws = [p for p in [photo, *siblings] if p.suffix.lower() in RAW_EXTENSIONS]
@@ -98,9 +94,9 @@ def write_sidecar(
     sidecar that is not well-formed XMP, ``OSError`` when it cannot be written, ValueError for values out
     of range."""
     if not -1 <= int(rating) <= 5:
-        raise ValueError(f"{photo}: rating {rating} outside -1..5")
+        raise UsageError(f"{photo}: rating {rating} outside -1..5")
     if pick is not None and pick not in (0, 1, 2, 3):
-        raise ValueError(f"{photo}: digiKam pick label {pick} outside 0..3")
+        raise UsageError(f"{photo}: digiKam pick label {pick} outside 0..3")
     path = sidecar_path(Path(photo), naming)
     old = path.read_bytes() if path.exists() else None
     text = _decode(path, old) if old is not None else _TEMPLATE
@@ -129,7 +125,7 @@ def status_properties(
         "reject": (reject_label, PICK_REJECTED),
     }
     if status not in table:
-        raise ValueError(f"unknown status {status!r}; expected pick, alternate or reject")
+        raise UsageError(f"unknown status {status!r}; expected pick, alternate or reject")
     return table[status]
 
 
@@ -147,7 +143,7 @@ def write_sidecars(
     for photo, *_ in items:
         target = sidecar_path(Path(photo), naming)
         if target in targets and targets[target] != Path(photo):
-            raise ValueError(f"{photo} and {targets[target]} would share the sidecar {target}")
+            raise UsageError(f"{photo} and {targets[target]} would share the sidecar {target}")
         targets[target] = Path(photo)
     written = []
     for photo, rating, label, pick in items:

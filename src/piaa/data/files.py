@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from piaa.errors import PiaaError, one_line, where
+from piaa.errors import ImageError, one_line, where
 
 __all__ = [
     "HEIF_AVAILABLE",
@@ -28,21 +28,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("piaa.data.images")
-
-
-class ImageError(PiaaError):
-    """A file that cannot be used as an image; ``str()`` is one line, ``"<path>: <reason>"``.
-
-    Batch jobs print these instead of tracebacks, so the message must say which file and why.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        super().__init__(path, reason)  # keeps the exception picklable (DataLoader workers)
-        self.path: Path = Path(path)
-        self.reason: str = one_line(reason)
-
-    def __str__(self) -> str:
-        return f"{where(self.path)}: {self.reason}"
 
 
 # ---------------------------------------------------------------------------------------------------------

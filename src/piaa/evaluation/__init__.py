@@ -12,13 +12,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from piaa.evaluation.methods import METHODS
+    from piaa.evaluation.methods import EVALUATION_METHODS
     from piaa.evaluation.protocol import make_split, run
     from piaa.evaluation.report import BenchResult
     from piaa.evaluation.worlds import EvalWorld, PooledAlbum, dataset_world, simulated_world
 
 __all__ = [
-    "METHODS",
+    "EVALUATION_METHODS",
     "BenchResult",
     "EvalWorld",
     "PooledAlbum",
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 _HOME = {
-    "METHODS": "methods",
+    "EVALUATION_METHODS": "methods",
     "BenchResult": "report",
     "EvalWorld": "worlds",
     "PooledAlbum": "worlds",

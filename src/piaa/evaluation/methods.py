@@ -18,12 +18,13 @@ import torch
 from piaa.data.labels import mean_score
 from piaa.models.losses import get_rank_loss
 from piaa.models.train import cached_source
+from piaa.registry import Registry
 
 if TYPE_CHECKING:
     from piaa.evaluation.protocol import Split
     from piaa.evaluation.worlds import EvalWorld
 
-__all__ = ["METHODS", "Method"]
+__all__ = ["EVALUATION_METHODS", "Method"]
 
 Method = Callable[["Split"], np.ndarray]
 """Split -> (T,) scores of the split's T test photos."""
@@ -214,19 +215,18 @@ def _taste_space(s: Split) -> np.ndarray:
     return z[s.test] @ w
 
 
-METHODS: dict[str, Method] = {
-    "piaa (full)": _piaa(),
-    "w/o rankings (generic)": _without_rankings,
-    "w/o selection (the paper's fine-tune)": _piaa(select=False),
-    "w/o attention": _ablation(attention=False),
-    "w/o low-level statistics": _ablation(low_level=False),
-    "w/o pre-training": _without_pretraining,
-    "exponential loss": _piaa(rank_loss="exp"),
-    "logistic loss": _piaa(rank_loss="logistic"),
-    "R-SVM": _rsvm,
-    "R-SVR": _rsvr,
-    "RankIQA-style": _rankiqa,
-    "PAM-style": _pam,
-    "taste space": _taste_space,
-}
-"""The table's rows, in order: name -> method."""
+EVALUATION_METHODS: Registry[Method] = Registry("method")
+"""The table's rows, in order: name -> method (``piaa evaluate --methods``)."""
+EVALUATION_METHODS.register("piaa (full)", _piaa())
+EVALUATION_METHODS.register("w/o rankings (generic)", _without_rankings)
+EVALUATION_METHODS.register("w/o selection (the paper's fine-tune)", _piaa(select=False))
+EVALUATION_METHODS.register("w/o attention", _ablation(attention=False))
+EVALUATION_METHODS.register("w/o low-level statistics", _ablation(low_level=False))
+EVALUATION_METHODS.register("w/o pre-training", _without_pretraining)
+EVALUATION_METHODS.register("exponential loss", _piaa(rank_loss="exp"))
+EVALUATION_METHODS.register("logistic loss", _piaa(rank_loss="logistic"))
+EVALUATION_METHODS.register("R-SVM", _rsvm)
+EVALUATION_METHODS.register("R-SVR", _rsvr)
+EVALUATION_METHODS.register("RankIQA-style", _rankiqa)
+EVALUATION_METHODS.register("PAM-style", _pam)
+EVALUATION_METHODS.register("taste space", _taste_space)

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from piaa.evaluation.methods import METHODS, Method
+from piaa.errors import UnknownNameError
+from piaa.evaluation.methods import EVALUATION_METHODS, Method
 from piaa.evaluation.metrics import pairwise_accuracy, spearman
 from piaa.evaluation.report import BenchResult
 from piaa.evaluation.worlds import EvalWorld, PooledAlbum, dataset_world, extract_all, simulated_world
@@ -35,7 +36,7 @@ from piaa.models.train import TrainConfig, cached_source, fit_generic, new_head
 from piaa.preferences import enrich_transitive
 
 __all__ = [
-    "METHODS",
+    "EVALUATION_METHODS",
     "BenchResult",
     "EvalWorld",
     "Method",
@@ -150,13 +151,13 @@ def run(
 ) -> BenchResult:
     """The protocol over ``world``'s albums for each X in ``xs`` (albums too small for an X are skipped),
     with an extra oracle row when every album knows its noise-free taste. Seeded: the same arguments
-    give the same result. Raises ``ValueError`` for a name not in :data:`METHODS`."""
+    give the same result. Raises ``ValueError`` for a name not in :data:`EVALUATION_METHODS`."""
     t0 = time.perf_counter()
     cfg = config or TrainConfig(seed=seed)
-    methods = list(methods or METHODS)
-    unknown = [m for m in methods if m not in METHODS and m != "oracle"]
+    methods = list(methods or EVALUATION_METHODS)
+    unknown = [m for m in methods if m not in EVALUATION_METHODS and m != "oracle"]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+        raise UnknownNameError(f"unknown methods {unknown}; choose from {', '.join(EVALUATION_METHODS)}")
     methods = [m for m in methods if m != "oracle"]  # its row comes with the truth, not as a method
     has_truth = all(a.truth is not None for a in world.albums)
     rows = methods + ([ORACLE] if has_truth else [])
@@ -174,7 +175,7 @@ def run(
         for _ in range(splits):
             split = make_split(world, album, x, rng, cfg, pairs)
             for m in methods:
-                pred = METHODS[m](split)
+                pred = EVALUATION_METHODS[m](split)
                 if m == FULL and split.selections:
                     alphas.setdefault(x, []).append(split.selections[-1].alpha)
                     choices.setdefault(x, []).append(split.selections[-1].kind)

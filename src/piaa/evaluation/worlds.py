@@ -24,7 +24,7 @@ from piaa.backbones import Backbone, FeatureMaps, create_backbone
 from piaa.data.datasets import RatedAlbum
 from piaa.data.images import FailureLog, iter_image_files
 from piaa.data.labels import mean_score
-from piaa.errors import file_error
+from piaa.errors import UnknownNameError, UsageError, file_error
 from piaa.features.extract import FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
 
@@ -104,7 +104,7 @@ def extract_all(
     fe = FeatureExtractor(backbone)
     kept, maps = fe.collect(list(paths), failures=FailureLog(), progress="features" if progress else False)
     if maps is None:
-        raise ValueError("no readable photos")
+        raise UsageError("no readable photos")
     return kept, maps
 
 
@@ -165,7 +165,7 @@ def simulated_world(
     from PIL import Image
 
     if kind not in WORLDS:
-        raise ValueError(f"unknown world {kind!r}: choose one of {', '.join(WORLDS)}")
+        raise UnknownNameError(f"unknown world {kind!r}: choose one of {', '.join(WORLDS)}")
     if kind == "para-human":
         from piaa.evaluation.world_human import human_world
 
@@ -269,7 +269,7 @@ def para_world(
     kept, maps = extract_cached(files, bb, cache_dir, progress)
     content = content_backbone or other_backbone(backbone)
     if content == backbone:
-        raise ValueError(f"content_backbone must differ from the evaluated backbone {backbone!r}")
+        raise UsageError(f"content_backbone must differ from the evaluated backbone {backbone!r}")
     kept_c, cmaps = extract_cached(files, create_backbone(content), cache_dir, progress)
     both = sorted(set(kept) & set(kept_c))
     pos, pos_c = {k: i for i, k in enumerate(kept)}, {k: i for i, k in enumerate(kept_c)}

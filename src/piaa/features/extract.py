@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from piaa.backbones import Backbone, FeatureMaps, Preprocess, cache_dir
 from piaa.backbones.cached_onnx import decode as decode_one
 from piaa.data.images import FailureLog
+from piaa.errors import UsageError
 from piaa.io import atomic_open
 from piaa.settings import ENGINES, RunSettings, torch_threads
 
@@ -131,11 +132,11 @@ class FeatureExtractor:
         ``streams``: concurrent ONNX Runtime calls (default: cores, at most 2). Raises ValueError for an
         unknown engine or a value out of range."""
         if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+            raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         if workers is not None and workers < 0:
-            raise ValueError(f"workers must be 0 or more, got {workers}")
+            raise UsageError(f"workers must be 0 or more, got {workers}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
         self.backbone = backbone.eval()
         self.batch_size = batch_size
         self.workers = workers

@@ -29,7 +29,7 @@ from piaa.features.store import (  # noqa: F401 - the public names stay importab
     ROW_DIST,
     ROW_IDX,
     BuildReport,
-    ReferenceError,
+    ReferenceCorpusError,
     build_reference,
     embeddings_from_db,
     open_read_only,
@@ -77,14 +77,14 @@ class Reference:
         path = Path(path)
         dbp = path / DB_NAME
         if not dbp.is_file():
-            raise ReferenceError(
+            raise ReferenceCorpusError(
                 f"{path}: not a piaa reference (no {DB_NAME}); build one with `piaa reference build`"
             )
         try:
             db = open_read_only(dbp)
             meta = dict(db.execute("SELECT key, value FROM meta"))
             if meta.get("complete") != "1":
-                raise ReferenceError(
+                raise ReferenceCorpusError(
                     f"{path}: the build is incomplete; run the same `piaa reference build` again"
                 )
             item_idx = _row_idx(db, meta)
@@ -93,13 +93,13 @@ class Reference:
                 rows = _read_items(db)
                 item_idx = np.array([r[0] for r in rows], dtype=np.int64)
             if not len(item_idx):
-                raise ReferenceError(f"{path}: the reference holds no embedded image; build it again")
+                raise ReferenceCorpusError(f"{path}: the reference holds no embedded image; build it again")
             emb_path = path / EMB_NAME
             emb = np.load(emb_path, mmap_mode="r") if emb_path.is_file() else None
             if emb is None or emb.shape[0] != len(item_idx) or emb.dtype != np.float32:
                 emb = embeddings_from_db(db)  # opening never writes: rebuilt in memory
         except sqlite3.DatabaseError as e:
-            raise ReferenceError(f"{path}: the reference store is corrupt ({e})") from None
+            raise ReferenceCorpusError(f"{path}: the reference store is corrupt ({e})") from None
         finally:
             if "db" in locals():
                 db.close()
@@ -136,7 +136,7 @@ class Reference:
         try:
             blob = db.execute("SELECT value FROM blobs WHERE key = ?", (ROW_DIST,)).fetchone()
         except sqlite3.DatabaseError as e:
-            raise ReferenceError(f"{self.path}: the reference store is corrupt ({e})") from None
+            raise ReferenceCorpusError(f"{self.path}: the reference store is corrupt ({e})") from None
         finally:
             db.close()
         if blob is None or len(blob[0]) != 40 * len(self):
@@ -164,11 +164,11 @@ class Reference:
         try:
             rows = _read_items(db, columns)
         except sqlite3.DatabaseError as e:
-            raise ReferenceError(f"{self.path}: the reference store is corrupt ({e})") from None
+            raise ReferenceCorpusError(f"{self.path}: the reference store is corrupt ({e})") from None
         finally:
             db.close()
         if [r[0] for r in rows] != self.item_idx.tolist():
-            raise ReferenceError(f"{self.path}: the reference store changed since it was opened")
+            raise ReferenceCorpusError(f"{self.path}: the reference store changed since it was opened")
         return rows
 
     def lookup(self, rows: Sequence[int] | np.ndarray) -> tuple[list[str], list[Path], np.ndarray]:
@@ -189,12 +189,12 @@ class Reference:
                 for row in db.execute(q, part):
                     found[row[0]] = row
         except sqlite3.DatabaseError as e:
-            raise ReferenceError(f"{self.path}: the reference store is corrupt ({e})") from None
+            raise ReferenceCorpusError(f"{self.path}: the reference store is corrupt ({e})") from None
         finally:
             db.close()
         missing = [i for i in idx if i not in found]
         if missing:
-            raise ReferenceError(f"{self.path}: rows missing from the store ({len(missing)})")
+            raise ReferenceCorpusError(f"{self.path}: rows missing from the store ({len(missing)})")
         images = self._images()
         dists = _dist_array([found[i][3] for i in idx])
         return [found[i][1] for i in idx], [images / found[i][2] for i in idx], dists
@@ -217,7 +217,7 @@ class Reference:
     def check_backbone(self, backbone: Backbone) -> None:
         """Refuse a backbone other than the one the reference was embedded with."""
         if (backbone.info.name, backbone.info.weights_hash) != (self.backbone_name, self.weights_hash):
-            raise ReferenceError(
+            raise ReferenceCorpusError(
                 f"{self.path}: built with {self.backbone_name} (weights {self.weights_hash}), "
                 f"not {backbone.info.name} (weights {backbone.info.weights_hash})"
             )
@@ -299,9 +299,9 @@ class Reference:
     def iter_maps(self, rows: np.ndarray | list[int], chunk: int = 512) -> Iterator[FeatureMaps]:
         """:meth:`maps` in pieces of ``chunk`` rows, in order: streamed, for memory bounded by a chunk."""
         if not self.has_maps:
-            raise ReferenceError(f"{self.path}: built with --no-maps; feature maps must be recomputed")
+            raise ReferenceCorpusError(f"{self.path}: built with --no-maps; feature maps must be recomputed")
         if self.meta.get("format") != FORMAT:
-            raise ReferenceError(
+            raise ReferenceCorpusError(
                 f"{self.path}: its stored maps come from an older piaa (format {self.meta.get('format')}) "
                 "and lack the low-level statistics; build the reference again into a new folder"
             )
@@ -319,7 +319,7 @@ class Reference:
             for start in range(0, len(rows), chunk):
                 yield self._read_maps(db, rows[start : start + chunk], channels, codec)
         except sqlite3.DatabaseError as e:
-            raise ReferenceError(f"{self.path}: the reference store is corrupt ({e})") from None
+            raise ReferenceCorpusError(f"{self.path}: the reference store is corrupt ({e})") from None
         finally:
             db.close()
 
@@ -339,7 +339,7 @@ class Reference:
                 found[i] = blobs
         missing = [i for i in idx if i not in found]
         if missing:
-            raise ReferenceError(f"{self.path}: feature maps missing for {len(missing)} images")
+            raise ReferenceCorpusError(f"{self.path}: feature maps missing for {len(missing)} images")
         c1, c2, c3 = channels
         blobs = [[found[i][pos] for i in idx] for pos in range(4)]
         if codec is None:
@@ -361,18 +361,18 @@ def check_reference(path: str | Path) -> Reference:
     trains from it when the person asks) fails before it starts, not at training.
 
     Returns the opened :class:`Reference` (cheap: nothing but the embeddings' memory map is read).
-    Raises ``ReferenceError`` with one line naming ``path``: not a folder; a folder of photos (with the
+    Raises ``ReferenceCorpusError`` with one line naming ``path``: not a folder; a folder of photos (with the
     command that would build a reference from them); no reference store; an incomplete or corrupt one."""
     path = Path(path)
     if not path.is_dir():
         what = "no such folder" if not path.exists() else "not a folder"
-        raise ReferenceError(f"{path}: {what}; --reference is a folder made by `piaa reference build`")
+        raise ReferenceCorpusError(f"{path}: {what}; --reference is a folder made by `piaa reference build`")
     if not (path / DB_NAME).is_file():
         from piaa.data.images import iter_image_files
 
         photos = next(iter(iter_image_files([path])), None) is not None
         if photos:
-            raise ReferenceError(
+            raise ReferenceCorpusError(
                 f"{path}: a folder of photos, not a reference corpus; build one from crowd-rated photos with "
                 f"`piaa reference build --labels LABELS --images {path} --out REF` and give REF"
             )

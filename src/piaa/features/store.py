@@ -30,7 +30,7 @@ import numpy as np
 
 from piaa.backbones import DEFAULT_BACKBONE
 from piaa.data.images import FailureLog
-from piaa.errors import PiaaError
+from piaa.errors import ReferenceCorpusError, UsageError
 from piaa.features.index import NeighborIndex, normalize
 from piaa.io import atomic_open, remove_stale_temporaries
 from piaa.version import __version__
@@ -65,10 +65,6 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE TABLE IF NOT EXISTS maps (idx INTEGER PRIMARY KEY, z1 BLOB, z2 BLOB, z3 BLOB, stats BLOB);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
-
-
-class ReferenceError(PiaaError, RuntimeError):
-    """A reference store is missing, incomplete, corrupt or made with another backbone."""
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -122,7 +118,7 @@ def build_reference(
     bb = create_backbone(backbone, weights) if isinstance(backbone, str) else backbone
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ReferenceError(f"{out}: exists and is not a folder")
+        raise ReferenceCorpusError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     images = Path(images)
     n = len(labelset) if limit is None else min(limit, len(labelset))
@@ -144,7 +140,7 @@ def build_reference(
             diff = [k for k, v in want.items() if meta.get(k) != v]
             if diff:
                 k = diff[0]
-                raise ReferenceError(
+                raise ReferenceCorpusError(
                     f"{out}: a build with different settings is stored there ({k}: {meta.get(k)!r}, "
                     f"now {want[k]!r}); use another --out folder"
                 )
@@ -194,7 +190,7 @@ def build_reference(
         embedded = db.execute("SELECT COUNT(*) FROM items WHERE status = ?", (DONE,)).fetchone()[0]
         skipped = json.loads(dict(db.execute("SELECT key, value FROM meta")).get("labels_skipped", "[]"))
     except sqlite3.DatabaseError as e:  # a full disk, a corrupt or foreign file
-        raise ReferenceError(f"{out / DB_NAME}: {e}") from None
+        raise ReferenceCorpusError(f"{out / DB_NAME}: {e}") from None
     finally:
         with contextlib.suppress(sqlite3.Error):  # a finished store stays readable from read-only folders
             if db.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone() == ("1",):
@@ -215,7 +211,7 @@ def build_reference(
 def map_mode(store_maps: bool | str, n: int) -> str:
     """The stored ``store_maps`` value: "1" full, "compact", "0" none."""
     if store_maps not in MAP_MODES:
-        raise ValueError(f"store_maps: {store_maps!r}; choose True, False, 'full', 'compact' or 'none'")
+        raise UsageError(f"store_maps: {store_maps!r}; choose True, False, 'full', 'compact' or 'none'")
     mode = MAP_MODES[store_maps]
     return "compact" if store_maps is True and n > COMPACT_FROM else mode
 
@@ -329,7 +325,7 @@ def _finalize(db: sqlite3.Connection, out: Path) -> None:
     emb = embeddings_from_db(db)
     if len(emb) == 0:
         total = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-        raise ReferenceError(
+        raise ReferenceCorpusError(
             f"{out}: none of the {total} labelled images could be embedded; fix the images (or --images) "
             "and run the same build again"
         )

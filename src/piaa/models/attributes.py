@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from piaa.errors import PiaaError, file_error
+from piaa.errors import AttributeHeadsError, UsageError, file_error
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -69,10 +69,6 @@ PIXEL_ATTRIBUTES = ("brightness", "colourfulness", "contrast", "sharpness", "war
 """Measured on the pixels (:func:`piaa.evaluation.simulate.photo_attributes`), not predicted."""
 
 _ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))
-
-
-class AttributeHeadsError(PiaaError, ValueError):
-    """An attribute table or a saved attribute-heads file is malformed or does not fit the features."""
 
 
 def pooled_features(maps: FeatureMaps) -> np.ndarray:
@@ -209,9 +205,9 @@ class AttributeHeads:
                 f"features {x.shape}, targets {y.shape} and {len(names)} names do not fit together"
             )
         if len(x) < 10:
-            raise ValueError(f"need at least 10 labelled photos to fit attribute heads, got {len(x)}")
+            raise UsageError(f"need at least 10 labelled photos to fit attribute heads, got {len(x)}")
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
-            raise ValueError("features and targets must be finite")
+            raise UsageError("features and targets must be finite")
         mean, scale = x.mean(0), x.std(0)
         scale = np.where(scale > 1e-8, scale, 1.0)
         ridge = RidgeCV(alphas=list(alphas), alpha_per_target=True).fit((x - mean) / scale, y)
@@ -295,7 +291,7 @@ class AttributeHeads:
         try:
             meta = json.loads(header["piaa"])
             if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+                raise UsageError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
             heads = cls(
                 names=tuple(meta["names"]),
                 backbones=tuple(meta["backbones"]),

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from piaa.errors import PiaaError
+from piaa.errors import ExplainError
 
 if TYPE_CHECKING:
     from piaa.models.attributes import AttributeHeads
@@ -44,10 +44,6 @@ PENALTY = 1.0
 pairs finite."""
 EXAMPLES = 3
 """Photos shown at each end of an axis."""
-
-
-class ExplainError(PiaaError, ValueError):
-    """A profile cannot be explained: no judgements, its photos are missing, or too few pairs."""
 
 
 @dataclass

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from piaa.backbones import Backbone, FeatureMaps
+from piaa.errors import UsageError
 from piaa.models.losses import score_from_distribution
 
 
@@ -92,7 +93,7 @@ class AestheticHead(nn.Module):
         self.gate1 = AttentionGate(c1, c3, config.hidden) if config.attention else None
         self.gate2 = AttentionGate(c2, c3, config.hidden) if config.attention else None
         if config.norm not in ("none", "layer"):
-            raise ValueError(f"norm must be 'none' or 'layer', not {config.norm!r}")
+            raise UsageError(f"norm must be 'none' or 'layer', not {config.norm!r}")
         self.norm1: nn.Module = nn.LayerNorm(c1) if config.norm == "layer" else nn.Identity()
         self.norm2: nn.Module = nn.LayerNorm(c2) if config.norm == "layer" else nn.Identity()
         self.dropout = nn.Dropout(config.dropout)

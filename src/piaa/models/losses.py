@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from piaa.data.labels import mean_score
+from piaa.registry import Registry
 
 __all__ = [
     "RANK_LOSSES",
@@ -114,17 +115,13 @@ def logistic_rank_loss(s_pref: Tensor, s_other: Tensor, weight: Tensor | None = 
     return _reduce(F.softplus(s_other - s_pref), weight)
 
 
-RANK_LOSSES: dict[str, RankLoss] = {
-    "hinge": hinge_rank_loss,
-    "exp": exp_rank_loss,
-    "logistic": logistic_rank_loss,
-}
+RANK_LOSSES: Registry[RankLoss] = Registry("rank loss")
+"""Pairwise ranking losses by config name (``TrainConfig.rank_loss``)."""
+RANK_LOSSES.register("hinge", hinge_rank_loss)
+RANK_LOSSES.register("exp", exp_rank_loss)
+RANK_LOSSES.register("logistic", logistic_rank_loss)
 
 
 def get_rank_loss(name: str) -> RankLoss:
-    """Look a ranking loss up by its config name, failing loudly on typos."""
-    try:
-        return RANK_LOSSES[name]
-    except KeyError:
-        valid = ", ".join(sorted(RANK_LOSSES))
-        raise ValueError(f"unknown rank loss {name!r}; valid names: {valid}") from None
+    """Look a ranking loss up by its config name, failing loudly on typos (:class:`UnknownNameError`)."""
+    return RANK_LOSSES.get(name)

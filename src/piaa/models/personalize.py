@@ -28,6 +28,7 @@ import torch
 from piaa.backbones import Backbone
 from piaa.backbones.base import state_hash
 from piaa.data.images import FailureLog, iter_image_files
+from piaa.errors import UsageError
 from piaa.features.extract import FeatureExtractor
 from piaa.features.reference import Reference
 from piaa.models.agreement import Agreement, held_out_agreement
@@ -110,7 +111,7 @@ def personalize(
 
     Give either ``reference`` (a reference corpus folder: the paper's KNN pipeline, on any backbone) or
     ``generic`` (a built-in model such as ``"nima-ava"``, or a profile folder, to fine-tune from).
-    Raises ``ValueError``, ``ReferenceError``, ``ProfileError`` or ``PreferenceError`` (one line) for
+    Raises ``ValueError``, ``ReferenceCorpusError``, ``ProfileError`` or ``PreferenceError`` (one line) for
     unusable input; none of the stated pairs naming a photo of the album is such an error.
     ``agreement``: also measure the held-out agreement with the person (:mod:`piaa.models.agreement`,
     several times the training's cost), reported and saved in the profile's metadata; ``curve``: with
@@ -145,7 +146,7 @@ def _personalize(
     reference, album, prefs, out, generic = (_expand_home(p) for p in (reference, album, prefs, out, generic))
     cfg = dataclasses.replace(config or TrainConfig(), **overrides)
     if (reference is None) == (generic is None):
-        raise ValueError("personalize needs a reference corpus (--reference) or a generic model (--generic)")
+        raise UsageError("personalize needs a reference corpus (--reference) or a generic model (--generic)")
     album = Path(album)
     if not album.is_dir():
         raise FileNotFoundError(f"{album}: album folder not found")
@@ -156,7 +157,7 @@ def _personalize(
     ref: Reference | None = None
     if generic is not None:
         if cfg.finetune_backbone:
-            raise ValueError("--finetune-backbone needs --reference (the generic model's backbone is kept)")
+            raise UsageError("--finetune-backbone needs --reference (the generic model's backbone is kept)")
         base = load_profile(generic)
         backbone, start_head = base.backbone, copy.deepcopy(base.head)
         origin = {"generic": str(generic)}
@@ -170,7 +171,7 @@ def _personalize(
         files, failures=rep.failures, progress="album" if progress else False
     )
     if album_maps is None:
-        raise ValueError(f"{album}: no readable images")
+        raise UsageError(f"{album}: no readable images")
     files = [files[i] for i in kept]
     rep.album_images = len(files)
     names = [normalize_name(os.path.abspath(f), album) for f in files]
@@ -255,7 +256,7 @@ def _generic_from_reference(
                 paths, failures=rep.failures, progress="neighbours" if progress else False
             )
             if maps is None:
-                raise ValueError(f"{ref.path}: none of the reference neighbours' images could be read")
+                raise UsageError(f"{ref.path}: none of the reference neighbours' images could be read")
             ref_source, nn_rows = cached_source(maps), nn_rows[ok]
         album_source, trainable = cached_source(album_maps), None
     head = new_head(backbone.info.channels, cfg, backbone.info.stats_dim)
@@ -297,7 +298,7 @@ def _preference_pairs(
     rep.judgements_unmatched = len(statements) - len(matched)
     if statements and not matched:
         where = f"{source}: " if source is not None else ""
-        raise ValueError(
+        raise UsageError(
             f"{where}none of the {len(statements)} judgements name two photos of the album (for example "
             f"{rep.unknown_images[0]!r}); names must be album-relative or absolute paths of its photos"
         )

@@ -16,7 +16,12 @@ import torch
 
 from piaa.backbones import create_backbone
 from piaa.models.head import AestheticHead, HeadConfig
-from piaa.models.profile import Profile, register_pretrained
+from piaa.models.profile import Profile
+from piaa.registry import Registry
+
+PRETRAINED: Registry = Registry("built-in profile")
+"""Profiles that ship with piaa, by name -> builder (``piaa.load_profile(name)``)."""
+register_pretrained = PRETRAINED.register
 
 
 def nima_ava(*, backbone_weights: str | Path | None = None) -> Profile:
@@ -38,4 +43,4 @@ def nima_ava(*, backbone_weights: str | Path | None = None) -> Profile:
     return Profile(head, backbone, config)
 
 
-register_pretrained("nima-ava", nima_ava)
+PRETRAINED.register("nima-ava", nima_ava, licence="Apache-2.0", reference=False)

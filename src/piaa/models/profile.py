@@ -37,7 +37,7 @@ from PIL import Image
 
 from piaa.backbones import Backbone, BackboneError, FeatureMaps, create_backbone
 from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
-from piaa.errors import PiaaError, one_line
+from piaa.errors import ProfileError, one_line
 from piaa.features.extract import FeatureExtractor
 from piaa.io import atomic_write_text, fsync_dir, remove_stale_temporaries, sha256_file, temp_prefix
 from piaa.models.head import AestheticHead, HeadConfig
@@ -50,10 +50,6 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 PREFS = "preferences.csv"
 GENERIC = "generic.safetensors"
-
-
-class ProfileError(PiaaError, RuntimeError):
-    """A profile folder is missing, partial, corrupt or incompatible with this installation."""
 
 
 def check_save_target(path: Path) -> None:
@@ -420,23 +416,18 @@ def check_preprocess(source: Path, saved: dict, backbone: Backbone, error: type[
         raise error(f"{source}: made with {backbone.name} input {k}={saved[k]!r}, but it is now {now[k]!r}")
 
 
-# Profiles that ship with piaa, by name (filled by piaa.models.pretrained): name -> builder.
-_PRETRAINED: dict[str, Any] = {}
-
-
-def register_pretrained(name: str, builder: Any) -> None:
-    _PRETRAINED[name] = builder
-
-
 def list_pretrained() -> list[str]:
-    import piaa.models.pretrained  # noqa: F401  (registers the built-in profiles)
+    """Names of the profiles that ship with piaa (:data:`piaa.models.pretrained.PRETRAINED`)."""
+    from piaa.models.pretrained import PRETRAINED
 
-    return sorted(_PRETRAINED)
+    return sorted(PRETRAINED)
 
 
 def load_profile(path: str | os.PathLike[str], **kwargs: Any) -> Profile:
     """``piaa.load_profile(path_or_name).score(images)``: a profile folder, or a built-in profile by
     name (:func:`list_pretrained`, e.g. ``"nima-ava"``) when no such folder exists."""
-    if not Path(path).exists() and str(path) in list_pretrained():
-        return _PRETRAINED[str(path)](**kwargs)
+    from piaa.models.pretrained import PRETRAINED
+
+    if not Path(path).exists() and str(path) in PRETRAINED:
+        return PRETRAINED.get(str(path))(**kwargs)
     return Profile.load(path, **kwargs)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from piaa.backbones import Backbone, FeatureMaps
 from piaa.backbones.base import seeded
+from piaa.errors import UsageError
 from piaa.models.head import AestheticHead, HeadConfig
 from piaa.models.losses import emd_loss, get_rank_loss, score_from_distribution
 from piaa.settings import torch_threads  # a shared hold of the process-wide count (piaa.settings)
@@ -189,7 +190,7 @@ def fit_ranking(
         ids, rows = torch.unique(pairs, return_inverse=True)
         return fit_pooled(head, pool_features(head, source, ids), rows.view(-1, 2), cfg, progress=progress)
     if cfg.rank_scope != "head" and cfg.rank_scope != "last":
-        raise ValueError(f"rank_scope must be 'last' or 'head', not {cfg.rank_scope!r}")
+        raise UsageError(f"rank_scope must be 'last' or 'head', not {cfg.rank_scope!r}")
     params = list(head.parameters())
 
     def scores_of(idx: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from piaa.errors import PiaaError
+from piaa.errors import PreferenceError, UsageError
 
 __all__ = [
     "Contradiction",
@@ -44,10 +44,6 @@ __all__ = [
 ]
 
 Pair = tuple[str, str]
-
-
-class PreferenceError(PiaaError, ValueError):
-    """A preference file or store that cannot be used as it is; ``str()`` is one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -154,9 +150,9 @@ def match_names(
 def check_pair(preferred: object, other: object) -> Pair:
     """``(preferred, other)`` if both are non-empty strings naming two images, else ``ValueError``."""
     if not isinstance(preferred, str) or not isinstance(other, str) or not preferred or not other:
-        raise ValueError(f"a pair needs two non-empty strings, got ({preferred!r}, {other!r})")
+        raise UsageError(f"a pair needs two non-empty strings, got ({preferred!r}, {other!r})")
     if preferred == other:
-        raise ValueError(f"an image cannot be preferred over itself: {preferred!r}")
+        raise UsageError(f"an image cannot be preferred over itself: {preferred!r}")
     return (preferred, other)
 
 

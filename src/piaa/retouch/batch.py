@@ -43,6 +43,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from piaa.data.images import RAW_EXTENSIONS, FailureLog, ImageError, load_image
+from piaa.errors import UsageError
 from piaa.io import atomic_write_bytes, os_reason, write_exclusive
 from piaa.retouch.core import (
     DEFAULT_METHOD,
@@ -332,7 +333,7 @@ def prepare_predictors(
     if all(p is not None for p in predictors.values()):
         return "learned", predictors
     if method == "learned":
-        raise ValueError(
+        raise UsageError(
             f"method 'learned' needs at least {MIN_ALBUM} readable photos to train on "
             "(--album, the profile's album, or the photos being retouched)"
         )

@@ -40,6 +40,7 @@ from PIL import Image
 from torch import nn
 
 from piaa.data.images import load_image, to_rgb
+from piaa.errors import UsageError
 from piaa.retouch.full import apply_full, offsets
 from piaa.retouch.ops import Op, apply_ops, get_ops
 from piaa.retouch.scoring import PixelScorer, pixel_scorer, to_tensor
@@ -227,7 +228,7 @@ def resolve_method(method: str, predictor: ParamPredictor | None, album_size: in
     """``"auto"`` -> ``"learned"`` when a predictor exists or ``album_size`` >= :data:`MIN_ALBUM`,
     else ``"optimize"``; other methods unchanged. Raises ValueError for an unknown method."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        raise UsageError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if method != "auto":
         return method
     return "learned" if predictor is not None or album_size >= MIN_ALBUM else "optimize"
@@ -256,7 +257,7 @@ def album_thumbnails(
                 raise
             failures.add(im, e)
     if not thumbs:
-        raise ValueError("no readable photos to train the learned retoucher on")
+        raise UsageError("no readable photos to train the learned retoucher on")
     return torch.cat(thumbs)
 
 
@@ -275,11 +276,11 @@ def find_params(
         return optimize_params(scorer, thumbs, ops, **kwargs)
     if method == "learned":
         if predictor is None:
-            raise ValueError(
+            raise UsageError(
                 "method 'learned' needs a predictor trained on the person's album (train_predictor)"
             )
         if list(predictor.ops) != [op.name for op in ops]:
-            raise ValueError(
+            raise UsageError(
                 f"the predictor was trained for ops {predictor.ops}, not {[op.name for op in ops]}"
             )
         with torch.no_grad():
@@ -305,7 +306,7 @@ def retouch_image(
 ) -> RetouchResult:
     """Retouch one photo toward ``profile``'s taste; see :func:`retouch`."""
     if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], not {strength}")
+        raise UsageError(f"strength must be in [0, 1], not {strength}")
     start = time.perf_counter()
     op_list = get_ops(ops)
     if isinstance(profile, (str, os.PathLike)):
@@ -328,7 +329,7 @@ def retouch_image(
             predictor = found["personal"]
     method = resolve_method(method, predictor, len(album or ()))
     if method == "learned" and predictor is None:
-        raise ValueError("method 'learned' needs album= (the person's photos) or predictor=")
+        raise UsageError("method 'learned' needs album= (the person's photos) or predictor=")
     img = _open(image)
     thumb = thumbnail(img, scorer.preprocess.size, scorer.preprocess.interpolation)
     raw = find_params(scorer, thumb, op_list, method, predictor, **kwargs)[0]

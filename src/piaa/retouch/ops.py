@@ -22,6 +22,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from piaa.errors import UsageError
+from piaa.registry import Registry
+
 LUMA = (0.2126, 0.7152, 0.0722)  # Rec. 709 / sRGB luminance weights (linear light)
 
 
@@ -260,10 +263,18 @@ class Dehaze(Op):
         return (img - a) / t.clamp_min(self.t0) + a
 
 
-OPS: dict[str, Op] = {op.name: op for op in (Exposure(), Colour(), Dehaze())}
-"""The registered operators by name, in the order a pipeline applies them."""
-
 COLOR_ALIASES = {"color": "colour"}
+
+
+def _op_key(name: str) -> str:
+    key = name.strip().lower()
+    return COLOR_ALIASES.get(key, key)
+
+
+OPS: Registry[Op] = Registry("retouching op", key=_op_key)
+"""The registered operators by name (``color`` is ``colour``)."""
+for _op in (Exposure(), Colour(), Dehaze()):
+    OPS.register(_op.name, _op)
 
 
 def get_ops(names: str | Sequence[str | Op]) -> list[Op]:
@@ -273,15 +284,10 @@ def get_ops(names: str | Sequence[str | Op]) -> list[Op]:
     if isinstance(names, str):
         names = [n for n in names.split(",") if n.strip()]
     names = [n.name if isinstance(n, Op) else n for n in names]
-    wanted = {COLOR_ALIASES.get(n.strip().lower(), n.strip().lower()) for n in names}
-    unknown = wanted - set(OPS)
-    if unknown:
-        raise ValueError(
-            f"unknown retouching op(s) {', '.join(sorted(unknown))}; choose from {', '.join(OPS)}"
-        )
-    if not wanted:
-        raise ValueError(f"no retouching op given; choose from {', '.join(OPS)}")
-    return [OPS[n] for n in ("dehaze", "exposure", "colour") if n in wanted]
+    if not names:
+        raise UsageError(f"no retouching op given; choose one of: {', '.join(OPS)}")
+    wanted = {OPS.resolve(n) for n in names}
+    return [OPS.get(n) for n in ("dehaze", "exposure", "colour") if n in wanted]
 
 
 def apply_ops(

@@ -6,7 +6,7 @@ least sure about. Every sampler implements :class:`PairSampler`.
 
 from __future__ import annotations
 
-from piaa.sampling.base import PairSampler, create_sampler, list_samplers, register_sampler
+from piaa.sampling.base import SAMPLERS, PairSampler, create_sampler, list_samplers, register_sampler
 from piaa.sampling.random import RandomSampler  # registered first: the default, the paper's
 
 # isort: split
@@ -15,6 +15,7 @@ from piaa.sampling.bradley_terry import LinearRanker, fit_ranker
 from piaa.sampling.features import album_features, design_matrix, photo_descriptors
 
 __all__ = [
+    "SAMPLERS",
     "CRITERIA",
     "ActiveSampler",
     "LinearRanker",

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from piaa.errors import UsageError
 from piaa.preferences.rules import Pair, infer_transitive
 from piaa.sampling.base import PairSampler, register_sampler
 from piaa.sampling.bradley_terry import LinearRanker, fit_ranker, sigmoid
@@ -65,7 +66,7 @@ class ActiveSampler(PairSampler):
         background: bool = False,
     ) -> None:
         if criterion not in CRITERIA:
-            raise ValueError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
+            raise UsageError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
         self.warmup, self.retrain_every, self.candidates = warmup, retrain_every, candidates
         self.l2, self.criterion = l2, criterion
         self.features: np.ndarray | None = None

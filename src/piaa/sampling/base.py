@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from piaa.preferences.rules import Pair
+from piaa.registry import Registry
 
 __all__ = ["PairSampler", "create_sampler", "list_samplers", "register_sampler"]
 
@@ -176,7 +177,8 @@ class PairSampler(ABC):
             yield pair
 
 
-_REGISTRY: dict[str, type[PairSampler]] = {}
+SAMPLERS: Registry[type[PairSampler]] = Registry("strategy")
+"""Pair-choice strategies by name (``random``: the paper's; ``active``)."""
 
 
 def register_sampler(name: str) -> Callable[[type[PairSampler]], type[PairSampler]]:
@@ -184,15 +186,14 @@ def register_sampler(name: str) -> Callable[[type[PairSampler]], type[PairSample
 
     def add(cls: type[PairSampler]) -> type[PairSampler]:
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return SAMPLERS.register(name, cls)
 
     return add
 
 
 def list_samplers() -> list[str]:
     """Names ``create_sampler`` accepts, e.g. ``["random", "active"]`` (registration order)."""
-    return list(_REGISTRY)
+    return SAMPLERS.names()
 
 
 def create_sampler(
@@ -206,9 +207,8 @@ def create_sampler(
 ) -> PairSampler:
     """A sampler by name: ``random`` (the paper) or ``active``; ``options`` go to its constructor.
 
-    Raises ``ValueError("unknown strategy ...")`` for a name not in ``list_samplers()``.
+    Raises :class:`~piaa.errors.UnknownNameError` (a ``ValueError``: "unknown strategy ...") for a
+    name not in ``list_samplers()``.
     """
-    cls = _REGISTRY.get(name)
-    if cls is None:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(_REGISTRY)}")
+    cls = SAMPLERS.get(name)
     return cls(items, seed=seed, seen=seen, background=background, **options)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from piaa.data.images import FailureLog
+from piaa.errors import UsageError
 
 if TYPE_CHECKING:  # torch stays out of the import of piaa.sampling
     from piaa.backbones import Backbone, FeatureMaps
@@ -82,7 +83,7 @@ def album_features(
             progress(done, len(paths))
     ok = [i for i, s in enumerate(style) if s is not None]
     if not ok:
-        raise ValueError("no readable photos to compute features from")
+        raise UsageError("no readable photos to compute features from")
     s_arr = np.stack([style[i] for i in ok])
     c_arr = np.stack([content[i] for i in ok])
     full_s = np.tile(s_arr.mean(axis=0), (len(paths), 1))

@@ -36,6 +36,7 @@ from urllib.parse import quote
 from PIL import Image
 
 from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
+from piaa.errors import UsageError
 from piaa.preferences import normalize_name
 
 __all__ = ["CACHE_BYTES", "DISPLAY_SIDE", "THUMB_SIDE", "AlbumImageNotFound", "ServedAlbum"]
@@ -100,7 +101,7 @@ class ServedAlbum:
             detail = (
                 f" ({len(self.skipped)} could not be read: {self.skipped.lines()[0]})" if self.skipped else ""
             )
-            raise ValueError(
+            raise UsageError(
                 f"{self.root}: the album needs at least two images, found {len(self.files)}{detail}"
             )
         self.names = list(self.files)

@@ -33,6 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from piaa.data.images import ImageError
+from piaa.errors import UsageError
 from piaa.models.explain import ExplainError
 from piaa.preferences import Pair, PreferenceStore, match_names
 from piaa.sampling import create_sampler, list_samplers
@@ -73,13 +74,13 @@ class CollectConfig:
             raise FileNotFoundError(f"{self.album}: album folder not found")
         if self.strategy not in list_samplers():
             choices = ", ".join(list_samplers())
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {choices}")
+            raise UsageError(f"unknown strategy {self.strategy!r}; choose one of {choices}")
         if self.target < 1:
-            raise ValueError(f"--target must be at least 1, got {self.target}")
+            raise UsageError(f"--target must be at least 1, got {self.target}")
         if not self.store.parent.is_dir():
             raise FileNotFoundError(f"{self.store.parent}: folder for the preference store not found")
         if self.reference is not None and self.generic is not None:
-            raise ValueError("give --reference or --generic, not both")
+            raise UsageError("give --reference or --generic, not both")
         if self.reference is not None:
             if not self.reference.is_dir():
                 raise FileNotFoundError(f"{self.reference}: reference folder not found")
@@ -91,7 +92,7 @@ class CollectConfig:
 
             if self.generic not in list_pretrained() and not Path(self.generic).is_dir():
                 names = ", ".join(list_pretrained())
-                raise ValueError(f"{self.generic}: no such generic model ({names}) or profile folder")
+                raise UsageError(f"{self.generic}: no such generic model ({names}) or profile folder")
 
 
 class Collector:
@@ -370,7 +371,7 @@ def check_port(host: str, port: int) -> None:
             probe.bind(addr)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise ValueError(f"{host}:{port}: cannot listen there ({reason}); try another --port") from None
+        raise UsageError(f"{host}:{port}: cannot listen there ({reason}); try another --port") from None
 
 
 def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8765) -> None:

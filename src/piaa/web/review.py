@@ -39,7 +39,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from piaa.cull.feedback import GroupState, accept, choose, reject, rerank
-from piaa.errors import one_line
+from piaa.errors import UsageError, one_line
 from piaa.preferences import Pair, PreferenceStore, normalize_name
 from piaa.web.album import DISPLAY_SIDE, THUMB_SIDE, AlbumImageNotFound, ServedAlbum
 from piaa.web.security import clip_name, harden
@@ -105,11 +105,11 @@ def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
     try:
         rows = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read the cull results ({exc.strerror or exc})") from None
+        raise UsageError(f"{path}: cannot read the cull results ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a cull results file (not JSON: {exc})") from None
+        raise UsageError(f"{path}: not a cull results file (not JSON: {exc})") from None
     if not isinstance(rows, list) or not rows:
-        raise ValueError(f"{path}: not a cull results file (expected a non-empty list of rows)")
+        raise UsageError(f"{path}: not a cull results file (expected a non-empty list of rows)")
     groups: dict[int, list[dict[str, Any]]] = {}
     for i, row in enumerate(rows, 1):
         try:
@@ -123,9 +123,9 @@ def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
                 "rating": int(row.get("rating") or 0),
             }
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: row {i} is not a cull row ({type(exc).__name__}: {exc})") from None
+            raise UsageError(f"{path}: row {i} is not a cull row ({type(exc).__name__}: {exc})") from None
         if item["status"] not in ("pick", "alternate", "reject"):
-            raise ValueError(f"{path}: row {i}: unknown status {item['status']!r}")
+            raise UsageError(f"{path}: row {i}: unknown status {item['status']!r}")
         groups.setdefault(item["group"], []).append(item)
     out = [sorted(groups[g], key=lambda r: r["rank"]) for g in sorted(groups)]
     keep = max(1, max(sum(r["status"] == "pick" for r in g) for g in out))
@@ -223,7 +223,7 @@ class Reviewer:
         root = Path(os.path.commonpath([str(p.parent) for p in paths]))
         self.album_root = cfg.album.absolute() if cfg.album is not None else root
         if not all(p.is_relative_to(self.album_root) for p in paths):
-            raise ValueError(f"--album {cfg.album}: the culled photos are not all inside it")
+            raise UsageError(f"--album {cfg.album}: the culled photos are not all inside it")
         self.album = ServedAlbum(root, check=False)  # cull already read every photo
         self.frames: dict[str, Frame] = {}
         self.groups: list[GroupState] = []
@@ -233,7 +233,7 @@ class Reviewer:
             for r in g:
                 name = normalize_name(r["path"].relative_to(root).as_posix())
                 if name not in self.album:
-                    raise ValueError(f"{cfg.results}: {r['path']}: photo not found")
+                    raise UsageError(f"{cfg.results}: {r['path']}: photo not found")
                 self.frames[name] = Frame(name, r["path"], r["score"], r["flags"], r["rating"])
                 names.append(name)
             rejected = frozenset(n for n, r in zip(names, g, strict=True) if r["status"] == "reject")

@@ -17,6 +17,7 @@ from piaa.data.datasets.base import DatasetError, RatedAlbum, check_images
 from piaa.data.datasets.flickr_aes import load_flickr_aes
 from piaa.data.datasets.para import load_para
 from piaa.data.datasets.realcur import load_realcur
+from piaa.registry import Registry
 
 __all__ = [
     "DATASETS",
@@ -31,24 +32,24 @@ __all__ = [
     "load_realcur",
 ]
 
-DATASETS: tuple[str, ...] = ("realcur", "flickr-aes", "para")
-"""Names :func:`load_dataset` accepts (case, ``-``, ``_`` and spaces are ignored)."""
-
-_LOADERS: dict[str, Callable[..., list[RatedAlbum]]] = {
-    "realcur": load_realcur,
-    "flickraes": load_flickr_aes,
-    "para": load_para,
-}
-
-
-def list_datasets() -> list[str]:
-    """The benchmark names :func:`load_dataset` accepts, in their usual spelling."""
-    return list(DATASETS)
-
 
 def dataset_key(name: str) -> str:
     """``"FLICKR-AES"``, ``"flickr_aes"``, ``"flickr aes"`` -> ``"flickraes"``: one spelling per loader."""
     return re.sub(r"[-_\s]", "", name.lower())
+
+
+LOADERS: Registry[Callable[..., list[RatedAlbum]]] = Registry("dataset", key=dataset_key, error=DatasetError)
+"""Personal-rating benchmarks by name (case, ``-``, ``_`` and spaces ignored) -> loader."""
+LOADERS.register("realcur", load_realcur)
+LOADERS.register("flickr-aes", load_flickr_aes)
+LOADERS.register("para", load_para)
+DATASETS: tuple[str, ...] = tuple(LOADERS.names())
+"""Names :func:`load_dataset` accepts, in their usual spelling."""
+
+
+def list_datasets() -> list[str]:
+    """The benchmark names :func:`load_dataset` accepts, in their usual spelling."""
+    return LOADERS.names()
 
 
 def load_dataset(name: str, **kwargs: Any) -> list[RatedAlbum]:
@@ -56,7 +57,4 @@ def load_dataset(name: str, **kwargs: Any) -> list[RatedAlbum]:
 
     Raises :class:`DatasetError` (a ``ValueError``) for an unknown name, and whatever the loader raises.
     """
-    key = dataset_key(name)
-    if key not in _LOADERS:
-        raise DatasetError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    return _LOADERS[key](**kwargs)
+    return LOADERS.get(name)(**kwargs)

@@ -29,17 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from piaa.errors import PiaaError, file_error
+from piaa.errors import DatasetError, file_error
 
 __all__ = ["DatasetError", "RatedAlbum", "StrPath", "check_images"]
 
 StrPath = str | PathLike[str]
-
-
-class DatasetError(PiaaError, ValueError):
-    """A benchmark file or folder cannot be read as documented. The message is one line.
-
-    A :class:`ValueError` too, as it was before :class:`~piaa.errors.PiaaError` existed."""
 
 
 @dataclass(eq=False)

@@ -96,6 +96,7 @@ from piaa.data.labels.base import (
 )
 from piaa.data.labels.para import NINE_TO_TEN, nine_bin_to_ten, para_mean_to_ten, read_para_labels
 from piaa.data.labels.table import read_csv_labels
+from piaa.errors import UsageError
 
 __all__ = [
     "FIVE_TO_TEN",
@@ -119,7 +120,7 @@ def read_labels(path: str | PathLike[str], fmt: str = "auto") -> LabelSet:
     """Read a label file as ``fmt`` ("ava", "csv", "para"), or guess: ``.csv`` or a comma on line 1 means
     CSV, and a CSV with PARA's header is PARA."""
     if fmt not in ("auto", "ava", "csv", "para"):
-        raise ValueError(f"unknown label format {fmt!r}: expected 'auto', 'ava', 'csv' or 'para'")
+        raise UsageError(f"unknown label format {fmt!r}: expected 'auto', 'ava', 'csv' or 'para'")
     p = Path(path)
     _check_file(p)
     if fmt == "auto":

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from piaa.errors import PiaaError, file_error
+from piaa.errors import LabelFormatError, UsageError, file_error
 
 __all__ = [
     "FIVE_TO_TEN",
@@ -52,10 +52,6 @@ def _five_to_ten_matrix() -> np.ndarray:
 
 FIVE_TO_TEN: np.ndarray = _five_to_ten_matrix()
 """Row ``r-1`` is where a 5-point rating ``r`` lands on the 10 bins (see the module docstring)."""
-
-
-class LabelFormatError(PiaaError, ValueError):
-    """A label file cannot be read as asked. The message is one line: ``path:line: problem``."""
 
 
 def _error(path: str | PathLike[str], problem: str, lineno: int | None = None) -> LabelFormatError:
@@ -105,7 +101,7 @@ def mean_to_distribution(means: np.ndarray | float) -> np.ndarray:
     m = np.asarray(means, dtype=np.float64)
     flat = m.reshape(-1)
     if not np.all(np.isfinite(flat)) or np.any((flat < 1.0) | (flat > 10.0)):
-        raise ValueError("mean scores must lie in [1, 10]")
+        raise UsageError("mean scores must lie in [1, 10]")
     lo = np.minimum(np.floor(flat), 9.0)  # m == 10 puts weight 1 on bin 10 via frac == 1
     frac = flat - lo
     out = np.zeros((flat.size, 10), dtype=np.float64)

@@ -54,6 +54,7 @@ from piaa.data.labels.base import (
     histogram_to_ten,
     mean_to_distribution,
 )
+from piaa.errors import UsageError
 
 __all__ = [
     "GIAA_BINS",
@@ -101,7 +102,7 @@ def para_mean_to_ten(means: np.ndarray | float) -> np.ndarray:
     Raises ``ValueError`` outside [1, 5]."""
     m = np.asarray(means, dtype=np.float64)
     if not np.all(np.isfinite(m)) or np.any((m < 1.0) | (m > 5.0)):
-        raise ValueError("PARA means must lie in [1, 5]")
+        raise UsageError("PARA means must lie in [1, 5]")
     return mean_to_distribution(np.clip(to_ten(m), 1.0, 10.0))
 
 
