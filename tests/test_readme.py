@@ -42,7 +42,8 @@ def test_readme_is_short_and_keeps_the_typical_session():
     session = re.search(r"## A typical session\n\n```text\n(.*?)```", text, flags=re.S)
     assert session is not None
     commands = [ln.split("#")[0].split()[:2] for ln in session.group(1).splitlines()]
-    assert [c[1] for c in commands] == ["score", "collect", "personalize", "cull", "score", "retouch"]
+    verbs = ["score", "collect", "personalize", "profile", "cull", "score", "retouch"]
+    assert [c[1] for c in commands] == verbs
 
 
 @pytest.mark.slow

@@ -118,13 +118,13 @@ def test_cli_runs_the_world(tmp_path, monkeypatch) -> None:
 
 @pytest.mark.slow  # a split of the protocol on the 60-photo world
 def test_taste_space_method_reads_the_reference_attributes(world) -> None:
-    from piaa.evaluation.methods import METHODS
+    from piaa.evaluation.methods import EVALUATION_METHODS
     from piaa.models.train import TrainConfig
 
     w, _ = world
     tiny = TrainConfig(generic_epochs=1, rank_epochs=1, k=5)
     s = bench.make_split(w, w.albums[0], 10, np.random.default_rng(1), tiny)
-    pred = METHODS["taste space"](s)
+    pred = EVALUATION_METHODS["taste space"](s)
     assert pred.shape == s.test.shape and np.isfinite(pred).all()
     assert w.__dict__["_taste_attributes"].shape == (len(w.photo_emb), 8)  # heads fitted once per world
     assert s.cache["taste choices"][-1] == "generic" or s.cache["taste choices"][-1].startswith("fit")
