@@ -202,7 +202,7 @@ def speed(world: dict, repeats: int = 2, n_photos: int = 3, threads: tuple[int, 
     on each run; training it is a one-off cost per profile, measured separately on MAX_ALBUM album
     photos with the default settings."""
     from piaa.retouch.batch import prepare_predictors, retouch_files
-    from piaa.retouch.core import MAX_ALBUM, PREDICTOR_SETTINGS
+    from piaa.retouch.core import MAX_ALBUM, PREDICTOR_SETTINGS, RetouchSettings
 
     ops = "exposure,colour,dehaze"
     album = [world["files"][i] for i in world["album"][:MAX_ALBUM]]
@@ -231,8 +231,8 @@ def speed(world: dict, repeats: int = 2, n_photos: int = 3, threads: tuple[int, 
             for r in range(repeats):
                 t = time.perf_counter()
                 done = retouch_files(
-                    prof, srcs, Path(tmp) / f"out-{method}-{n_threads}-{r}", ops=ops, method=method,
-                    album=album, progress=False,
+                    prof, srcs, Path(tmp) / f"out-{method}-{n_threads}-{r}",
+                    RetouchSettings(ops=ops, method=method), album=album, progress=False,
                 )  # fmt: skip
                 times.append((time.perf_counter() - t) / n_photos)
                 assert len(done) == n_photos and done[0].personal.method in ("learned", "optimize")

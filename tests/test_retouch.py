@@ -14,7 +14,16 @@ from piaa.evaluation.simulate import haze, photo_attributes
 from piaa.features.extract import FeatureExtractor
 from piaa.models.profile import Profile
 from piaa.models.train import TrainConfig, cached_source, fit_ranking, new_head
-from piaa.retouch import OPS, apply_ops, find_params, get_ops, pixel_scorer, retouch, train_predictor
+from piaa.retouch import (
+    OPS,
+    RetouchSettings,
+    apply_ops,
+    find_params,
+    get_ops,
+    pixel_scorer,
+    retouch_image,
+    train_predictor,
+)
 from piaa.retouch.core import _contexts, apply_full, thumbnail
 from piaa.retouch.ops import dark_channel
 from piaa.retouch.scoring import to_pil, to_tensor
@@ -147,19 +156,19 @@ def test_gradients_flow_from_score_to_pixels_and_params(bright_profile, photos):
 
 def test_bright_profile_brightens_a_dark_photo_and_scores_rise(bright_profile, photos):
     dark = ImageEnhance.Brightness(photos[5]).enhance(0.5)
-    r = retouch(bright_profile, dark, ops="exposure", return_params=True, steps=10)
+    r = retouch_image(bright_profile, dark, RetouchSettings(ops="exposure", steps=10))
     assert r.score_after > r.score_before
     assert r.params["exposure"]["ev"] > 0
     assert np.asarray(r.image).mean() > np.asarray(dark).mean() + 3
-    half = retouch(bright_profile, dark, ops="exposure", strength=0.0, steps=1)
-    assert np.array_equal(np.asarray(half), np.asarray(dark))
+    half = retouch_image(bright_profile, dark, RetouchSettings(ops="exposure", strength=0.0, steps=1))
+    assert np.array_equal(np.asarray(half.image), np.asarray(dark))
 
 
 def test_params_found_on_thumbnail_apply_at_full_resolution(bright_profile, photos, tmp_path):
     big = photos[3].resize((1031, 643))
     path = tmp_path / "big.png"
     big.save(path)
-    out = retouch(bright_profile, path, steps=3)
+    out = retouch_image(bright_profile, path, RetouchSettings(steps=3)).image
     assert isinstance(out, Image.Image) and out.size == (1031, 643) and out.mode == "RGB"
 
 
@@ -467,17 +476,23 @@ def test_learned_retoucher_is_trained_once_and_saved_with_the_profile(
     assert cache.load_predictor(saved, key, get_ops("exposure")) is not None
 
 
-def test_piaa_retouch_is_the_public_api(profile_dir, photos):
+def test_piaa_retouch_image_is_the_public_api(profile_dir, photos):
     import piaa
 
     dark = ImageEnhance.Brightness(photos[5]).enhance(0.5)
-    out = piaa.retouch(str(profile_dir), dark, ops=("exposure",), method="optimize", steps=4)
+    settings = piaa.RetouchSettings(ops=("exposure",), method="optimize", steps=4)
+    out = piaa.retouch_image(str(profile_dir), dark, settings).image
     assert isinstance(out, Image.Image) and out.size == dark.size
     assert np.asarray(out, float).mean() > np.asarray(dark, float).mean() + 3
-    r = piaa.retouch(profile_dir, dark, ops="exposure", return_params=True, method="optimize", steps=2)
+    r = piaa.retouch_image(
+        profile_dir, dark, piaa.RetouchSettings(ops="exposure", method="optimize", steps=2)
+    )
     assert r.method == "optimize" and set(r.params) == {"exposure"}
+    assert not callable(piaa.retouch)  # a plain package: one way in, one return type
     with pytest.raises(ValueError, match="unknown retouching op"):
-        piaa.retouch(profile_dir, dark, ops=("sharpen",))
+        piaa.RetouchSettings(ops=("sharpen",))
+    with pytest.raises(ValueError, match="strength must be in"):
+        piaa.RetouchSettings(strength=2)
 
 
 def test_cli_retouches_with_the_shipped_model_from_a_fresh_install(photos, tmp_path):

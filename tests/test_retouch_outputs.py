@@ -21,23 +21,27 @@ from typer.testing import CliRunner
 
 from conftest import synthetic_photo
 from piaa.cli.main import app
-from piaa.retouch import batch
-from piaa.retouch.core import RetouchResult, optimize_params, retouch_image, thumbnail
+from piaa.retouch import batch, retouch_image
+from piaa.retouch.core import RetouchResult, RetouchSettings, optimize_params, thumbnail
 from piaa.retouch.full import apply_full, offsets
 from piaa.retouch.ops import get_ops, luminance
 
 runner = CliRunner()
+OPT = RetouchSettings(method="optimize")
+OPT_HALF = RetouchSettings(strength=0.5, method="optimize")
 
 
 def _fake_retouch(monkeypatch):
     """The writer is under test, not the optimiser: each photo is brightened by a fixed edit (the
     real pipeline's own tests are in test_retouch.py)."""
 
-    def fake(profile, img, ops, strength, method, **kw):
+    def fake(scorer, img, settings, predictor=None):
         out = ImageEnhance.Brightness(img).enhance(1.2)
-        return RetouchResult(out, {"exposure": {"ev": 0.3}}, np.zeros(2), 5.0, 5.5, method, strength)
+        return RetouchResult(
+            out, {"exposure": {"ev": 0.3}}, np.zeros(2), 5.0, 5.5, settings.method, settings.strength
+        )
 
-    monkeypatch.setattr(batch, "retouch_image", fake)
+    monkeypatch.setattr(batch, "retouch_one", fake)
 
 
 def _photo(seed: int = 0) -> Image.Image:
@@ -76,7 +80,7 @@ def test_every_result_reopens_in_the_format_its_name_says_with_the_normal_mode(t
     files = _inputs(tmp_path / "in")
     old = os.umask(0o022)
     try:
-        results = batch.retouch_files("nima-ava", files, tmp_path / "out", method="optimize", progress=False)
+        results = batch.retouch_files("nima-ava", files, tmp_path / "out", OPT, progress=False)
     finally:
         os.umask(old)
     assert len(results) == len(files)
@@ -138,9 +142,9 @@ def test_a_rerun_after_a_killed_retouch_resumes_instead_of_duplicating(tmp_path,
         _photo(i).save(src / f"p{i}.jpg", quality=90)
     files = sorted(src.iterdir())
     out = tmp_path / "out"
-    batch.retouch_files("nima-ava", files[:2], out, method="optimize", progress=False)  # killed after 2
+    batch.retouch_files("nima-ava", files[:2], out, OPT, progress=False)  # killed after 2
     resumed: list = []
-    again = batch.retouch_files("nima-ava", files, out, method="optimize", progress=False, resumed=resumed)
+    again = batch.retouch_files("nima-ava", files, out, OPT, progress=False, resumed=resumed)
     assert [r.source.name for r in again] == ["p2.jpg"]
     assert sorted(s.name for s, _ in resumed) == ["p0.jpg", "p1.jpg"]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
@@ -151,9 +155,9 @@ def test_a_rerun_after_a_killed_retouch_resumes_instead_of_duplicating(tmp_path,
     # a changed source or other settings is new work, under a new name (nothing is ever replaced)
     _photo(9).save(src / "p0.jpg", quality=90)
     os.utime(src / "p0.jpg", ns=(1, 1))
-    third = batch.retouch_files("nima-ava", files, out, method="optimize", progress=False)
+    third = batch.retouch_files("nima-ava", files, out, OPT, progress=False)
     assert [r.output.name for r in third] == ["p0-retouched.jpg"]
-    fourth = batch.retouch_files("nima-ava", files[1:2], out, strength=0.5, method="optimize", progress=False)
+    fourth = batch.retouch_files("nima-ava", files[1:2], out, OPT_HALF, progress=False)
     assert [r.output.name for r in fourth] == ["p1-retouched.jpg"]
 
 
@@ -170,10 +174,11 @@ import os, signal, numpy as np
 from PIL import ImageEnhance
 from piaa.retouch import batch
 from piaa.retouch.core import RetouchResult
-def fake(profile, img, ops, strength, method, **kw):
+from piaa.retouch.core import RetouchSettings
+def fake(scorer, img, settings, predictor=None):
     out = ImageEnhance.Brightness(img).enhance(1.2)
-    return RetouchResult(out, {{}}, np.zeros(2), 5.0, 5.5, method, strength)
-batch.retouch_image = fake
+    return RetouchResult(out, {{}}, np.zeros(2), 5.0, 5.5, settings.method, settings.strength)
+batch.retouch_one = fake
 save = batch.Manifest.add
 def add(self, *a):
     save(self, *a)
@@ -182,7 +187,7 @@ def add(self, *a):
 batch.Manifest.add = add
 from pathlib import Path
 files = sorted(Path({str(src)!r}).iterdir())
-batch.retouch_files("nima-ava", files, Path({str(out)!r}), method="optimize", progress=False)
+batch.retouch_files("nima-ava", files, Path({str(out)!r}), RetouchSettings(method="optimize"), progress=False)
 """
     env = {
         **os.environ,
@@ -323,13 +328,15 @@ def test_an_edit_that_does_not_raise_the_score_is_not_applied():
     photo = _photo(3)
     original = thumbnail(photo, 64)
     likes_it_as_it_is = _Scorer(lambda x: 8.0 - 50 * ((x - original) ** 2).mean(dim=(1, 2, 3)).sqrt())
-    r = retouch_image(None, photo, "exposure,colour", method="optimize", scorer=likes_it_as_it_is)
+    r = retouch_image(
+        None, photo, RetouchSettings("exposure,colour", method="optimize"), scorer=likes_it_as_it_is
+    )
     assert r.kept_original and r.gain == 0
     assert np.array_equal(np.asarray(r.image), np.asarray(photo))
     assert all(v == 0 for p in r.params.values() for v in p.values())
     brighter = _Scorer(lambda x: 1 + 9 * luminance(x).mean(dim=(1, 2, 3)))
-    r = retouch_image(None, ImageEnhance.Brightness(photo).enhance(0.5), "exposure", method="optimize",
-                      scorer=brighter)  # fmt: skip
+    exposure = RetouchSettings("exposure", method="optimize")
+    r = retouch_image(None, ImageEnhance.Brightness(photo).enhance(0.5), exposure, scorer=brighter)
     assert not r.kept_original and r.gain > 0.5
 
 
@@ -373,3 +380,19 @@ def test_dehaze_does_not_ring_at_a_high_contrast_edge(size):
     halo = max(np.abs(left - left[: w // 8].mean()).max(), np.abs(right - right[-w // 8 :].mean()).max())
     assert left[: w // 8].mean() < 30  # it did dehaze: the dark side went from 95 to about 18
     assert halo <= 6.0, halo
+
+
+def test_a_rerun_into_a_folder_inside_the_album_does_not_list_its_own_report(tmp_path, monkeypatch):
+    _fake_retouch(monkeypatch)
+    album = tmp_path / "album"
+    album.mkdir()
+    for i in range(2):
+        _photo(i).save(album / f"p{i}.jpg")
+    out = str(album / "out")
+    args = ["retouch", str(album), "--profile", "nima-ava", "--out", out, "--method", "optimize"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and (album / "out" / "report.html").is_file(), res.output
+    (album / "notes.txt").write_text("not a photo")
+    res = runner.invoke(app, args)
+    assert "report.html" not in res.output, res.output  # piaa's own output is not "skipped"
+    assert "notes.txt" in res.output  # a file of the user's still is

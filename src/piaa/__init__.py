@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from piaa.models.profile import Profile, load_profile
     from piaa.models.scorer import Scorer, create_scorer, list_scorers
     from piaa.models.train import TrainConfig
+    from piaa.retouch import RetouchSettings, retouch_image
     from piaa.settings import RunSettings
 
 # The public names are imported on first use (PEP 562), so that ``import piaa`` and commands that need
@@ -37,11 +38,13 @@ _LAZY = {
     "list_scorers": "piaa.models.scorer",
     "TrainConfig": "piaa.models.train",
     "RunSettings": "piaa.settings",
+    "RetouchSettings": "piaa.retouch",
+    "retouch_image": "piaa.retouch",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name == "retouch":  # the sub-package is callable: piaa.retouch(profile, image, ops=...)
+    if name == "retouch":  # the sub-package, imported on first use like the names below
         return importlib.import_module("piaa.retouch")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
@@ -57,6 +60,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "Profile",
     "Reference",
+    "RetouchSettings",
     "RunSettings",
     "Scorer",
     "TrainConfig",
@@ -69,4 +73,5 @@ __all__ = [
     "list_scorers",
     "load_profile",
     "personalize",
+    "retouch_image",
 ]

@@ -273,13 +273,18 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         raise UsageError(f"{path}: output must end in .csv or .json")
 
 
-def walk(paths: list[Path]) -> list[Path]:
+def walk(paths: list[Path], ignore: frozenset[Path] = frozenset()) -> list[Path]:
     """The photos under ``paths`` (folders walked recursively); every other file is listed with the
-    reason it was skipped, and finding no photo at all is a one-line error (exit 2)."""
+    reason it was skipped, except piaa's own outputs in ``ignore`` (absolute paths: a report an earlier
+    run wrote among the photos), and finding no photo at all is a one-line error (exit 2)."""
     from piaa.data.images import FailureLog, iter_image_files
 
+    found = FailureLog()
+    files = list(iter_image_files(paths, skipped=found))
     skipped = FailureLog()
-    files = list(iter_image_files(paths, skipped=skipped))
+    for path, reason in found:
+        if path.absolute() not in ignore:
+            skipped.add(path, reason)
     if len(skipped):
         warn(skipped.summary("file"))
     if not files:

@@ -47,8 +47,10 @@ def retouch_cmd(
     """Retouch photos toward the profile's taste (exposure, colour, dehaze; the paper's section 4.6)."""
     from piaa.data.images import FailureLog
     from piaa.models.profile import load_profile
-    from piaa.retouch.batch import retouch_files, write_report
+    from piaa.retouch import RetouchSettings, retouch_files
+    from piaa.retouch.batch import write_report
 
+    settings = RetouchSettings(ops=ops, strength=strength, method=method)  # bad values fail first
     prof = load_profile(profile)
     gen, generic_name = None, None
     if compare_generic or generic is not None:
@@ -62,7 +64,7 @@ def retouch_cmd(
                     "with --finetune-backbone, or it is a generic model itself); give one with --generic"
                 )
             generic_name = gen.config["origin"]
-    files = _without_earlier_results(walk(paths), paths, out)
+    files = _without_earlier_results(walk(paths, frozenset({(out / "report.html").absolute()})), paths, out)
     _check_inputs(paths)  # before any training: "best.csv: not an image file" is said first
     album_files = walk([album]) if album is not None else None
     created = _check_out(out)
@@ -71,7 +73,7 @@ def retouch_cmd(
     try:
         with torch_threads(RunSettings.from_env().torch_threads):  # PIAA_TORCH_THREADS, read here
             results = retouch_files(
-                prof, files, out, ops=ops, strength=strength, method=method, generic=gen,
+                prof, files, out, settings, generic=gen,
                 album=album_files, failures=failures, progress=len(files) > 1, log=say, resumed=resumed,
             )  # fmt: skip
     finally:

@@ -1,30 +1,30 @@
 """Personalized retouching (the paper's section 4.6): global exposure, colour and dehaze edits whose
 parameters maximise a person's aesthetic score, L_aesthetic(x) = 10 − f(x).
 
-    import piaa
-    out = piaa.retouch("me", "photo.jpg", ops=("exposure", "colour"))   # PIL image, full resolution
-    from piaa.retouch import retouch                                    # the same function
+    from piaa.retouch import RetouchSettings, retouch_image
+    res = retouch_image("me", "photo.jpg", RetouchSettings(ops=("exposure", "colour")))
+    res.image                                    # PIL image, full resolution; res.params, res.score_after
 
-The module itself is callable (``piaa.retouch(...)`` is :func:`retouch`), as the issue's API asks,
-while ``piaa.retouch.<name>`` still reaches everything below.
+Layers, lowest first (each imports only those below it, ``tests/test_retouch_layers.py``):
+:mod:`.ops` (the operators), :mod:`.scoring` (the person's model on pixels), :mod:`.full` (full
+resolution), :mod:`.core` (the loss, finding parameters, :class:`RetouchSettings`), :mod:`.cache`
+(learned predictors saved with a profile), :mod:`.batch` (folders, outputs, reports), :mod:`.api` (the
+public functions).
 """
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
+from piaa.retouch.api import retouch_files, retouch_image
 from piaa.retouch.core import (
     DEFAULT_METHOD,
     DEFAULT_OPS,
     METHODS,
     ParamPredictor,
     RetouchResult,
+    RetouchSettings,
+    apply_retouch,
     find_params,
     optimize_params,
-    retouch,
-    retouch_image,
     train_predictor,
 )
 from piaa.retouch.ops import OPS, apply_ops, get_ops
@@ -38,22 +38,14 @@ __all__ = [
     "ParamPredictor",
     "PixelScorer",
     "RetouchResult",
+    "RetouchSettings",
     "apply_ops",
+    "apply_retouch",
     "find_params",
     "get_ops",
     "optimize_params",
     "pixel_scorer",
-    "retouch",
+    "retouch_files",
     "retouch_image",
     "train_predictor",
 ]
-
-
-class _CallableModule(types.ModuleType):
-    """``piaa.retouch(profile, image, ops=...)`` calls :func:`~piaa.retouch.core.retouch`."""
-
-    def __call__(self, profile: Any, image: Any, *args: Any, **kwargs: Any) -> Any:
-        return retouch(profile, image, *args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import html
 import io
@@ -46,13 +47,12 @@ from piaa.data.images import RAW_EXTENSIONS, FailureLog, ImageError, load_image
 from piaa.errors import UsageError
 from piaa.io import atomic_write_bytes, os_reason, write_exclusive
 from piaa.retouch.core import (
-    DEFAULT_METHOD,
-    DEFAULT_OPS,
     MIN_ALBUM,
     ParamPredictor,
     RetouchResult,
+    RetouchSettings,
+    apply_retouch,
     resolve_method,
-    retouch_image,
     thumbnail,
 )
 from piaa.retouch.ops import get_ops
@@ -254,19 +254,17 @@ class Manifest:
                 os.close(fd)
 
 
-def settings_key(
-    scorers: dict[str, PixelScorer], ops: Sequence[str] | str, strength: float, method: str
-) -> str:
-    """What makes two runs' results the same: the models' weights, the operators, strength, method."""
+def settings_key(scorers: dict[str, PixelScorer], settings: RetouchSettings, method: str) -> str:
+    """What makes two runs' results the same: the models' weights, the operators, strength, method
+    (and any optimiser setting changed from its default)."""
     from piaa.retouch.cache import model_hash
 
-    spec = {
-        "models": {k: model_hash(sc) for k, sc in scorers.items()},
-        "ops": [op.name for op in get_ops(ops)],
-        "strength": float(strength),
-        "method": method,
-    }
+    spec = {"models": {k: model_hash(sc) for k, sc in scorers.items()}, **settings.key(), "method": method}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
+
+
+retouch_one = apply_retouch
+"""The per-photo step (:func:`piaa.retouch.core.apply_retouch`), looked up here at each photo."""
 
 
 def _thumb(img: Image.Image, side: int = 256) -> Image.Image:
@@ -344,10 +342,8 @@ def retouch_files(
     profile: Any,
     files: Sequence[Path],
     out: Path,
+    settings: RetouchSettings | None = None,
     *,
-    ops: Sequence[str] | str = DEFAULT_OPS,
-    strength: float = 1.0,
-    method: str = DEFAULT_METHOD,
     generic: Any = None,
     album: Sequence[Path] | None = None,
     failures: FailureLog | None = None,
@@ -363,7 +359,7 @@ def retouch_files(
     ``log`` receives one-line notes (a predictor about to be trained, with the expected time, and
     where it was saved). Photos an earlier run already retouched into ``out`` with the same settings
     (:class:`Manifest`) are kept and listed in ``resumed`` as (source, earlier result)."""
-    get_ops(ops)  # unknown op names fail before any work
+    settings = settings or RetouchSettings()  # bad settings fail here, before any work
     if isinstance(profile, (str, os.PathLike)):
         from piaa.models.profile import load_profile
 
@@ -377,11 +373,12 @@ def retouch_files(
     if generic is not None:
         scorers["generic"] = pixel_scorer(generic)
     method, predictors = prepare_predictors(
-        profile, scorers, ops, method, album=album, inputs=files, progress=progress, log=log
+        profile, scorers, settings.ops, settings.method, album=album, inputs=files, progress=progress, log=log
     )
+    run = settings if method == settings.method else dataclasses.replace(settings, method=method)
     results: list[FileResult] = []
     taken: set[Path] = set()
-    manifest = Manifest(out, settings_key(scorers, ops, strength, method))
+    manifest = Manifest(out, settings_key(scorers, settings, method))
     for path in tqdm(files, desc="retouching", unit="photo", disable=not progress):
         if (earlier := manifest.done(Path(path))) is not None:
             if resumed is not None:
@@ -389,10 +386,7 @@ def retouch_files(
             continue
         try:
             img, fmt, exif = read_photo(path)
-            runs = {
-                k: retouch_image(None, img, ops, strength, method, predictor=predictors[k], scorer=sc)
-                for k, sc in scorers.items()
-            }
+            runs = {k: retouch_one(sc, img, run, predictors[k]) for k, sc in scorers.items()}
             fmt, name = output_format(fmt, Path(path).name)
             output = write_new(out, name, encode(runs["personal"].image, fmt, exif, name), taken)
             taken.add(output)

@@ -26,7 +26,6 @@ on it falls back to per-photo optimisation.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from piaa.data.images import load_image, to_rgb
 from piaa.errors import UsageError
 from piaa.retouch.full import apply_full, offsets
 from piaa.retouch.ops import Op, apply_ops, get_ops
-from piaa.retouch.scoring import PixelScorer, pixel_scorer, to_tensor
+from piaa.retouch.scoring import PixelScorer, to_tensor
 from piaa.settings import torch_threads
 
 METHODS = ("auto", "optimize", "learned")
@@ -267,13 +266,17 @@ def find_params(
     ops: Sequence[Op],
     method: str = DEFAULT_METHOD,
     predictor: ParamPredictor | None = None,
-    **kwargs: Any,
+    *,
+    steps: int = 12,
+    lr: float = 0.15,
+    fidelity: float = FIDELITY,
 ) -> torch.Tensor:
     """Parameters (N x K) for thumbnails by ``method``; ``"learned"`` needs a trained ``predictor``
-    (raises ValueError otherwise, or for an unknown method)."""
+    (raises ValueError otherwise, or for an unknown method); ``steps``, ``lr`` and ``fidelity`` are
+    :func:`optimize_params`'s."""
     method = resolve_method(method, predictor)
     if method == "optimize":
-        return optimize_params(scorer, thumbs, ops, **kwargs)
+        return optimize_params(scorer, thumbs, ops, steps=steps, lr=lr, fidelity=fidelity)
     if method == "learned":
         if predictor is None:
             raise UsageError(
@@ -288,100 +291,106 @@ def find_params(
     raise AssertionError(method)
 
 
+@dataclass(frozen=True)
+class RetouchSettings:
+    """How to retouch: the one object that travels from the entry points (``piaa retouch``, the web page,
+    :func:`piaa.retouch.retouch_image`) down to the optimiser, instead of loose keyword arguments.
+
+    - ``ops``: any of ``"exposure"``, ``"colour"`` (``"color"``), ``"dehaze"`` (a sequence or a
+      comma-separated string), kept as names in pipeline order;
+    - ``strength`` in [0, 1] scales the edit (0: the original);
+    - ``method``: ``"auto"``, ``"optimize"`` or ``"learned"`` (:func:`resolve_method`);
+    - ``steps``, ``lr``, ``fidelity`` (λ): per-photo optimisation (:func:`optimize_params`).
+
+    Raises :class:`~piaa.errors.UsageError` (a ValueError) for a value out of range or an unknown name.
+    """
+
+    ops: tuple[str, ...] | str = DEFAULT_OPS
+    strength: float = 1.0
+    method: str = DEFAULT_METHOD
+    steps: int = 12
+    lr: float = 0.15
+    fidelity: float = FIDELITY
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", tuple(op.name for op in get_ops(self.ops)))
+        if not 0.0 <= self.strength <= 1.0:
+            raise UsageError(f"strength must be in [0, 1], not {self.strength}")
+        resolve_method(self.method, None)
+        if self.steps < 0 or self.lr <= 0 or self.fidelity < 0:
+            raise UsageError(
+                f"steps >= 0, lr > 0 and fidelity >= 0, not {self.steps}, {self.lr}, {self.fidelity}"
+            )
+
+    @property
+    def op_list(self) -> list[Op]:
+        return get_ops(self.ops)
+
+    def key(self) -> dict[str, Any]:
+        """What of these settings makes two results differ (the batch layer's resume key)."""
+        spec: dict[str, Any] = {
+            "ops": list(self.ops),
+            "strength": float(self.strength),
+            "method": self.method,
+        }
+        for name in ("steps", "lr", "fidelity"):  # defaults left out: old results' keys stay valid
+            if getattr(self, name) != getattr(RetouchSettings, name):
+                spec[name] = getattr(self, name)
+        return spec
+
+
 def _open(image: str | Path | Image.Image) -> Image.Image:
     return to_rgb(image) if isinstance(image, Image.Image) else load_image(image)
 
 
-def retouch_image(
-    profile: Any,
+def apply_retouch(
+    scorer: PixelScorer,
     image: str | Path | Image.Image,
-    ops: Sequence[str] | str = DEFAULT_OPS,
-    strength: float = 1.0,
-    method: str = DEFAULT_METHOD,
-    *,
+    settings: RetouchSettings,
     predictor: ParamPredictor | None = None,
-    album: Sequence[str | Path | Image.Image] | None = None,
-    scorer: PixelScorer | None = None,
-    **kwargs: Any,
 ) -> RetouchResult:
-    """Retouch one photo toward ``profile``'s taste; see :func:`retouch`."""
-    if not 0.0 <= strength <= 1.0:
-        raise UsageError(f"strength must be in [0, 1], not {strength}")
+    """Retouch one photo for ``scorer`` (the person's model on pixels): parameters found on the
+    backbone-sized thumbnail by ``settings.method`` (``"auto"``: the learned ``predictor`` when given,
+    else per-photo optimisation), applied to the full-resolution photo only when they raise the score
+    there; else the result is the original (``kept_original``, all parameters zero). The algorithm
+    layer: loading profiles and finding saved predictors is :func:`piaa.retouch.api.retouch_image`'s."""
     start = time.perf_counter()
-    op_list = get_ops(ops)
-    if isinstance(profile, (str, os.PathLike)):
-        from piaa.models.profile import load_profile
-
-        profile = load_profile(profile)
-    scorer = scorer or pixel_scorer(profile)
-    resolve_method(method, predictor)  # an unknown method fails first
-    if method != "optimize" and predictor is None:
-        if album:  # the caller's photos: trained here, kept by the caller (predictor=) if it likes
-            if method == "learned" or len(album) >= MIN_ALBUM:
-                pre = scorer.preprocess
-                predictor = train_predictor(
-                    scorer, album_thumbnails(album, pre.size, interpolation=pre.interpolation), op_list
-                )
-        elif profile is not None:  # the one saved with the profile, else trained once on its album
-            from piaa.retouch.batch import prepare_predictors
-
-            method, found = prepare_predictors(profile, {"personal": scorer}, op_list, method)
-            predictor = found["personal"]
-    method = resolve_method(method, predictor, len(album or ()))
+    op_list = settings.op_list
+    method = resolve_method(settings.method, predictor)
     if method == "learned" and predictor is None:
         raise UsageError("method 'learned' needs album= (the person's photos) or predictor=")
     img = _open(image)
     thumb = thumbnail(img, scorer.preprocess.size, scorer.preprocess.interpolation)
-    raw = find_params(scorer, thumb, op_list, method, predictor, **kwargs)[0]
+    raw = find_params(
+        scorer,
+        thumb,
+        op_list,
+        method,
+        predictor,
+        steps=settings.steps,
+        lr=settings.lr,
+        fidelity=settings.fidelity,
+    )[0]
     ctx = _contexts(op_list, thumb)
     with torch.no_grad():
-        after = apply_ops(thumb, op_list, raw[None], strength, ctx)
+        after = apply_ops(thumb, op_list, raw[None], settings.strength, ctx)
         s_before, s_after = (float(v) for v in scorer(torch.cat([thumb, after])))
     kept = not s_after > s_before  # an edit that does not raise the score it optimises is not applied
     if kept:
         raw, s_after = torch.zeros_like(raw), s_before
         out = img.copy()
     else:
-        out = apply_full(img, op_list, raw, strength, ctx)
-    params = {op.name: op.describe(raw[i : i + op.size], strength) for op, i in offsets(op_list)}
+        out = apply_full(img, op_list, raw, settings.strength, ctx)
+    params = {op.name: op.describe(raw[i : i + op.size], settings.strength) for op, i in offsets(op_list)}
     seconds = time.perf_counter() - start
     return RetouchResult(
-        out, params, raw.numpy().copy(), s_before, s_after, method, strength, seconds, kept_original=kept
+        out,
+        params,
+        raw.numpy().copy(),
+        s_before,
+        s_after,
+        method,
+        settings.strength,
+        seconds,
+        kept_original=kept,
     )
-
-
-def retouch(
-    profile: Any,
-    image: str | Path | Image.Image,
-    ops: Sequence[str] | str = DEFAULT_OPS,
-    strength: float = 1.0,
-    method: str = DEFAULT_METHOD,
-    return_params: bool = False,
-    **kwargs: Any,
-) -> Image.Image | RetouchResult:
-    """Retouch ``image`` (a path or PIL image) toward the taste of ``profile`` (a
-    :class:`~piaa.models.profile.Profile`, a profile folder, or a built-in name such as ``"nima-ava"``):
-    the paper's section 4.6 with global operators. Also reachable as ``piaa.retouch(profile, image,
-    ops=...)``.
-
-    Returns the retouched photo as an sRGB PIL image of the input's (upright) size, or, with
-    ``return_params=True``, a :class:`RetouchResult` with the image, the parameters (by operator, in
-    their units: EV, curve, saturation, ...) and the personal scores (1-10) before and after.
-
-    - ``ops``: any of ``"exposure"``, ``"colour"``, ``"dehaze"`` (a sequence or a comma-separated
-      string); ``strength`` in [0, 1] scales the edit (0: the original).
-    - ``method``: ``"auto"`` (the default) uses the learned predictor: ``predictor=`` when given, else
-      one trained on ``album=`` photos (at least :data:`MIN_ALBUM`; not saved), else the one saved
-      with the profile for these ops (:mod:`piaa.retouch.cache`), training and saving it once on the
-      profile's album when there is none (about a minute, once); with nothing to train on it falls
-      back to ``"optimize"`` (Adam on this photo's parameters: ~12 backbone forward+backward passes).
-      ``"learned"`` insists on a predictor (ValueError when none can be had). ``RetouchResult.method``
-      says which ran.
-
-    Parameters are found on the backbone-sized thumbnail and applied to the full-resolution photo,
-    only when they raise the score there: else the result is the original (``kept_original``, all
-    parameters zero; issue 23's generic retouch lowered its own model's score, 5.86 -> 5.69).
-    Raises ValueError for bad arguments, :class:`~piaa.models.profile.ProfileError` for an unusable
-    profile and :class:`~piaa.data.images.ImageError` for an unreadable file (one line each)."""
-    result = retouch_image(profile, image, ops, strength, method, **kwargs)
-    return result if return_params else result.image

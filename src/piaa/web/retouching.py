@@ -66,7 +66,7 @@ class BeforeAfter:
         Raises ``AlbumImageNotFound`` for a name that is not an album photo (or no longer the file
         listed at startup) and ``ImageError`` for one that can no longer be read."""
         from piaa.retouch.batch import _data_uri, _score, prepare_predictors
-        from piaa.retouch.core import retouch_image
+        from piaa.retouch.core import RetouchSettings, apply_retouch
 
         with self._lock:
             if profile is not self._profile:  # trained again: earlier results are stale
@@ -79,7 +79,7 @@ class BeforeAfter:
                 img = load_image(path, draft_size=(PREVIEW_SIDE, PREVIEW_SIDE))
             img.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
             runs = {
-                role: retouch_image(None, img, ops, 1.0, method, predictor=predictors[role], scorer=sc)
+                role: apply_retouch(sc, img, RetouchSettings(ops=ops, method=method), predictors[role])
                 for role, sc in scorers.items()
             }
             images = {"original": img, **{role: r.image for role, r in runs.items()}}
