@@ -149,15 +149,15 @@ def cpu_breakdown(profile, paths: list[Path]) -> dict[str, float]:
         return run
 
     fe = FeatureExtractor(profile.backbone)
-    decode_one, score_features = extract._decode_one, profile.score_features
+    decode_one, score_features = extract.decode_one, profile.score_features
     fe.forward = timed("network", fe.forward)  # type: ignore[method-assign]
     profile._extractor = fe
-    extract._decode_one = timed("decode", decode_one)
+    extract.decode_one = timed("decode", decode_one)
     profile.score_features = timed("head", score_features)
     try:
         n = len(profile.score_files(paths, progress=False))
     finally:
-        extract._decode_one = decode_one
+        extract.decode_one = decode_one
         del profile.score_features
     return {k: 1e3 * v / n for k, v in spent.items()}
 
