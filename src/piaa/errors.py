@@ -97,3 +97,11 @@ class SidecarError(PiaaError, ValueError):
 
 class ExplainError(PiaaError, ValueError):
     """A profile cannot be explained: no judgements, its photos are missing, or too few pairs."""
+
+
+class SettingError(UsageError):
+    """A training setting of the wrong type, or no such setting (``--set``, a profile's config)."""
+
+
+class SelectionError(UsageError):
+    """A candidate's name that is none of the selection's candidates."""

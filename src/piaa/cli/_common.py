@@ -313,21 +313,48 @@ def _write_and_report(
         raise typer.Exit(2)
 
 
-def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``["rank_lr=1e-3", "attention=false"]`` -> typed TrainConfig overrides."""
+def parse_settings(items: list[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``["rank_lr=1e-3", "attention=false", "alphas=0.5,1"]`` -> typed TrainConfig overrides, on top of
+    ``base`` (the command's own options; ``--set`` wins). The one ``--set`` of ``piaa evaluate`` and
+    ``piaa personalize``; raises :class:`~piaa.models.config.SettingError` naming the item."""
     from dataclasses import fields
 
-    from piaa.models.train import TrainConfig
+    from piaa.models.config import SettingError, TrainConfig, coerce, kind_name
 
-    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
-    out: dict[str, Any] = {}
+    known = {f.name: f for f in fields(TrainConfig)}
+    out: dict[str, Any] = dict(base or {})
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in types:
-            raise UsageError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(types)}")
-        kind = types[key]
+        key = key.strip().replace("-", "_")
+        if not sep or key not in known:
+            raise SettingError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
         try:
-            out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-        except ValueError:
-            raise UsageError(f"--set {item!r}: {value!r} is not a {kind.__name__}") from None
+            out[key] = coerce(known[key], value.strip())
+        except (TypeError, ValueError):
+            raise SettingError(f"--set {item!r}: {value!r} is not a {kind_name(known[key])}") from None
     return out
+
+
+def settings_help() -> str:
+    """``--set``'s help: every TrainConfig field with its default and help text (from the fields)."""
+    from dataclasses import fields
+
+    from piaa.models.config import TrainConfig
+
+    def shown(v: Any) -> str:
+        return ",".join(f"{x:g}" for x in v) if isinstance(v, tuple) else str(v).lower()
+
+    keys = "; ".join(
+        f"{f.name} ({shown(f.default)}): {f.metadata['help'].rstrip('.')}" for f in fields(TrainConfig)
+    )
+    return f"Training setting KEY=VALUE (repeatable). Keys: {keys}."
+
+
+def train_option(name: str, **kwargs: Any) -> Any:
+    """A ``typer.Option`` for TrainConfig field ``name``, its help text taken from the field."""
+    from dataclasses import fields
+
+    from piaa.models.config import TrainConfig
+
+    text = next(f.metadata["help"] for f in fields(TrainConfig) if f.name == name)
+    return typer.Option(help=kwargs.pop("help", text), **kwargs)

@@ -13,6 +13,7 @@ from piaa.cli._common import (
     friendly,
     parse_settings,
     say,
+    settings_help,
     user_path,
     writable_folder,
 )
@@ -73,16 +74,14 @@ def evaluate_cmd(
         Path, typer.Option(parser=user_path, help="Folder for the table (Markdown) and the plot.")
     ] = Path("piaa-bench"),
     seed: Annotated[int, typer.Option(help="Random seed of the persons, splits and training.")] = 0,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Training setting KEY=VALUE (repeatable).")
-    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=settings_help())] = None,
 ) -> None:
     """The paper's protocol (X = 10 and 100) over every method; prints and saves the table and a plot."""
     from piaa.evaluation import protocol as bench
     from piaa.io import atomic_write_text
-    from piaa.models.train import TrainConfig
+    from piaa.models.config import TrainConfig
 
-    config = TrainConfig(seed=seed, **parse_settings(set_ or []))
+    config = TrainConfig(**parse_settings(set_ or [], {"seed": seed}))
     test_workers = test_workers or workers
     writable_folder(out, "--out")  # before hours of training, not after
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -18,16 +19,26 @@ from piaa.cli._common import (
     console,
     friendly,
     on_interrupt,
+    parse_settings,
     plural,
     report_failures,
     say,
+    settings_help,
+    train_option,
     user_path,
     walk,
     warn,
     writable_folder,
 )
 from piaa.errors import UsageError
+from piaa.models.config import TrainConfig
 from piaa.settings import RunSettings
+
+
+def _default_noted(name: str) -> str:
+    """A count option's help with its default, which the option itself leaves unset (None: the config's)."""
+    text = next(f.metadata["help"] for f in fields(TrainConfig) if f.name == name)
+    return f"{text.rstrip('.')} [default: {getattr(TrainConfig, name)}]."
 
 
 @app.command("backbones")
@@ -59,27 +70,21 @@ def personalize_cmd(
     prefs: Annotated[
         Path | None, typer.Option(parser=user_path, help="preferred,other CSV or a preference store.")
     ] = None,
-    k: Annotated[int, typer.Option(min=1, help="Reference neighbours per album photo.")] = 50,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data: the same profile).")] = 0,
-    attention: Annotated[bool, typer.Option(help="Attention modules (off: the paper's ablation).")] = True,
-    pretrain: Annotated[
-        bool, typer.Option(help="Generic regression first (off: the paper's ablation).")
-    ] = True,
-    low_level: Annotated[
-        bool, typer.Option(help="The head also reads the early layers' statistics (off: the paper's head).")
-    ] = True,
-    rank_loss: Annotated[str, typer.Option(help="hinge, exp or logistic.")] = "hinge",
+    k: Annotated[int, train_option("k", min=1)] = TrainConfig.k,
+    seed: Annotated[int, train_option("seed")] = TrainConfig.seed,
+    attention: Annotated[bool, train_option("attention")] = TrainConfig.attention,
+    pretrain: Annotated[bool, train_option("pretrain")] = TrainConfig.pretrain,
+    low_level: Annotated[bool, train_option("low_level")] = TrainConfig.low_level,
+    rank_loss: Annotated[str, train_option("rank_loss")] = TrainConfig.rank_loss,
     generic_epochs: Annotated[
-        int | None, typer.Option(min=0, help="Epochs of the generic regression (default: the training's).")
+        int | None, train_option("generic_epochs", min=0, help=_default_noted("generic_epochs"))
     ] = None,
     rank_epochs: Annotated[
-        int | None,
-        typer.Option(min=0, help="Epochs of the pairwise ranking fine-tune (default: the training's)."),
+        int | None, train_option("rank_epochs", min=0, help=_default_noted("rank_epochs"))
     ] = None,
-    finetune_backbone: Annotated[bool, typer.Option(help="Train the backbone too (slow on a CPU).")] = False,
-    select: Annotated[
-        bool, typer.Option(help="Pull toward the generic model as far as held-out pairs say (off: paper).")
-    ] = True,
+    finetune_backbone: Annotated[bool, train_option("finetune_backbone")] = TrainConfig.finetune_backbone,
+    select: Annotated[bool, train_option("select")] = TrainConfig.select,
+    set_: Annotated[list[str] | None, typer.Option("--set", help=settings_help())] = None,
     agreement: Annotated[
         bool, typer.Option(help="Measure agreement on held-out pairs (nested cross-validation; slower).")
     ] = True,
@@ -89,7 +94,6 @@ def personalize_cmd(
     preferences."""
     from piaa.errors import where
     from piaa.models.personalize import personalize
-    from piaa.models.train import TrainConfig
     from piaa.preferences import PreferenceError, is_sqlite_file, load_statements
 
     if reference is not None and generic is not None:
@@ -105,18 +109,19 @@ def personalize_cmd(
             "(leave out --prefs for the generic model)"
         )
 
-    overrides = {"generic_epochs": generic_epochs, "rank_epochs": rank_epochs}
-    cfg = TrainConfig(
-        k=k,
-        seed=seed,
-        attention=attention,
-        pretrain=pretrain,
-        low_level=low_level,
-        rank_loss=rank_loss,
-        finetune_backbone=finetune_backbone,
-        select=select,
-        **{key: v for key, v in overrides.items() if v is not None},
-    )
+    options = {
+        "k": k,
+        "seed": seed,
+        "attention": attention,
+        "pretrain": pretrain,
+        "low_level": low_level,
+        "rank_loss": rank_loss,
+        "finetune_backbone": finetune_backbone,
+        "select": select,
+        "generic_epochs": generic_epochs,
+        "rank_epochs": rank_epochs,
+    }
+    cfg = TrainConfig(**parse_settings(set_ or [], {key: v for key, v in options.items() if v is not None}))
     on_interrupt(f"no profile was written{f' ({out} is as it was)' if out.exists() else ''}")
     run = RunSettings.from_env(workers=workers)
     profile = personalize(

@@ -11,9 +11,8 @@ query embeds its photos from the backbone's cached ONNX graph (:meth:`Reference.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,10 +25,12 @@ from piaa.features.store import (  # noqa: F401 - the public names stay importab
     DONE,
     EMB_NAME,
     FORMAT,
+    REFERENCE_VERSION,
     ROW_DIST,
     ROW_IDX,
     BuildReport,
     ReferenceCorpusError,
+    ReferenceMeta,
     build_reference,
     embeddings_from_db,
     open_read_only,
@@ -55,7 +56,7 @@ class Reference:
     def __init__(
         self,
         path: Path,
-        meta: dict[str, str],
+        meta: ReferenceMeta | Mapping[str, str],
         embeddings: np.ndarray,
         item_idx: np.ndarray,
         ids: list[str] | None = None,
@@ -63,14 +64,14 @@ class Reference:
         distributions: np.ndarray | None = None,
     ) -> None:
         self.path = path
-        self.meta = meta
+        self.meta = ReferenceMeta.from_rows(meta, path)
         self.embeddings = embeddings
         self.item_idx = item_idx
         self._ids, self._paths, self._distributions = ids, paths, distributions
         self._index: NeighborIndex | None = None
 
     def __repr__(self) -> str:
-        return f"Reference({str(self.path)!r}, {len(self)} images, backbone {self.meta.get('backbone')})"
+        return f"Reference({str(self.path)!r}, {len(self)} images, backbone {self.meta.backbone})"
 
     @classmethod
     def open(cls, path: str | Path) -> Reference:
@@ -82,8 +83,8 @@ class Reference:
             )
         try:
             db = open_read_only(dbp)
-            meta = dict(db.execute("SELECT key, value FROM meta"))
-            if meta.get("complete") != "1":
+            meta = ReferenceMeta.from_rows(dict(db.execute("SELECT key, value FROM meta")), path)
+            if not meta.complete:
                 raise ReferenceCorpusError(
                     f"{path}: the build is incomplete; run the same `piaa reference build` again"
                 )
@@ -144,7 +145,7 @@ class Reference:
         return np.frombuffer(blob[0], "<f4").reshape(len(self), 10).copy()
 
     def _images(self) -> Path:
-        return Path(self.meta.get("images", "."))
+        return Path(self.meta.images)
 
     def _set_items(self, rows: list[tuple]) -> None:
         images = self._images()
@@ -204,15 +205,15 @@ class Reference:
 
     @property
     def backbone_name(self) -> str:
-        return self.meta["backbone"]
+        return self.meta.backbone
 
     @property
     def weights_hash(self) -> str:
-        return self.meta["weights_hash"]
+        return self.meta.weights_hash
 
     @property
     def has_maps(self) -> bool:
-        return self.meta.get("store_maps") in ("1", "compact")
+        return self.meta.has_maps
 
     def check_backbone(self, backbone: Backbone) -> None:
         """Refuse a backbone other than the one the reference was embedded with."""
@@ -278,9 +279,7 @@ class Reference:
 
     @property
     def maps_kind(self) -> str:
-        return {"1": "full float16", "compact": "compact (mapcodec)"}.get(
-            self.meta.get("store_maps", ""), "none"
-        )
+        return {"full": "full float16", "compact": "compact (mapcodec)"}.get(self.meta.maps, "none")
 
     def neighbors(self, queries: np.ndarray, k: int = 50) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and row numbers of the ``k`` nearest references of each query row."""
@@ -300,20 +299,19 @@ class Reference:
         """:meth:`maps` in pieces of ``chunk`` rows, in order: streamed, for memory bounded by a chunk."""
         if not self.has_maps:
             raise ReferenceCorpusError(f"{self.path}: built with --no-maps; feature maps must be recomputed")
-        if self.meta.get("format") != FORMAT:
+        if self.meta.version < REFERENCE_VERSION or self.meta.backbone_info is None:
             raise ReferenceCorpusError(
-                f"{self.path}: its stored maps come from an older piaa (format {self.meta.get('format')}) "
+                f"{self.path}: its stored maps come from an older piaa (format {self.meta['format']}) "
                 "and lack the low-level statistics; build the reference again into a new folder"
             )
         from piaa.features.mapcodec import MapCodec
 
-        info = json.loads(self.meta["backbone_info"])
-        channels = info["channels"]
+        channels = self.meta.backbone_info["channels"]
         rows = np.asarray(rows, dtype=np.int64)
         db = open_read_only(self.path / DB_NAME)
         try:
             codec = None
-            if self.meta.get("store_maps") == "compact":
+            if self.meta.maps == "compact":
                 blob = db.execute("SELECT value FROM blobs WHERE key = 'map_codec'").fetchone()
                 codec = MapCodec.from_bytes(blob[0])
             for start in range(0, len(rows), chunk):
@@ -396,13 +394,13 @@ def _dist_array(blobs: list[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), "<f4").reshape(len(blobs), 10).copy()
 
 
-def _row_idx(db: sqlite3.Connection, meta: dict[str, str]) -> np.ndarray | None:
+def _row_idx(db: sqlite3.Connection, meta: ReferenceMeta) -> np.ndarray | None:
     """The store's row ids of the embedded rows, in row order, without reading the rows: saved with the
     build (``blobs.row_idx``), or for an older store in which every image was embedded, 0 .. N-1
     (checked on the table's indexes). None when the rows must be read to know."""
-    if "embedded" not in meta:
+    if meta.embedded is None:
         return None
-    n = int(meta["embedded"])
+    n = meta.embedded
     blob = db.execute("SELECT value FROM blobs WHERE key = ?", (ROW_IDX,)).fetchone()
     if blob is not None:
         idx = np.frombuffer(blob[0], "<i8").astype(np.int64)

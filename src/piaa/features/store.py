@@ -22,9 +22,10 @@ import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -65,6 +66,109 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE TABLE IF NOT EXISTS maps (idx INTEGER PRIMARY KEY, z1 BLOB, z2 BLOB, z3 BLOB, stats BLOB);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
+
+
+REFERENCE_VERSION = 2  # the layout this piaa writes (FORMAT); 1: stored maps without the statistics
+_MAPS = {"1": "full", "0": "none", "compact": "compact"}  # the stored store_maps value -> ReferenceMeta.maps
+_META_KEYS = (
+    "format", "backbone", "weights_hash", "labels", "images", "count", "store_maps", "complete",
+    "embedded", "piaa_version", "backbone_info", "labels_format", "labels_skipped",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReferenceMeta(Mapping[str, str]):
+    """A reference store's ``meta`` table, typed: the layout ``version`` (1 or 2, :data:`FORMAT`), the
+    backbone and its weights hash, the labels file and image folder it was built from, ``count`` rows to
+    embed, ``maps`` ("full" float16, "compact" or "none"), whether the build is ``complete``, how many rows
+    were ``embedded`` (None in a store from before it was recorded), the backbone's ``backbone_info``
+    (channels, preprocessing), the labels' format and the label rows skipped.
+
+    Every layout older piaa wrote reads (keys it lacked are None or empty); a newer one is refused.
+    Unknown keys are kept in ``extra``. It also reads as the table's ``key -> text`` dict
+    (``meta["labels_format"]``, ``meta.get("store_maps")``), for older callers."""
+
+    version: int = REFERENCE_VERSION
+    backbone: str = ""
+    weights_hash: str = ""
+    labels: str = ""
+    images: str = "."
+    count: int = 0
+    maps: str = "full"
+    complete: bool = False
+    embedded: int | None = None
+    piaa_version: str | None = None
+    backbone_info: dict[str, Any] | None = None
+    labels_format: str | None = None
+    labels_skipped: tuple[str, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_maps(self) -> bool:
+        return self.maps != "none"
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[str, str], source: str | Path = "reference") -> ReferenceMeta:
+        """Read the ``meta`` table's rows; raises :class:`ReferenceCorpusError` naming ``source`` for a layout
+        from a newer piaa or a value that does not parse."""
+        if isinstance(rows, ReferenceMeta):
+            return rows
+        fmt = rows.get("format", "piaa-reference-1")
+        prefix, _, number = fmt.rpartition("-")
+        if prefix != "piaa-reference" or not number.isdigit():
+            raise ReferenceCorpusError(f"{source}: not a piaa reference (format {fmt!r})")
+        if int(number) > REFERENCE_VERSION:
+            raise ReferenceCorpusError(
+                f"{source}: made by a newer piaa (format {fmt}); this piaa reads {FORMAT}"
+            )
+        try:
+            return cls(
+                version=int(number),
+                backbone=rows.get("backbone", ""),
+                weights_hash=rows.get("weights_hash", ""),
+                labels=rows.get("labels", ""),
+                images=rows.get("images", "."),
+                count=int(rows.get("count", "0")),
+                maps=_MAPS[rows.get("store_maps", "1")],
+                complete=rows.get("complete") == "1",
+                embedded=int(rows["embedded"]) if "embedded" in rows else None,
+                piaa_version=rows.get("piaa_version"),
+                backbone_info=json.loads(rows["backbone_info"]) if "backbone_info" in rows else None,
+                labels_format=rows.get("labels_format"),
+                labels_skipped=tuple(json.loads(rows.get("labels_skipped", "[]"))),
+                extra={k: v for k, v in rows.items() if k not in _META_KEYS},
+            )
+        except (KeyError, ValueError, TypeError) as e:
+            raise ReferenceCorpusError(f"{source}: the reference's metadata is corrupt ({e!r})") from None
+
+    def to_rows(self) -> dict[str, str]:
+        """The ``meta`` table's ``key -> text`` rows, as :func:`build_reference` writes them."""
+        rows = {
+            "format": f"piaa-reference-{self.version}",
+            "backbone": self.backbone,
+            "weights_hash": self.weights_hash,
+            "labels": self.labels,
+            "images": self.images,
+            "count": str(self.count),
+            "store_maps": {v: k for k, v in _MAPS.items()}[self.maps],
+            "complete": "1" if self.complete else "0",
+            **({"embedded": str(self.embedded)} if self.embedded is not None else {}),
+            **({"piaa_version": self.piaa_version} if self.piaa_version is not None else {}),
+            **({"backbone_info": json.dumps(self.backbone_info)} if self.backbone_info is not None else {}),
+            **({"labels_format": self.labels_format} if self.labels_format is not None else {}),
+            "labels_skipped": json.dumps(list(self.labels_skipped)),
+            **self.extra,
+        }
+        return rows
+
+    def __getitem__(self, key: str) -> str:
+        return self.to_rows()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_rows())
+
+    def __len__(self) -> int:
+        return len(self.to_rows())
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -33,7 +33,7 @@ from piaa.features.extract import FeatureExtractor
 from piaa.features.reference import Reference
 from piaa.models.agreement import Agreement, held_out_agreement
 from piaa.models.head import AestheticHead
-from piaa.models.profile import Profile, check_save_target, load_profile
+from piaa.models.profile import Profile, ProfileConfig, check_save_target, load_profile
 from piaa.models.selection import Selection, fit_personal
 from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranking, new_head, pixel_source
 from piaa.preferences import (
@@ -203,7 +203,7 @@ def _personalize(
     profile = Profile(
         head,
         backbone,
-        {"training": cfg.to_dict(), "data": {"album": str(album.resolve()), **origin, **rep.summary()}},
+        ProfileConfig(training=cfg, data={"album": str(album.resolve()), **origin, **rep.summary()}),
         backbone_finetuned=trainable is not None,
         pairs=stated,
         generic_head=generic_head,
@@ -221,7 +221,8 @@ def _personalize(
         stated_rows = torch.from_numpy(pair_idx[: rep.pairs_stated])
         rep.agreement = held_out_agreement(generic_head, album_source, stated_rows, cfg, curve=curve)
         if rep.agreement is not None:
-            profile.config["data"]["agreement"] = rep.agreement.to_dict()
+            data = {**profile.config.data, "agreement": rep.agreement.to_dict()}
+            profile.config = dataclasses.replace(profile.config, data=data)
             if out is not None:
                 profile.save(out)
     elif trained is not None:

@@ -26,8 +26,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,10 @@ from PIL import Image
 
 from piaa.backbones import Backbone, BackboneError, FeatureMaps, create_backbone
 from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
-from piaa.errors import ProfileError, one_line
+from piaa.errors import ProfileError, file_error, one_line
 from piaa.features.extract import FeatureExtractor
 from piaa.io import atomic_write_text, fsync_dir, remove_stale_temporaries, sha256_file, temp_prefix
+from piaa.models.config import TrainConfig
 from piaa.models.head import AestheticHead, HeadConfig
 from piaa.models.losses import score_from_distribution
 from piaa.settings import RunSettings
@@ -50,6 +51,104 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 PREFS = "preferences.csv"
 GENERIC = "generic.safetensors"
+
+
+PROFILE_VERSION = 1  # the layout of config.json this piaa writes (its "format", piaa-profile-1)
+_CONFIG_FIELDS = (
+    "name", "description", "origin", "generic_of", "training", "data", "piaa_version", "saved",
+    "backbone", "backbone_finetuned", "head", "generic_head", "files",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProfileConfig(Mapping[str, Any]):
+    """A profile's ``config.json``, typed: what it is (``name``, ``description``; ``origin`` and
+    ``generic_of`` for a generic model handed out by :meth:`Profile.generic`), how it was trained
+    (``training``, a :class:`~piaa.models.train.TrainConfig`; None for a built-in model), what it saw
+    (``data``: album, pairs, selection, agreement, losses; :meth:`PersonalizeReport.summary`), and, once
+    saved, the piaa version and time, backbone, head and checksummed files.
+
+    ``version`` is the layout (:data:`PROFILE_VERSION`): every layout older piaa wrote loads (absent keys
+    are None or empty, a training config without the newer settings gets their defaults); one from a
+    newer piaa is refused. Keys it does not know are kept in ``extra`` and written back. It also reads as
+    the dict ``config.json`` holds (``config["data"]``, ``config.get("name")``), for older callers."""
+
+    version: int = PROFILE_VERSION
+    name: str | None = None
+    description: str | None = None
+    origin: str | None = None
+    generic_of: str | None = None
+    training: TrainConfig | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    piaa_version: str | None = None
+    saved: str | None = None
+    backbone: dict[str, Any] | None = None
+    backbone_finetuned: bool = False
+    head: dict[str, Any] | None = None
+    generic_head: dict[str, Any] | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str | os.PathLike[str] = "profile") -> ProfileConfig:
+        """Read ``config.json``'s object (or an in-memory profile's dict, which may lack ``format``).
+        Raises :class:`ProfileError` naming ``source`` for a newer layout or a field of the wrong type."""
+        if isinstance(raw, ProfileConfig):
+            return raw
+        fmt = raw.get("format")
+        version = PROFILE_VERSION
+        if fmt is not None:
+            prefix, _, number = str(fmt).rpartition("-")
+            if prefix != "piaa-profile" or not number.isdigit():
+                raise file_error(ProfileError, source, f"not a {FORMAT} profile (format {fmt!r})")
+            version = int(number)
+            if version > PROFILE_VERSION:
+                raise file_error(
+                    ProfileError, source, f"made by a newer piaa (format {fmt}); this piaa reads {FORMAT}"
+                )
+        try:
+            training = raw.get("training")
+            typed = TrainConfig.from_dict(training) if isinstance(training, Mapping) else None
+            known = {k: raw[k] for k in _CONFIG_FIELDS if k in raw and k != "training"}
+            for key in ("data", "files", "backbone", "head", "generic_head"):
+                if known.get(key) is not None and not isinstance(known[key], Mapping):
+                    raise ValueError(f"{key} is not an object")
+            known.update(
+                backbone_finetuned=bool(known.get("backbone_finetuned", False)),
+                data=dict(known.get("data") or {}),
+                files=dict(known.get("files") or {}),
+            )
+            extra = {k: v for k, v in raw.items() if k not in _CONFIG_FIELDS and k != "format"}
+            return cls(version=version, training=typed, extra=extra, **known)
+        except (TypeError, ValueError) as e:
+            raise file_error(ProfileError, source, f"corrupt or from an incompatible piaa ({e})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``config.json`` (None fields and empty ``data``/``files`` left out; ``format``
+        once there is a head, that is once saved or loaded), readable by older piaa."""
+        out: dict[str, Any] = {**self.extra}
+        for key in _CONFIG_FIELDS:
+            value = getattr(self, key)
+            if key == "training" and value is not None:
+                value = value.to_dict()
+            if value is not None and (value or key not in ("data", "files")):
+                out[key] = value
+        if self.head is not None:
+            out["format"] = f"piaa-profile-{self.version}"
+        return out
+
+    # the dict view, for callers written against config.json's dict
+    def __getitem__(self, key: str) -> Any:
+        if key == "data":
+            return self.data
+        d = self.to_dict()
+        return d[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
 
 
 def check_save_target(path: Path) -> None:
@@ -84,7 +183,7 @@ class Profile:
         self,
         head: AestheticHead,
         backbone: Backbone,
-        config: dict[str, Any],
+        config: ProfileConfig | Mapping[str, Any],
         *,
         backbone_finetuned: bool = False,
         pairs: Sequence[tuple[str, str]] = (),
@@ -95,7 +194,7 @@ class Profile:
         # the generic model this profile was personalized from (same backbone), when known
         self.generic_head = generic_head.eval() if generic_head is not None else None
         self.backbone = backbone.eval()
-        self.config = config
+        self.config = ProfileConfig.from_dict(config)
         self.backbone_finetuned = backbone_finetuned
         self.pairs = list(pairs)
         self.path = path
@@ -225,18 +324,18 @@ class Profile:
                 files[GENERIC] = sha256_file(tmp / GENERIC)
                 generic = {"generic_head": self.generic_head.config.to_dict()}
             write_pairs_csv(tmp / PREFS, self.pairs)
-            config = {
-                **{k: v for k, v in self.config.items() if k != "generic_head"},
-                **generic,
-                "format": FORMAT,
-                "piaa_version": __version__,
-                "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "backbone": self.backbone.info.to_dict(),
-                "backbone_finetuned": self.backbone_finetuned,
-                "head": self.head.config.to_dict(),
-                "files": files,
-            }
-            atomic_write_text(tmp / CONFIG, json.dumps(config, indent=2))
+            config = dataclasses.replace(
+                self.config,
+                version=PROFILE_VERSION,
+                piaa_version=__version__,
+                saved=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                backbone=self.backbone.info.to_dict(),
+                backbone_finetuned=self.backbone_finetuned,
+                head=self.head.config.to_dict(),
+                generic_head=generic.get("generic_head"),
+                files=files,
+            )
+            atomic_write_text(tmp / CONFIG, json.dumps(config.to_dict(), indent=2))
             for p in (tmp, *tmp.iterdir()):  # mkdtemp makes private files; a profile is an ordinary folder
                 os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
             old = None
@@ -273,33 +372,34 @@ class Profile:
         if not cfg_path.is_file():
             raise ProfileError(f"{path}: not a piaa profile, or a partial one ({CONFIG} is missing)")
         try:
-            config = json.loads(cfg_path.read_text())
+            raw = json.loads(cfg_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ProfileError(f"{cfg_path}: corrupt ({e})") from None
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
+        if not isinstance(raw, dict) or raw.get("format") is None:
             raise ProfileError(
-                f"{cfg_path}: not a {FORMAT} profile (format {config.get('format')!r})"
-                if isinstance(config, dict)
+                f"{cfg_path}: not a {FORMAT} profile (format None)"
+                if isinstance(raw, dict)
                 else f"{cfg_path}: corrupt (not a JSON object)"
             )
+        config = ProfileConfig.from_dict(raw, cfg_path)
         w_path = path / WEIGHTS
         if not w_path.is_file():
             raise ProfileError(f"{path}: partial profile ({WEIGHTS} is missing)")
-        if sha256_file(w_path) != config.get("files", {}).get(WEIGHTS):
+        if sha256_file(w_path) != config.files.get(WEIGHTS):
             raise ProfileError(f"{w_path}: corrupt (checksum does not match {CONFIG})")
         try:
             tensors = load_file(str(w_path))
-            head_cfg = HeadConfig.from_dict(config["head"])
-            bb_info = config["backbone"]
+            if config.head is None or config.backbone is None:
+                raise KeyError("head" if config.head is None else "backbone")
+            head_cfg = HeadConfig.from_dict(config.head)
+            bb_info = config.backbone
         except (SafetensorError, KeyError, TypeError, ValueError) as e:
             raise ProfileError(
                 f"{path}: corrupt or from an incompatible piaa ({type(e).__name__}: {e})"
             ) from None
         head = AestheticHead(head_cfg)
         _load_prefixed(head, tensors, "head.", f"{w_path}: weights do not fit the head in {CONFIG}")
-        backbone = _profile_backbone(
-            path, bb_info, config.get("backbone_finetuned", False), tensors, backbone_weights
-        )
+        backbone = _profile_backbone(path, bb_info, config.backbone_finetuned, tensors, backbone_weights)
         generic_head = _load_generic(path, config)
         pairs: list[tuple[str, str]] = []
         if (path / PREFS).is_file():
@@ -311,7 +411,7 @@ class Profile:
             head,
             backbone,
             config,
-            backbone_finetuned=bool(config.get("backbone_finetuned")),
+            backbone_finetuned=config.backbone_finetuned,
             pairs=pairs,
             path=path,
             generic_head=generic_head,
@@ -323,8 +423,8 @@ class Profile:
         (saved by an older piaa, with a fine-tuned backbone, or built in memory without it)."""
         if self.generic_head is None:
             return None
-        origin = (self.config.get("data") or {}).get("generic") or "reference"
-        config = {"name": f"generic ({origin})", "origin": origin, "generic_of": str(self.path or "")}
+        origin = self.config.data.get("generic") or "reference"
+        config = ProfileConfig(name=f"generic ({origin})", origin=origin, generic_of=str(self.path or ""))
         return Profile(self.generic_head, self.backbone, config)
 
     @property
@@ -332,15 +432,15 @@ class Profile:
         """The held-out agreement with the person saved by ``personalize(agreement=True)``
         (:class:`piaa.models.agreement.Agreement` as a dict: fractions in [0, 1]), or None (not
         measured, or a profile saved by an older piaa)."""
-        return (self.config.get("data") or {}).get("agreement")
+        return self.config.data.get("agreement")
 
 
-def _load_generic(path: Path, config: dict[str, Any]) -> AestheticHead | None:
+def _load_generic(path: Path, config: ProfileConfig) -> AestheticHead | None:
     """The carried generic head, checked like the weights; None for a profile that has none."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    saved = config.get("files", {}).get(GENERIC)
+    saved = config.files.get(GENERIC)
     if saved is None:
         return None
     g_path = path / GENERIC
@@ -349,7 +449,9 @@ def _load_generic(path: Path, config: dict[str, Any]) -> AestheticHead | None:
     if sha256_file(g_path) != saved:
         raise ProfileError(f"{g_path}: corrupt (checksum does not match {CONFIG})")
     try:
-        head = AestheticHead(HeadConfig.from_dict(config["generic_head"]))
+        if config.generic_head is None:
+            raise KeyError("generic_head")
+        head = AestheticHead(HeadConfig.from_dict(config.generic_head))
         tensors = load_file(str(g_path))
     except (SafetensorError, KeyError, TypeError, ValueError) as e:
         reason = f"{type(e).__name__}: {e}"

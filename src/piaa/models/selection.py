@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from piaa.errors import SelectionError
 from piaa.models.head import AestheticHead
 from piaa.models.losses import score_from_distribution
 from piaa.models.train import (
@@ -47,21 +48,58 @@ from piaa.models.train import (
 )
 from piaa.preferences import enrich_transitive
 
-ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)  # pulls of the paper's fine-tune toward the generic model
-LAMBDAS = (1e-1, 1e-2, 1e-3)  # L2 pulls of the converged fit, strongest first
-MIN_STATED = 6  # below this, held-out folds say nothing: the paper's fine-tune, as is
-MIN_FIT_PHOTOS = 20  # below this many judged photos the fits are not candidates (see the module docstring)
-MAX_FOLDS = 5
-Z = 1.5  # how sure the held-out pairs must be before the model moves from the generic one (sign test;
-# stricter than one comparison needs, because several candidates compete for the move)
+# The selection's settings are TrainConfig fields (``--set`` reaches them, profiles record them); these
+# names are their defaults, for code that asks without a config.
+ALPHAS = (0.0, *TrainConfig.alphas)  # pulls of the paper's fine-tune toward the generic model
+LAMBDAS = TrainConfig.lambdas  # L2 pulls of the converged fit, strongest first
+MIN_STATED = TrainConfig.min_stated  # below this, held-out folds say nothing: the paper's fine-tune, as is
+MIN_FIT_PHOTOS = TrainConfig.min_fit_photos  # below this many judged photos the fits are not candidates
+MAX_FOLDS = TrainConfig.max_folds
+Z = TrainConfig.z  # how sure the held-out pairs must be before the model moves from the generic one (sign
+# test; stricter than one comparison needs, because several candidates compete for the move)
 GENERIC = "generic"
+KINDS = ("generic", "fine-tune", "fit")
 
 
-def candidates(photos: int = MIN_FIT_PHOTOS) -> list[str]:
+@dataclass(frozen=True)
+class Candidate:
+    """One way to move from the generic model: ``kind`` "generic", "fine-tune" (``strength`` = alpha, the
+    share of the fine-tune kept) or "fit" (``strength`` = its L2 pull). ``str()`` is its name in reports
+    and profiles ("generic", "fine-tune 0.5", "fit 0.01"); :meth:`parse` reads one back."""
+
+    kind: str
+    strength: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SelectionError(f"candidate {self.kind!r}: the kind is one of {', '.join(KINDS)}")
+
+    def __str__(self) -> str:
+        return GENERIC if self.kind == GENERIC else f"{self.kind} {self.strength:g}"
+
+    @classmethod
+    def parse(cls, name: str | Candidate) -> Candidate:
+        """``"fit 0.01"`` -> ``Candidate("fit", 0.01)``; raises :class:`SelectionError` for other text."""
+        if isinstance(name, Candidate):
+            return name
+        kind, _, value = str(name).strip().partition(" ")
+        try:
+            return cls(kind) if kind == GENERIC and not value else cls(kind, float(value))
+        except ValueError:
+            raise SelectionError(f"candidate {name!r}: expected generic, 'fine-tune A' or 'fit L'") from None
+
+
+def candidates(photos: int = MIN_FIT_PHOTOS, cfg: TrainConfig | None = None) -> list[str]:
     """The candidates' names for a person who judged ``photos`` photos, in order of preference on a tie:
-    the generic model first; the fits only from :data:`MIN_FIT_PHOTOS` judged photos on."""
-    fits = [f"fit {lam:g}" for lam in LAMBDAS] if photos >= MIN_FIT_PHOTOS else []
-    return [GENERIC, *fits, *(f"fine-tune {a:g}" for a in ALPHAS[1:])]
+    the generic model first; the fits only from ``cfg.min_fit_photos`` judged photos on."""
+    return [str(c) for c in candidate_list(photos, cfg)]
+
+
+def candidate_list(photos: int = MIN_FIT_PHOTOS, cfg: TrainConfig | None = None) -> list[Candidate]:
+    """:func:`candidates` as :class:`Candidate` values (``cfg``: the settings, default TrainConfig's)."""
+    cfg = cfg or TrainConfig()
+    fits = [Candidate("fit", lam) for lam in cfg.lambdas] if photos >= cfg.min_fit_photos else []
+    return [Candidate(GENERIC), *fits, *(Candidate("fine-tune", a) for a in cfg.alphas)]
 
 
 @dataclass
@@ -78,16 +116,21 @@ class Selection:
     choice: str = "fine-tune 1"
 
     @property
+    def candidate(self) -> Candidate:
+        """:attr:`choice` as a :class:`Candidate`."""
+        return Candidate.parse(self.choice)
+
+    @property
     def kind(self) -> str:
         """``generic``, ``fine-tune`` or ``fit``."""
-        return self.choice.split()[0]
+        return self.candidate.kind
 
     def describe(self) -> str:
         """One line for people: what was chosen and how the candidates did on held-out pairs."""
         if self.choice == GENERIC:
             moved = "kept the generic model"
         elif self.kind == "fit":
-            moved = f"fitted the pairs to convergence (L2 pull {self.choice.split()[1]})"
+            moved = f"fitted the pairs to convergence (L2 pull {self.candidate.strength:g})"
         else:
             moved = f"moved {self.alpha:.0%} of the way to the paper's fine-tune"
         cv = ", ".join(f"{c}: {v:.0%}" for c, v in self.cv_accuracy.items())
@@ -117,7 +160,7 @@ def fit_personal(
     (module docstring). Falls back to :func:`~piaa.models.train.fit_ranking` unchanged when
     ``cfg.select`` is off, the whole head is trained, or fewer than 6 pairs were stated."""
     pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
-    if not cfg.select or cfg.rank_scope != "last" or stated < MIN_STATED:
+    if not cfg.select or cfg.rank_scope != "last" or stated < cfg.min_stated:
         return Selection(history=fit_ranking(head, source, pairs, cfg, progress=progress))
     fit_stats_scaling(head, source, torch.unique(pairs))  # only without a generic model
     ids, rows = torch.unique(pairs, return_inverse=True)
@@ -126,12 +169,12 @@ def fit_personal(
     start = copy.deepcopy(head.state_dict())
     stated_rows = rows[:stated]
     photos = torch.unique(stated_rows)
-    folds = min(MAX_FOLDS, len(photos))
+    folds = min(cfg.max_folds, len(photos))
     fold_of = torch.empty(int(rows.max()) + 1, dtype=torch.long)
     fold_of[photos[torch.randperm(len(photos), generator=torch.Generator().manual_seed(cfg.seed + 2))]] = (
         torch.arange(len(photos)) % folds
     )
-    right: dict[str, list[torch.Tensor]] = {c: [] for c in candidates(len(photos))}
+    right: dict[str, list[torch.Tensor]] = {c: [] for c in candidates(len(photos), cfg)}
     for f in range(folds):
         touches = (fold_of[stated_rows] == f).any(dim=1)
         held, kept = stated_rows[touches], stated_rows[~touches]
@@ -141,7 +184,7 @@ def fit_personal(
         for name, scores in _candidate_scores(head, start, pooled, train, held, cfg, fits=len(photos)):
             s = scores.view(-1, 2)
             right[name].append((s[:, 0] > s[:, 1]).float() + 0.5 * (s[:, 0] == s[:, 1]).float())
-    best, accuracy = _choose({c: torch.cat(v) if v else torch.zeros(0) for c, v in right.items()})
+    best, accuracy = _choose({c: torch.cat(v) if v else torch.zeros(0) for c, v in right.items()}, cfg.z)
     head.load_state_dict(start)
     history, alpha = _train(head, start, pooled, rows, best, cfg, progress)
     head.eval()
@@ -158,20 +201,20 @@ def _train(
     progress: bool = False,
 ) -> tuple[list[float], float]:
     """Train ``head`` (at ``start``) on ``rows`` as candidate ``choice`` says: (loss history, alpha)."""
-    if choice == GENERIC:
+    chosen = Candidate.parse(choice)
+    if chosen.kind == GENERIC:
         return [], 0.0
-    kind, value = choice.split()
-    if kind == "fit":
-        return fit_pooled_convex(head, pooled, rows, float(value)), 1.0
+    if chosen.kind == "fit":
+        return fit_pooled_convex(head, pooled, rows, chosen.strength, spread=cfg.spread), 1.0
     history = fit_pooled(head, pooled, rows, cfg, progress=progress)
-    _interpolate(head, start, float(value))
-    return history, float(value)
+    _interpolate(head, start, chosen.strength)
+    return history, chosen.strength
 
 
-def _choose(right: dict[str, torch.Tensor]) -> tuple[str, dict[str, float]]:
+def _choose(right: dict[str, torch.Tensor], z: float = Z) -> tuple[str, dict[str, float]]:
     """The candidate to use, from its held-out pairs (``right``: 1 right, 0 wrong, 0.5 tied; candidates
     in order of preference). A candidate is eligible when it beats the generic model by a sign test on
-    the pairs the two order differently (wins - losses > Z * sqrt(wins + losses)): chance agreement
+    the pairs the two order differently (wins - losses > z * sqrt(wins + losses)): chance agreement
     with a few pairs is not a reason to move. The most accurate eligible candidate wins; ties keep the
     earlier one (the generic model first)."""
     accuracy = {c: float(r.mean()) if len(r) else 0.5 for c, r in right.items()}
@@ -180,7 +223,7 @@ def _choose(right: dict[str, torch.Tensor]) -> tuple[str, dict[str, float]]:
     for name in list(right)[1:]:
         d = right[name] - base
         wins, losses = float(d.clamp(min=0).sum()), float((-d).clamp(min=0).sum())
-        if wins - losses > Z * (wins + losses) ** 0.5 and accuracy[name] > accuracy[best]:
+        if wins - losses > z * (wins + losses) ** 0.5 and accuracy[name] > accuracy[best]:
             best = name
     return best, accuracy
 
@@ -226,13 +269,13 @@ def _candidate_scores(
     with torch.enable_grad():
         fit_pooled(head, pooled, train, cfg)
     trained = copy.deepcopy(head.state_dict())
-    for alpha in ALPHAS[1:]:
+    for alpha in cfg.alphas:
         head.load_state_dict(trained)
         _interpolate(head, start, alpha)
-        yield f"fine-tune {alpha:g}", _scores(head, flat)
-    for lam in LAMBDAS if fits >= MIN_FIT_PHOTOS else ():
+        yield str(Candidate("fine-tune", alpha)), _scores(head, flat)
+    for lam in cfg.lambdas if fits >= cfg.min_fit_photos else ():
         head.load_state_dict(start)
         with torch.enable_grad():
-            fit_pooled_convex(head, pooled, train, lam)
-        yield f"fit {lam:g}", _scores(head, flat)
+            fit_pooled_convex(head, pooled, train, lam, spread=cfg.spread)
+        yield str(Candidate("fit", lam)), _scores(head, flat)
     head.load_state_dict(start)

@@ -15,7 +15,6 @@ Adam, regression is still batch 32, ranking still halves its rate every 500 iter
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -24,45 +23,10 @@ from tqdm.auto import tqdm
 from piaa.backbones import Backbone, FeatureMaps
 from piaa.backbones.base import seeded
 from piaa.errors import UsageError
+from piaa.models.config import SettingError, TrainConfig  # noqa: F401  (TrainConfig's home is config.py)
 from piaa.models.head import AestheticHead, HeadConfig
 from piaa.models.losses import emd_loss, get_rank_loss, score_from_distribution
 from piaa.settings import torch_threads  # a shared hold of the process-wide count (piaa.settings)
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of ``piaa personalize``; saved into each profile."""
-
-    k: int = 50  # reference neighbours per album photo
-    seed: int = 0
-    attention: bool = True  # ablation switch: False gives "w/o attention"
-    head_norm: str = "none"  # "layer" normalises the pooled features (measured worse; see model.py)
-    low_level: bool = True  # the head also reads the early layers' statistics (False: the paper's head)
-    pretrain: bool = True  # ablation switch: False skips the generic regression ("w/o pre-training")
-    generic_epochs: int = 10
-    generic_steps: int = 400  # at most this many generic updates: big neighbour sets take fewer epochs
-    generic_lr: float = 1e-3
-    batch_size: int = 32
-    rank_epochs: int = 20
-    rank_lr: float = 3e-4
-    rank_loss: str = "hinge"  # or "exp", "logistic"
-    rank_scope: str = "last"  # "last": layers after the attention modules; "head": the whole head
-    margin: float = 0.1
-    lr_halve_every: int = 500  # iterations
-    weight_decay: float = 1e-4
-    anchor: float = 0.0  # L2 pull toward the generic weights during ranking (0: off)
-    select: bool = True  # choose how far to move from the generic model by cross-validated pairs
-    finetune_backbone: bool = False
-    backbone_lr: float = 1e-5
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 FeatureSource = Callable[[torch.Tensor], FeatureMaps]
 
@@ -231,7 +195,7 @@ def fit_pooled(
     return _rank_loop(head, last_layers(head), scores_of, pairs, cfg, None, progress)
 
 
-SPREAD = 1.0  # weight of the entropy-loss term of the converged fit (see fit_pooled_convex)
+SPREAD = TrainConfig.spread  # the default weight of the converged fit's entropy-loss term
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
