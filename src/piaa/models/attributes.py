@@ -357,15 +357,16 @@ def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> t
     ranking loss on ``pairs`` (P, 2 rows of ``z``, preferred first: the ``stated`` pairs, then those
     inferred from them) with an L2 pull of strength ``lam`` in :data:`TASTE_LAMBDAS` toward the prior.
     The candidate is chosen as :func:`piaa.models.selection.fit_personal` chooses (cross-validation over
-    the judged photos, a sign test against the generic model before moving), but without its rule that
-    fits are candidates only from 20 judged photos on (measured without it: at X = 10 this moved below
-    the generic model on two worlds of three, ``docs/benchmarks/attributes.md``); fewer than
-    ``selection.MIN_STATED`` stated pairs keep the prior. Returns ``(weights (K,), choice)``: scores are
+    the judged photos, a sign test against the generic model before moving), with its rule that fits are
+    candidates only from ``selection.MIN_FIT_PHOTOS`` (20) judged photos on: every candidate here is a
+    fit, so fewer judged photos, or fewer than ``selection.MIN_STATED`` stated pairs, keep the prior
+    (without that rule, at X = 10 it moved below the generic model on two worlds of three,
+    ``docs/benchmarks/attributes.md``). Returns ``(weights (K,), choice)``: scores are
     ``z @ weights``; ``choice`` is ``"generic"`` or ``"fit <lam>"``. ``z`` columns should be
     standardized, so the pull treats every axis alike."""
     import torch
 
-    from piaa.models.selection import GENERIC, MAX_FOLDS, MIN_STATED, _choose, _training_pairs
+    from piaa.models.selection import GENERIC, MAX_FOLDS, MIN_FIT_PHOTOS, MIN_STATED, _choose, _training_pairs
 
     z = np.asarray(z, np.float64)
     prior = np.zeros(z.shape[1])
@@ -375,6 +376,8 @@ def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> t
         return prior, GENERIC
     st = torch.from_numpy(pairs[:stated])
     photos = torch.unique(st)
+    if len(photos) < MIN_FIT_PHOTOS:  # fit_personal's rule: too few photos to judge a fit by
+        return prior, GENERIC
     folds = min(MAX_FOLDS, len(photos))
     fold_of = torch.empty(int(pairs.max()) + 1, dtype=torch.long)
     perm = torch.randperm(len(photos), generator=torch.Generator().manual_seed(seed + 2))
