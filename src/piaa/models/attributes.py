@@ -79,10 +79,15 @@ def pooled_features(maps: FeatureMaps) -> np.ndarray:
     """What the heads read of a photo: (B, C1 + C3 + S) float32, the spatial mean of the mid-level map
     Z1, the pooled last map Z3 and the low-level channel statistics
     (:func:`piaa.backbones.base.channel_stats`), side by side. efficientnet-lite0: 112 + 1280 + 224 =
-    1616 columns; nima-mobilenet: 512 + 1024 + 960 = 2496."""
-    z1 = maps.z1.float().mean(dim=(2, 3))
-    z3 = maps.z3.float().flatten(1)
-    return np.concatenate([z1.numpy(), z3.numpy(), maps.stats.float().numpy()], axis=1).astype(np.float32)
+    1616 columns; nima-mobilenet: 512 + 1024 + 960 = 2496. Read 256 photos at a time, so a whole world's
+    float16 maps are never held in float32 at once."""
+    out = []
+    for i in range(0, max(len(maps.z1), 1), 256):
+        z1 = maps.z1[i : i + 256].float().mean(dim=(2, 3))
+        z3 = maps.z3[i : i + 256].float().flatten(1)
+        stats = maps.stats[i : i + 256].float()
+        out.append(np.concatenate([z1.numpy(), z3.numpy(), stats.numpy()], axis=1).astype(np.float32))
+    return np.concatenate(out)
 
 
 def pixel_attributes(images: Sequence[Image.Image | np.ndarray | str | PathLike[str]]) -> np.ndarray:
