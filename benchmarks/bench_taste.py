@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--methods", default=f"piaa (full),{GENERIC},taste space")
     ap.add_argument("--feature-cache", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--xs", default="10,100", help="training photos per album, comma-separated")
     ap.add_argument("--out", type=Path, required=True, help="folder for results.md and results.json")
     args = ap.parse_args()
     prov = Provenance()
@@ -93,7 +94,8 @@ def main() -> None:
     for m in chosen:
         registry.METHODS[m] = recorder(m)
     try:
-        result = protocol.run(world, methods=chosen, splits=args.splits, seed=args.seed)
+        xs = tuple(int(x) for x in args.xs.split(","))
+        result = protocol.run(world, methods=chosen, xs=xs, splits=args.splits, seed=args.seed)
     finally:
         registry.METHODS.clear()
         registry.METHODS.update(saved)
