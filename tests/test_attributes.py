@@ -139,3 +139,27 @@ def test_fit_taste_moves_from_the_generic_model_only_when_the_pairs_say_so() -> 
     assert choice == "generic" and np.array_equal(w, [1, 0, 0, 0])
     w, choice = fit_taste(z, _pairs(taste, 5, rng)[:5], stated=5)
     assert choice == "generic"
+
+
+def test_fit_taste_keeps_the_generic_model_below_twenty_judged_photos() -> None:
+    """fit_personal's rule (selection.MIN_FIT_PHOTOS): every pair among 10 photos, all agreeing with a
+    taste far from the generic model, is still too few photos to judge a fit by; 20 photos are enough."""
+    from piaa.models.attributes import fit_taste
+    from piaa.models.selection import MIN_FIT_PHOTOS
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(100, 4))
+    taste = z[:, 0] - 3.0 * z[:, 2]
+
+    def all_pairs(photos: np.ndarray) -> np.ndarray:
+        a, b = np.triu_indices(len(photos), 1)
+        a, b = photos[a], photos[b]
+        first = taste[a] > taste[b]
+        return np.c_[np.where(first, a, b), np.where(first, b, a)]
+
+    few = all_pairs(rng.choice(100, MIN_FIT_PHOTOS - 10, replace=False))  # 45 pairs, 10 photos
+    w, choice = fit_taste(z, few, stated=len(few))
+    assert choice == "generic" and np.array_equal(w, [1, 0, 0, 0])
+    enough = all_pairs(rng.choice(100, MIN_FIT_PHOTOS, replace=False))[:100]
+    w, choice = fit_taste(z, enough, stated=len(enough))
+    assert choice.startswith("fit") and w[2] < 0

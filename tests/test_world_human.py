@@ -128,3 +128,23 @@ def test_taste_space_method_reads_the_reference_attributes(world) -> None:
     assert pred.shape == s.test.shape and np.isfinite(pred).all()
     assert w.__dict__["_taste_attributes"].shape == (len(w.photo_emb), 8)  # heads fitted once per world
     assert s.cache["taste choices"][-1] == "generic" or s.cache["taste choices"][-1].startswith("fit")
+
+
+@pytest.mark.slow  # extracts the other backbone over 60 photos, then a split of the protocol
+def test_taste_space_on_both_backbones_reads_their_concatenated_pooled_features(world) -> None:
+    from piaa.evaluation.methods import EVALUATION_METHODS
+    from piaa.models.attributes import pooled_features
+    from piaa.models.train import TrainConfig
+
+    w, _ = world
+    ref2, pool2 = w.other_pooled()
+    assert ref2.shape == (len(w.ref_emb), 2496) and pool2.shape == (len(w.photo_emb), 2496)  # nima-mobilenet
+    assert w.other_pooled()[0] is ref2  # extracted once
+    assert not np.allclose(ref2[:, : pooled_features(w.ref_maps).shape[1]], pooled_features(w.ref_maps))
+    tiny = TrainConfig(generic_epochs=1, rank_epochs=1, k=5)
+    s = bench.make_split(w, w.albums[0], 10, np.random.default_rng(1), tiny)
+    pred = EVALUATION_METHODS["taste space (both backbones)"](s)
+    assert pred.shape == s.test.shape and np.isfinite(pred).all()
+    assert w.__dict__["_taste_attributes_both_width"] == 1616 + 2496  # efficientnet-lite0 + nima-mobilenet
+    assert w.__dict__["_taste_attributes_both"].shape == (len(w.photo_emb), 8)
+    assert s.cache["taste choices"] == ["generic"]  # 10 judged photos: too few to fit (MIN_FIT_PHOTOS)

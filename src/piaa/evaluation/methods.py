@@ -175,44 +175,50 @@ def _rankiqa(s: Split) -> np.ndarray:
 # ------------------------------------------------------------------------------------ the taste space
 
 
-def _world_attributes(world: EvalWorld) -> np.ndarray | None:
+def _world_attributes(world: EvalWorld, both: bool = False) -> np.ndarray | None:
     """(P, A) the pool photos' attributes predicted by heads fitted on the reference's crowd attribute
-    ratings (once per world), or None when the world's reference has none."""
-    cached = world.__dict__.get("_taste_attributes")
+    ratings (once per world), or None when the world's reference has none. ``both``: the heads read the
+    world's backbone's pooled features and, beside them, the other backbone's for the same photos
+    (:attr:`~piaa.evaluation.worlds.EvalWorld.other_pooled`; one backbone where the world has no other)."""
+    key = "_taste_attributes_both" if both else "_taste_attributes"
+    cached = world.__dict__.get(key)
     if cached is not None or world.ref_attributes is None:
         return cached
-    from piaa.backbones import FeatureMaps
     from piaa.models.attributes import AttributeHeads, pooled_features
 
-    def pooled(maps: FeatureMaps) -> np.ndarray:
-        chunks = range(0, len(maps.z1), 256)
-        return np.concatenate([pooled_features(FeatureMaps(*(x[i : i + 256] for x in maps))) for i in chunks])
-
+    ref, pool = pooled_features(world.ref_maps), pooled_features(world.photo_maps)
+    if both and world.other_pooled is not None:
+        other_ref, other_pool = world.other_pooled()
+        ref, pool = np.hstack([ref, other_ref]), np.hstack([pool, other_pool])
     heads = AttributeHeads.fit(
-        pooled(world.ref_maps), world.ref_attributes, world.attribute_names,
-        backbones=(), licence="the world's reference labels",
-    )  # fmt: skip
-    out = heads.predict_array(pooled(world.photo_maps))
-    world.__dict__["_taste_attributes"] = out
+        ref, world.ref_attributes, world.attribute_names, backbones=(), licence="the world's reference labels"
+    )
+    world.__dict__[key] = out = heads.predict_array(pool)
+    world.__dict__[key + "_width"] = ref.shape[1]  # what the heads read: for tests and reports
     return out
 
 
-def _taste_space(s: Split) -> np.ndarray:
+def _taste(both: bool) -> Method:
     """A person's taste as a linear model on named axes (:func:`piaa.models.attributes.fit_taste`): the
     generic model's score, the attributes predicted by heads fitted on the reference's crowd attribute
-    ratings (where the world has them) and the pixel attributes (where known), each standardized over the
-    pool; the prior is the generic model and the pairs decide how far it moves."""
-    from piaa.models.attributes import fit_taste
+    ratings (where the world has them; ``both``: heads on both backbones' pooled features) and the pixel
+    attributes (where known), each standardized over the pool; the prior is the generic model and the
+    pairs decide how far it moves."""
 
-    world = s.world
-    cols = [s.head_scores(s.generic(), np.arange(len(world.photo_emb)))[:, None]]
-    attrs = _world_attributes(world)
-    cols += [a for a in (attrs, world.photo_pixels) if a is not None]
-    z = np.hstack(cols).astype(np.float64)
-    z = (z - z.mean(0)) / np.maximum(z.std(0), 1e-9)
-    w, choice = fit_taste(z, s.pairs, s.stated, s.cfg.seed)
-    s.cache.setdefault("taste choices", []).append(choice)
-    return z[s.test] @ w
+    def run(s: Split) -> np.ndarray:
+        from piaa.models.attributes import fit_taste
+
+        world = s.world
+        cols = [s.head_scores(s.generic(), np.arange(len(world.photo_emb)))[:, None]]
+        attrs = _world_attributes(world, both)
+        cols += [a for a in (attrs, world.photo_pixels) if a is not None]
+        z = np.hstack(cols).astype(np.float64)
+        z = (z - z.mean(0)) / np.maximum(z.std(0), 1e-9)
+        w, choice = fit_taste(z, s.pairs, s.stated, s.cfg.seed)
+        s.cache.setdefault("taste choices", []).append(choice)
+        return z[s.test] @ w
+
+    return run
 
 
 EVALUATION_METHODS: Registry[Method] = Registry("method")
@@ -229,4 +235,5 @@ EVALUATION_METHODS.register("R-SVM", _rsvm)
 EVALUATION_METHODS.register("R-SVR", _rsvr)
 EVALUATION_METHODS.register("RankIQA-style", _rankiqa)
 EVALUATION_METHODS.register("PAM-style", _pam)
-EVALUATION_METHODS.register("taste space", _taste_space)
+EVALUATION_METHODS.register("taste space", _taste(both=False))
+EVALUATION_METHODS.register("taste space (both backbones)", _taste(both=True))

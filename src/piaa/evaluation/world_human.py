@@ -115,7 +115,7 @@ def human_world(
 
     from piaa.data.labels import read_labels
     from piaa.evaluation.simulate import photo_attributes, standardize_attributes
-    from piaa.evaluation.worlds import _pooled_world, _take, extract_cached
+    from piaa.evaluation.worlds import _pooled_world, _take, extract_cached, other_pooled_loader
     from piaa.models.attributes import read_attribute_table
 
     root = Path(root)
@@ -135,7 +135,7 @@ def human_world(
         )
     maps = _take(maps, np.array([pos[i] for i in both]))
     names = [labels.files[i] for i in both]
-    files = [files[i] for i in both]
+    every, files = files, [files[i] for i in both]
     dists = labels.distributions[both]
     attributes = table.rows(names)
     crowd = mean_score(dists.astype(np.float64))  # real crowd means, on 1-10
@@ -162,4 +162,5 @@ def human_world(
         ref_attributes=attributes[ref_idx].astype(np.float32),
         attribute_names=table.names,
         photo_pixels=pixels[pool_idx].astype(np.float32),
+        other_pooled=other_pooled_loader(every, both, ref_idx, pool_idx, backbone, cache_dir, progress),
     )  # fmt: skip

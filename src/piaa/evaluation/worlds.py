@@ -36,6 +36,7 @@ __all__ = [
     "extract_all",
     "extract_cached",
     "other_backbone",
+    "other_pooled_loader",
     "para_world",
     "simulated_world",
 ]
@@ -85,6 +86,9 @@ class EvalWorld:
     ref_attributes: np.ndarray | None = None  # (R, A) crowd attribute ratings of the reference, if known
     attribute_names: tuple[str, ...] = ()  # (A,) their names
     photo_pixels: np.ndarray | None = None  # (P, 5) standardized pixel attributes of the pool photos
+    # () -> ((R, D2), (P, D2)) float32 pooled features (piaa.models.attributes.pooled_features) of the
+    # same photos seen by the other backbone (other_backbone), computed on first call; None: not known
+    other_pooled: Callable[[], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._index = NeighborIndex(self.ref_emb)
@@ -142,6 +146,39 @@ def other_backbone(backbone: str) -> str:
 def _take(f: FeatureMaps, idx: np.ndarray) -> FeatureMaps:
     t = torch.from_numpy(idx)
     return FeatureMaps(*(x[t] for x in f))
+
+
+def other_pooled_loader(
+    paths: Sequence[Path],
+    rows: Sequence[int],
+    ref_idx: np.ndarray,
+    pool_idx: np.ndarray,
+    backbone: str,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """:attr:`EvalWorld.other_pooled` for a world whose i-th photo is ``paths[rows[i]]``: on first call,
+    extracts :func:`other_backbone` over ``paths`` (kept in ``cache_dir``: the whole list, so worlds over
+    the same folder share the file) and returns the pooled features of the reference (``ref_idx``) and
+    pool (``pool_idx``) rows; later calls return the same arrays. Raises ``ValueError`` naming a photo the
+    other backbone could not read."""
+    memo: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def load() -> tuple[np.ndarray, np.ndarray]:
+        if not memo:
+            from piaa.models.attributes import pooled_features
+
+            other = other_backbone(backbone)
+            kept, maps = extract_cached(paths, create_backbone(other), cache_dir, progress)
+            pos = {k: i for i, k in enumerate(kept)}
+            lost = [r for r in rows if r not in pos]
+            if lost:
+                raise file_error(ValueError, paths[lost[0]], f"unreadable by {other}")
+            f = pooled_features(_take(maps, np.array([pos[r] for r in rows])))
+            memo.append((f[ref_idx], f[pool_idx]))
+        return memo[0]
+
+    return load
 
 
 def simulated_world(
@@ -275,6 +312,10 @@ def para_world(
     pos, pos_c = {k: i for i, k in enumerate(kept)}, {k: i for i, k in enumerate(kept_c)}
     maps = _take(maps, np.array([pos[k] for k in both]))
     content_emb = normalize(cmaps.embedding.float().numpy()[[pos_c[k] for k in both]])
+    if content == other_backbone(backbone):  # the second backbone's pooled features, while in memory
+        from piaa.models.attributes import pooled_features
+
+        second = pooled_features(_take(cmaps, np.array([pos_c[k] for k in both])))
     del cmaps
     files, dists = [files[k] for k in both], dists[both]
     if len(files) < 40:
@@ -289,6 +330,9 @@ def para_world(
     ref_idx, pool_idx = np.sort(order[: len(files) // 2]), np.sort(order[len(files) // 2 :])
     mix = content_topics(content_emb, k=topics, seed=seed)
     size = min(album_size, len(pool_idx))
+    second_pooled = None
+    if content == other_backbone(backbone):
+        second_pooled = lambda: (second[ref_idx], second[pool_idx])  # noqa: E731
     return _pooled_world(
         bb, files, maps, emb, dists, ref_idx, pool_idx, rng, size,
         para_persons(mix.shape[1], persons, seed),
@@ -297,6 +341,7 @@ def para_world(
         f"simulated persons with {size}-photo albums over the real crowd mean, content from {content} "
         f"({root}, seed {seed})",
         photo_pixels=attrs[pool_idx].astype(np.float32),
+        other_pooled=second_pooled,
         **_reference_attributes(root, [labels.files[k] for k in both], ref_idx),
     )  # fmt: skip
 

@@ -75,10 +75,15 @@ def pooled_features(maps: FeatureMaps) -> np.ndarray:
     """What the heads read of a photo: (B, C1 + C3 + S) float32, the spatial mean of the mid-level map
     Z1, the pooled last map Z3 and the low-level channel statistics
     (:func:`piaa.backbones.base.channel_stats`), side by side. efficientnet-lite0: 112 + 1280 + 224 =
-    1616 columns; nima-mobilenet: 512 + 1024 + 960 = 2496."""
-    z1 = maps.z1.float().mean(dim=(2, 3))
-    z3 = maps.z3.float().flatten(1)
-    return np.concatenate([z1.numpy(), z3.numpy(), maps.stats.float().numpy()], axis=1).astype(np.float32)
+    1616 columns; nima-mobilenet: 512 + 1024 + 960 = 2496. Read 256 photos at a time, so a whole world's
+    float16 maps are never held in float32 at once."""
+    out = []
+    for i in range(0, max(len(maps.z1), 1), 256):
+        z1 = maps.z1[i : i + 256].float().mean(dim=(2, 3))
+        z3 = maps.z3[i : i + 256].float().flatten(1)
+        stats = maps.stats[i : i + 256].float()
+        out.append(np.concatenate([z1.numpy(), z3.numpy(), stats.numpy()], axis=1).astype(np.float32))
+    return np.concatenate(out)
 
 
 def pixel_attributes(images: Sequence[Image.Image | np.ndarray | str | PathLike[str]]) -> np.ndarray:
@@ -353,15 +358,16 @@ def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> t
     ranking loss on ``pairs`` (P, 2 rows of ``z``, preferred first: the ``stated`` pairs, then those
     inferred from them) with an L2 pull of strength ``lam`` in :data:`TASTE_LAMBDAS` toward the prior.
     The candidate is chosen as :func:`piaa.models.selection.fit_personal` chooses (cross-validation over
-    the judged photos, a sign test against the generic model before moving), but without its rule that
-    fits are candidates only from 20 judged photos on (measured without it: at X = 10 this moved below
-    the generic model on two worlds of three, ``docs/benchmarks/attributes.md``); fewer than
-    ``selection.MIN_STATED`` stated pairs keep the prior. Returns ``(weights (K,), choice)``: scores are
+    the judged photos, a sign test against the generic model before moving), with its rule that fits are
+    candidates only from ``selection.MIN_FIT_PHOTOS`` (20) judged photos on: every candidate here is a
+    fit, so fewer judged photos, or fewer than ``selection.MIN_STATED`` stated pairs, keep the prior
+    (without that rule, at X = 10 it moved below the generic model on two worlds of three,
+    ``docs/benchmarks/attributes.md``). Returns ``(weights (K,), choice)``: scores are
     ``z @ weights``; ``choice`` is ``"generic"`` or ``"fit <lam>"``. ``z`` columns should be
     standardized, so the pull treats every axis alike."""
     import torch
 
-    from piaa.models.selection import GENERIC, MAX_FOLDS, MIN_STATED, _choose, _training_pairs
+    from piaa.models.selection import GENERIC, MAX_FOLDS, MIN_FIT_PHOTOS, MIN_STATED, _choose, _training_pairs
 
     z = np.asarray(z, np.float64)
     prior = np.zeros(z.shape[1])
@@ -371,6 +377,8 @@ def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> t
         return prior, GENERIC
     st = torch.from_numpy(pairs[:stated])
     photos = torch.unique(st)
+    if len(photos) < MIN_FIT_PHOTOS:  # fit_personal's rule: too few photos to judge a fit by
+        return prior, GENERIC
     folds = min(MAX_FOLDS, len(photos))
     fold_of = torch.empty(int(pairs.max()) + 1, dtype=torch.long)
     perm = torch.randperm(len(photos), generator=torch.Generator().manual_seed(seed + 2))
