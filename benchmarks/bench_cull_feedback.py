@@ -1,7 +1,7 @@
 """How often piaa's pick of a burst is the photographer's own: generic model, a profile from 100 collect
 pairs, and after 10, 25 and 50 culling corrections fed back through the review page's HTTP API.
 
-    python benchmarks/bench_cull_feedback.py --bursts 100 --seed 0 --work /tmp/cull-feedback
+    python benchmarks/bench_cull_feedback.py --bursts 350 --test-share 0.45 --seed 0 --work /tmp/cull-feedback
 
 The shoot is ``cull_bursts.build_shoot`` (shared photos turned into bursts with exposure changes, blur,
 motion, noise; no duplicates or unrelated photos here: only the picks are measured). The simulated
