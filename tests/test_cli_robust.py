@@ -540,13 +540,16 @@ def test_ctrl_c_to_a_real_reference_build_is_one_line_and_keeps_what_was_embedde
     import signal
     import time
 
-    n = 400  # enough that the build is still running when the first embeddings show, even on a busy machine
+    n = 120
     photos(tmp_path / "imgs", [f"{i}.jpg" for i in range(n)])
     (tmp_path / "AVA.txt").write_text("".join(f"{i + 1} {i} 0 0 1 2 3 2 1 0 0 0 0 0 0\n" for i in range(n)))
     cmd = [sys.executable, "-m", "piaa.cli", "reference", "build", "--labels", "AVA.txt", "--images", "imgs",
            "--out", "ref"]  # fmt: skip
+    # a test run started in the background by a shell without job control inherits SIGINT ignored, and so
+    # would the command: give it the default handler, as a terminal's foreground job has
     proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": SRC}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     done, t0 = 0, time.monotonic()
     while not done and time.monotonic() - t0 < 120 and proc.poll() is None:
         time.sleep(0.05)
