@@ -148,8 +148,8 @@ t1 = time.perf_counter()
 maps = ref.maps(rows)
 t2 = time.perf_counter()
 cfg = TrainConfig()
-info = ref.meta["backbone_info"]
-ch = json.loads(info)["channels"]; sd = json.loads(info)["stats_dim"]
+info = ref.meta.backbone_info
+ch = info["channels"]; sd = info["stats_dim"]
 head = new_head(ch, cfg, sd)
 fit_generic(head, cached_source(maps), torch.from_numpy(ref.distributions[rows]), cfg)
 t3 = time.perf_counter()

@@ -165,7 +165,7 @@ def test_reference_build_on_a_few_para_images(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "6 of 6 images embedded" in res.output
     ref = Reference.open(out)
-    assert len(ref) == 6 and ref.meta["labels_format"] == "para-mean"
+    assert len(ref) == 6 and ref.meta.labels_format == "para-mean"
     with labels.open(newline="") as f:
         means = [float(r["aesthetic_mean"]) for _, r in zip(range(6), csv.DictReader(f), strict=False)]
     np.testing.assert_allclose(ref.mean_scores(), [_to_ten(m) for m in means], atol=1e-4)

@@ -45,7 +45,7 @@ def test_open_holds_labels_paths_and_unit_embeddings(built, ref_corpus):
     assert ref.paths[0] == ref_corpus["images"] / "1000.jpg"
     np.testing.assert_allclose(np.linalg.norm(ref.embeddings, axis=1), 1.0, atol=1e-5)
     assert ref.backbone_name == "efficientnet-lite0"
-    assert ref.meta["labels_format"] == "ava"
+    assert ref.meta.labels_format == "ava"
 
 
 def test_neighbors_match_brute_force_cosine(built, lite0):

@@ -397,7 +397,7 @@ def profile_explain_cmd(
 
     prof = load_profile(profile)
     if out is not None:
-        photos = album or (prof.config.get("data") or {}).get("album")
+        photos = album or prof.config.data.get("album")
         if photos and Path(out).resolve().is_relative_to(Path(photos).resolve()):
             raise UsageError(f"{out}: --out is inside the album {photos}; choose a folder outside it")
         writable_folder(out, "--out")

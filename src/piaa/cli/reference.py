@@ -108,11 +108,12 @@ def _complete_read_only(out: Path, labels: Path, images: Path, backbone: str, co
         "backbone": backbone,
         "count": str(count),
     }
-    diff = [k for k, v in want.items() if ref.meta.get(k) != v]
+    have = ref.meta.to_rows()
+    diff = [k for k, v in want.items() if have.get(k) != v]
     if diff:
         k = diff[0]
         raise UsageError(
-            f"{out}: a build with different settings is stored there ({k}: {ref.meta.get(k)!r}, now "
+            f"{out}: a build with different settings is stored there ({k}: {have.get(k)!r}, now "
             f"{want[k]!r}) and its folder is read-only; use another --out folder"
         )
     say(f"{out}: complete ({plural(len(ref), 'image')} embedded), nothing to do (the folder is read-only)")
@@ -128,8 +129,8 @@ def reference_info(ref: Ref) -> None:
     r = Reference.open(ref)
     m = r.meta
     say(
-        f"{ref}: {len(r)} images, backbone {m['backbone']} (weights {m['weights_hash']}), "
-        f"labels {m['labels_format']} from {m['labels']}, maps {r.maps_kind}"
+        f"{ref}: {len(r)} images, backbone {m.backbone} (weights {m.weights_hash}), "
+        f"labels {m.labels_format} from {m.labels}, maps {r.maps_kind}"
     )
     say(f"neighbour index: {r.index.kind}; {r.index.why}")
 

@@ -63,7 +63,7 @@ def retouch_cmd(
                     f"{profile}: the profile does not carry its generic model (made before piaa kept it, "
                     "with --finetune-backbone, or it is a generic model itself); give one with --generic"
                 )
-            generic_name = gen.config["origin"]
+            generic_name = gen.config.origin
     files = _without_earlier_results(walk(paths, frozenset({(out / "report.html").absolute()})), paths, out)
     _check_inputs(paths)  # before any training: "best.csv: not an image file" is said first
     album_files = walk([album]) if album is not None else None

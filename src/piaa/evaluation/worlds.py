@@ -10,7 +10,6 @@ every photo are computed once with the frozen backbone, so each split of the pro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -437,6 +436,6 @@ def dataset_world(
         photo_maps=maps,
         photo_emb=normalize(maps.embedding.numpy()),
         albums=out,
-        channels=tuple(json.loads(ref.meta["backbone_info"])["channels"]),
+        channels=tuple(ref.meta.backbone_info["channels"]),
         description=description or f"{len(out)} albums, reference {reference}",
     )

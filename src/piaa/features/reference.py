@@ -301,8 +301,9 @@ class Reference:
             raise ReferenceCorpusError(f"{self.path}: built with --no-maps; feature maps must be recomputed")
         if self.meta.version < REFERENCE_VERSION or self.meta.backbone_info is None:
             raise ReferenceCorpusError(
-                f"{self.path}: its stored maps come from an older piaa (format {self.meta['format']}) "
-                "and lack the low-level statistics; build the reference again into a new folder"
+                f"{self.path}: its stored maps come from an older piaa "
+                f"(format piaa-reference-{self.meta.version}) and lack the low-level statistics; "
+                "build the reference again into a new folder"
             )
         from piaa.features.mapcodec import MapCodec
 

@@ -22,7 +22,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,7 +77,7 @@ _META_KEYS = (
 
 
 @dataclass(frozen=True)
-class ReferenceMeta(Mapping[str, str]):
+class ReferenceMeta:
     """A reference store's ``meta`` table, typed: the layout ``version`` (1 or 2, :data:`FORMAT`), the
     backbone and its weights hash, the labels file and image folder it was built from, ``count`` rows to
     embed, ``maps`` ("full" float16, "compact" or "none"), whether the build is ``complete``, how many rows
@@ -85,8 +85,8 @@ class ReferenceMeta(Mapping[str, str]):
     (channels, preprocessing), the labels' format and the label rows skipped.
 
     Every layout older piaa wrote reads (keys it lacked are None or empty); a newer one is refused.
-    Unknown keys are kept in ``extra``. It also reads as the table's ``key -> text`` dict
-    (``meta["labels_format"]``, ``meta.get("store_maps")``), for older callers."""
+    Unknown keys are kept in ``extra``. Read fields by name; :meth:`to_rows` gives the table's
+    ``key -> text`` rows."""
 
     version: int = REFERENCE_VERSION
     backbone: str = ""
@@ -160,15 +160,6 @@ class ReferenceMeta(Mapping[str, str]):
             **self.extra,
         }
         return rows
-
-    def __getitem__(self, key: str) -> str:
-        return self.to_rows()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_rows())
-
-    def __len__(self) -> int:
-        return len(self.to_rows())
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -242,7 +242,7 @@ def _generic_of(profile: Profile) -> tuple[Profile, str]:
     """The crowd model: the generic head the profile carries, or the built-in model it was made from."""
     from piaa.models.profile import list_pretrained, load_profile
 
-    data = profile.config.get("data") or {}
+    data = profile.config.data
     origin = str(data.get("generic") or data.get("reference") or "")
     carried = profile.generic()
     if carried is not None:
@@ -281,7 +281,7 @@ def explain_profile(
     from piaa.preferences.rules import normalize_name
 
     where = profile.path or "the profile"
-    data = profile.config.get("data") or {}
+    data = profile.config.data
     album = Path(album) if album is not None else (Path(data["album"]) if data.get("album") else None)
     if album is None:
         raise ExplainError(f"{where}: does not say which album it was trained on; give the album")

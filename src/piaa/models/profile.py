@@ -61,7 +61,7 @@ _CONFIG_FIELDS = (
 
 
 @dataclass(frozen=True)
-class ProfileConfig(Mapping[str, Any]):
+class ProfileConfig:
     """A profile's ``config.json``, typed: what it is (``name``, ``description``; ``origin`` and
     ``generic_of`` for a generic model handed out by :meth:`Profile.generic`), how it was trained
     (``training``, a :class:`~piaa.models.train.TrainConfig`; None for a built-in model), what it saw
@@ -70,8 +70,8 @@ class ProfileConfig(Mapping[str, Any]):
 
     ``version`` is the layout (:data:`PROFILE_VERSION`): every layout older piaa wrote loads (absent keys
     are None or empty, a training config without the newer settings gets their defaults); one from a
-    newer piaa is refused. Keys it does not know are kept in ``extra`` and written back. It also reads as
-    the dict ``config.json`` holds (``config["data"]``, ``config.get("name")``), for older callers."""
+    newer piaa is refused. Keys it does not know are kept in ``extra`` and written back. Read fields by
+    name; :meth:`to_dict` gives the JSON object ``config.json`` holds."""
 
     version: int = PROFILE_VERSION
     name: str | None = None
@@ -136,19 +136,6 @@ class ProfileConfig(Mapping[str, Any]):
         if self.head is not None:
             out["format"] = f"piaa-profile-{self.version}"
         return out
-
-    # the dict view, for callers written against config.json's dict
-    def __getitem__(self, key: str) -> Any:
-        if key == "data":
-            return self.data
-        d = self.to_dict()
-        return d[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
 
 
 def check_save_target(path: Path) -> None:

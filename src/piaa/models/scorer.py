@@ -55,7 +55,7 @@ class Scorer:
 
     @property
     def name(self) -> str:
-        return str(self.profile.path or self.profile.config.get("name", "profile"))
+        return str(self.profile.path or self.profile.config.name or "profile")
 
     def model(self) -> AestheticModel:
         """The differentiable pixels -> distribution network (eager PyTorch, frozen weights)."""

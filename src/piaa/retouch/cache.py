@@ -75,7 +75,7 @@ def home_of(profile: Any) -> Path:
 
     if getattr(profile, "path", None) is not None:
         return Path(profile.path)
-    name = str(profile.config.get("name") or "unnamed").replace(os.sep, "_")
+    name = str(profile.config.name or "unnamed").replace(os.sep, "_")
     return cache_dir() / "retouch" / name
 
 

@@ -87,7 +87,7 @@ class BeforeAfter:
             result = {
                 "name": name,
                 "method": method,
-                "generic": scorers["generic"].profile.config.get("name") if "generic" in scorers else None,
+                "generic": scorers["generic"].profile.config.name if "generic" in scorers else None,
                 "images": {k: _data_uri(v) for k, v in images.items()},
                 "scores": {
                     role: dict(

@@ -162,7 +162,7 @@ class Trainer:
             traceback.print_exc()
             return
         agreement = profile.agreement
-        data = profile.config.get("data") or {}
+        data = profile.config.data
         generic = data.get("generic")
         origin = f"generic model {generic}" if generic else f"reference {data.get('reference')}"
         model = TrainedModel(
