@@ -36,6 +36,7 @@ from piaa.models.profile import load_profile
 from piaa.models.selection import _scores, fit_personal
 from piaa.models.train import TrainConfig, cached_source, pool_features
 from piaa.preferences import enrich_transitive
+from piaa.settings import QUIET
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
@@ -70,7 +71,7 @@ def main() -> None:
     t0 = time.perf_counter()
     files = list(iter_image_files([args.album]))[: args.photos]
     generic = load_profile("nima-ava")
-    kept, maps = FeatureExtractor(generic.backbone).collect(files, progress=False)
+    kept, maps = FeatureExtractor(generic.backbone, QUIET).collect(files)
     files = [files[i] for i in kept]
     attrs = np.stack([photo_attributes(load_image(f, draft_size=(256, 256))) for f in files])
     source = cached_source(maps)
@@ -121,4 +122,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from piaa.settings import RunSettings, torch_threads
+
+    with torch_threads(RunSettings.from_env().torch_threads):  # this script is the entry point
+        main()

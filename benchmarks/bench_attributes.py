@@ -28,6 +28,7 @@ from piaa.data.labels import mean_score, read_labels
 from piaa.evaluation.worlds import extract_cached
 from piaa.features.extract import FeatureExtractor
 from piaa.models.attributes import AttributeHeads, pixel_attributes, pooled_features, read_attribute_table
+from piaa.settings import QUIET
 
 BACKBONES = ("efficientnet-lite0", "nima-mobilenet")
 LICENCE = "PARA (Yang et al., CVPR 2022): research and non-commercial use only"
@@ -40,7 +41,7 @@ def load(para: Path, cache: Path) -> tuple[list[str], dict[str, np.ndarray], np.
     files = [para / "images" / f for f in labels.files]
     feats, kept_all = {}, None
     for name in BACKBONES:
-        kept, maps = extract_cached(files, create_backbone(name), cache, progress=True)
+        kept, maps = extract_cached(files, create_backbone(name), cache)
         f = pooled_features(maps)
         feats[name] = dict(zip(kept, f, strict=True))
         kept_all = set(kept) if kept_all is None else kept_all & set(kept)
@@ -64,10 +65,10 @@ def speed(files: list[Path]) -> dict[str, float]:
     """Seconds per photo of one full extraction pass of each backbone over ``files`` (warm-up excluded)."""
     out = {}
     for name in BACKBONES:
-        fe = FeatureExtractor(create_backbone(name))
-        list(fe.files(files[:16], progress=False))  # warm-up: ONNX export/load, first decode
+        fe = FeatureExtractor(create_backbone(name), QUIET)
+        list(fe.files(files[:16]))  # warm-up: ONNX export/load, first decode
         t = time.perf_counter()
-        n = sum(len(b.indices) for b in fe.files(files, progress=False))
+        n = sum(len(b.indices) for b in fe.files(files))
         out[name] = (time.perf_counter() - t) / n
     return out
 

@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cull_bursts import DEFAULT_PHOTOS, Frame, Shoot, build_shoot  # noqa: E402
 from piaa.cull import CullSettings, cull  # noqa: E402
 from piaa.cull.core import find_duplicates, group_photos, layout_vectors  # noqa: E402
+from piaa.settings import QUIET
 
 PREF_EV = 0.35
 
@@ -116,7 +117,7 @@ def tune(photos: list[Path], work: Path) -> None:
 
     prof = load_profile("nima-ava")
     emb = np.concatenate(
-        [b.features.embedding.numpy() for b in prof.extractor().files(files, progress=False)]
+        [b.features.embedding.numpy() for b in prof.extractor(QUIET).files(files)]
     )  # the same embeddings cull used (same decode, same network)
     measures = [result.measures[p] for p in files]
     dups = find_duplicates(files, measures, emb)

@@ -65,14 +65,14 @@ def cache_album_features() -> None:
     original = FeatureExtractor.collect
     memo: dict = {}
 
-    def collect(self, paths, *, failures=None, progress=True):  # type: ignore[no-untyped-def]
+    def collect(self, paths, *, failures=None, desc="embedding"):  # type: ignore[no-untyped-def]
         files = [Path(p) for p in paths]
         key = (
             self.backbone.info.weights_hash,
             tuple((str(f.resolve()), f.stat().st_mtime_ns) for f in files),
         )
         if key not in memo:
-            memo[key] = original(self, paths, failures=failures, progress=progress)
+            memo[key] = original(self, paths, failures=failures, desc=desc)
         return memo[key]
 
     FeatureExtractor.collect = collect  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from _provenance import Provenance
 from piaa.backbones import create_backbone
 from piaa.data.images import iter_image_files
 from piaa.features.extract import FeatureExtractor
+from piaa.settings import RunSettings
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
@@ -26,10 +27,11 @@ DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "phot
 def embed_throughput(
     name: str, paths: list[Path], engine: str, batch_size: int, workers: int | None
 ) -> float:
-    fe = FeatureExtractor(create_backbone(name), engine=engine, batch_size=batch_size, workers=workers)
-    list(fe.files(paths[:32], progress=False))  # warm-up: ONNX export/cache, worker start
+    run = RunSettings(engine=engine, batch_size=batch_size, workers=workers, progress=False)
+    fe = FeatureExtractor(create_backbone(name), run)
+    list(fe.files(paths[:32]))  # warm-up: ONNX export/cache, worker start
     t = time.perf_counter()
-    n = sum(len(b.indices) for b in fe.files(paths, progress=False))
+    n = sum(len(b.indices) for b in fe.files(paths))
     return n / (time.perf_counter() - t)
 
 

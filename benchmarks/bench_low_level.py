@@ -26,6 +26,7 @@ from piaa.data.images import iter_image_files
 from piaa.demo import make_example
 from piaa.evaluation.simulate import ATTRIBUTES, photo_attributes
 from piaa.features.extract import FeatureExtractor
+from piaa.settings import QUIET
 
 
 def held_out_r2(x: np.ndarray, y: np.ndarray, groups: list[str]) -> float:
@@ -44,7 +45,7 @@ def main() -> None:
         files = sorted(iter_image_files([ex.album]))
         imgs = [Image.open(f).convert("RGB") for f in files]
         scenes = [f.name.split("-")[0] for f in files]
-    maps = FeatureExtractor(create_backbone("efficientnet-lite0")).images(imgs)
+    maps = FeatureExtractor(create_backbone("efficientnet-lite0"), QUIET).images(imgs)
     attrs = np.stack([photo_attributes(im) for im in imgs])
     features = {
         "low-level statistics": maps.stats.numpy(),

@@ -54,7 +54,7 @@ def load(para: Path, backbone: str, cache: Path | None, limit: int | None = None
     n = len(labels) if limit is None else min(limit, len(labels))
     files = [para / "images" / f for f in labels.files[:n]]
     bb = create_backbone(backbone)
-    kept, maps = extract_cached(files, bb, cache, progress=True)
+    kept, maps = extract_cached(files, bb, cache)
     dists = labels.distributions[:n][kept]
     return {"files": [files[i] for i in kept], "kept": kept, "dists": dists, "maps": maps, "backbone": bb}
 
@@ -198,4 +198,7 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from piaa.settings import RunSettings, torch_threads
+
+    with torch_threads(RunSettings.from_env().torch_threads):  # this script is the entry point
+        main()

@@ -24,6 +24,7 @@ from piaa.backbones import create_backbone
 from piaa.data.images import iter_image_files
 from piaa.features.distributed import ray_batches
 from piaa.features.extract import FeatureExtractor
+from piaa.settings import RunSettings
 
 
 def rate(batches, n: int) -> float:
@@ -46,12 +47,12 @@ def main() -> None:
     bb = create_backbone("efficientnet-lite0")
     cores = os.cpu_count() or 1
     res: dict = {"photos": len(files), "cores": cores}
-    ex = FeatureExtractor(bb, batch_size=32)
-    list(ex.files(files[:32], progress=False))  # warm: ONNX export cached, session built
-    res["local_img_s"] = round(rate(ex.files(files, progress=False), len(files)), 1)
+    ex = FeatureExtractor(bb, RunSettings(batch_size=32, progress=False))
+    list(ex.files(files[:32]))  # warm: ONNX export cached, session built
+    res["local_img_s"] = round(rate(ex.files(files), len(files)), 1)
     ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, configure_logging=False)
     for actors in (1, 2):
-        kw = {"batch_size": 32, "actors": actors, "progress": False}
+        kw = {"run": RunSettings(batch_size=32, progress=False), "actors": actors}
         list(ray_batches(bb, files[:64], **kw))  # warm: actors start, workers import piaa
         t = time.perf_counter()
         res[f"ray_{actors}_actor_img_s"] = round(rate(ray_batches(bb, files, **kw), len(files)), 1)

@@ -43,6 +43,7 @@ from piaa.models.train import TrainConfig, cached_source, fit_generic, fit_ranki
 from piaa.retouch import get_ops, optimize_params, pixel_scorer, train_predictor
 from piaa.retouch.core import FIDELITY, MAX_ALBUM, _contexts, apply_full, thumbnail
 from piaa.retouch.scoring import to_tensor
+from piaa.settings import QUIET
 
 print = functools.partial(print, flush=True)  # noqa: A001 - progress must show while it runs
 NAMES = ("brightness", "colourfulness", "contrast", "sharpness", "warmth", "haze")
@@ -71,7 +72,7 @@ def build_world(photos: Path, n_test: int, seed: int) -> dict:
     files = list(iter_image_files([photos]))
     files = [files[i] for i in rng.permutation(len(files))[: 160 + 160 + n_test]]
     bb = create_backbone("efficientnet-lite0")
-    kept, maps = FeatureExtractor(bb).collect(files, failures=FailureLog(), progress=False)
+    kept, maps = FeatureExtractor(bb, QUIET).collect(files, failures=FailureLog(), progress=False)
     files = [files[i] for i in kept]
     imgs = [load_image(f) for f in files]
     attrs = np.stack([attributes(im) for im in imgs])
@@ -281,4 +282,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from piaa.settings import RunSettings, torch_threads
+
+    with torch_threads(RunSettings.from_env().torch_threads):  # this script is the entry point
+        main()

@@ -151,7 +151,9 @@ cfg = TrainConfig()
 info = ref.meta.backbone_info
 ch = info["channels"]; sd = info["stats_dim"]
 head = new_head(ch, cfg, sd)
-fit_generic(head, cached_source(maps), torch.from_numpy(ref.distributions[rows]), cfg)
+from piaa.settings import torch_threads
+with torch_threads(1):  # as piaa personalize trains (PIAA_TORCH_THREADS unset)
+    fit_generic(head, cached_source(maps), torch.from_numpy(ref.distributions[rows]), cfg)
 t3 = time.perf_counter()
 print(json.dumps({"neighbours": int(len(rows)), "search_s": round(t1 - t0, 2), "maps_s": round(t2 - t1, 2),
                   "train_s": round(t3 - t2, 1), "total_s": round(t3 - t0, 1),

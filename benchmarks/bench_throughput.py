@@ -44,7 +44,7 @@ import piaa.features.extract as extract
 from piaa.backbones import create_backbone
 from piaa.data.images import iter_image_files, load_image
 from piaa.features.extract import FeatureExtractor
-from piaa.settings import RunSettings
+from piaa.settings import QUIET, RunSettings
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 CAMERA_DIR = Path(tempfile.gettempdir()) / "piaa-bench-camera"
@@ -125,7 +125,8 @@ def decode_rate(fe: FeatureExtractor, paths: list[Path]) -> float:
 
 
 def score_rate(profile, paths: list[Path], workers: int | None, previews: bool = False) -> float:
-    profile._extractor = FeatureExtractor(profile.backbone, workers=workers, previews=previews)
+    run = RunSettings(workers=workers, previews=previews, progress=False)
+    profile._extractor = FeatureExtractor(profile.backbone, run)
     t = time.perf_counter()
     n = len(profile.score_files(paths, progress=False, settings=RunSettings(previews=previews)))
     return n / (time.perf_counter() - t)
@@ -148,7 +149,7 @@ def cpu_breakdown(profile, paths: list[Path]) -> dict[str, float]:
 
         return run
 
-    fe = FeatureExtractor(profile.backbone)
+    fe = FeatureExtractor(profile.backbone, QUIET)
     decode_one, score_features = extract.decode_one, profile.score_features
     fe.forward = timed("network", fe.forward)  # type: ignore[method-assign]
     profile._extractor = fe
@@ -165,7 +166,7 @@ def cpu_breakdown(profile, paths: list[Path]) -> dict[str, float]:
 def preview_scores(profile, plain: list[Path], with_preview: list[Path]) -> dict[str, np.ndarray]:
     """Scores of the camera JPEGs decoded at full resolution, by the default draft decode, and from the
     embedded preview (``--previews``)."""
-    fe = FeatureExtractor(profile.backbone)
+    fe = FeatureExtractor(profile.backbone, QUIET)
 
     def score(pixels: list[np.ndarray]) -> np.ndarray:
         px = np.stack(pixels)
@@ -267,7 +268,7 @@ def measure(args: argparse.Namespace) -> None:
     cam_plain, cam_prev = make_camera_jpegs(photos, args.camera) if args.camera else ([], [])
     work = Path(tempfile.mkdtemp(prefix="piaa-bench-"))
     profile = make_profile(work)
-    fe = FeatureExtractor(profile.backbone)
+    fe = FeatureExtractor(profile.backbone, QUIET)
     pixels = np.stack([fe.preprocess.load(p) for p in paths[:200]])
     print(f"{len(paths)} photos from {args.photos}; {len(cam_plain)} camera JPEGs in {CAMERA_DIR}")
     print(f"engine {fe.engine_name}, {fe.streams} streams, batch {fe.batch_size}, workers {args.workers}")

@@ -8,6 +8,7 @@ from skimage import data
 
 from piaa.backbones import BackboneError, create_backbone, list_backbones
 from piaa.backbones.base import file_hash
+from piaa.settings import QUIET
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE_CLASSES = {967, 968}  # espresso, cup
@@ -152,7 +153,7 @@ def test_exposure_and_colour_are_readable_from_the_statistics_not_the_deep_featu
 
     files = sorted(iter_image_files([demo_world["example"].album]))  # 7 scenes x 15 variants
     imgs = [Image.open(f).convert("RGB") for f in files]
-    maps = FeatureExtractor(lite0).images(imgs)
+    maps = FeatureExtractor(lite0, QUIET).images(imgs)
     attrs = np.stack([photo_attributes(im) for im in imgs])
     scenes = [f.name.split("-")[0] for f in files]
 

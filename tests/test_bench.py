@@ -10,13 +10,14 @@ from piaa.data.datasets import RatedAlbum
 from piaa.evaluation import protocol as bench
 from piaa.evaluation.worlds import PooledAlbum
 from piaa.models.train import TrainConfig
+from piaa.settings import QUIET
 
 FAST = TrainConfig(generic_epochs=2, rank_epochs=3)
 
 
 @pytest.fixture(scope="module")
 def world(demo_world):
-    return bench.simulated_world(demo_world["example"].album, persons=2, album_size=40, progress=False)
+    return bench.simulated_world(demo_world["example"].album, persons=2, album_size=40, run=QUIET)
 
 
 def test_simulated_world_has_albums_reference_and_ratings(world):
@@ -40,7 +41,7 @@ def test_split_follows_the_protocol(world):
 
 
 def test_run_reports_every_method_and_the_oracle(world):
-    result = bench.run(world, xs=(10, 20), splits=1, config=FAST, progress=False)
+    result = bench.run(world, xs=(10, 20), splits=1, config=FAST, settings=QUIET)
     table = result.table()
     for m in [*bench.EVALUATION_METHODS, "oracle (noise-free taste)"]:
         assert m in table
@@ -51,7 +52,7 @@ def test_run_reports_every_method_and_the_oracle(world):
 
 def test_unknown_method_is_refused(world):
     with pytest.raises(ValueError, match="unknown methods"):
-        bench.run(world, methods=["magic"], progress=False)
+        bench.run(world, methods=["magic"], settings=QUIET)
 
 
 def test_cli_quick_bench_writes_table_and_plot(demo_world, tmp_path):
@@ -121,7 +122,7 @@ def test_dataset_world_keeps_readable_photos_of_large_enough_albums(demo_world, 
         RatedAlbum("big", [*photos[:13], broken], np.linspace(1, 10, 14)),
         RatedAlbum("small", photos[13:20], np.full(7, 5.0)),  # under 12 photos: skipped
     ]
-    w = bench.dataset_world(demo_world["reference"], albums, progress=False)
+    w = bench.dataset_world(demo_world["reference"], albums, run=QUIET)
     (a,) = w.albums
     assert a.user == "big" and a.images == photos[:13]
     np.testing.assert_array_equal(a.scores, np.linspace(1, 10, 14)[:13])

@@ -17,6 +17,7 @@ from piaa.backbones import create_backbone
 from piaa.cli.main import app
 from piaa.features.extract import FeatureExtractor
 from piaa.features.reference import DB_NAME, Reference, ReferenceCorpusError, build_reference
+from piaa.settings import QUIET
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +67,12 @@ def test_stored_maps_match_fresh_extraction(built, ref_corpus, lite0):
     ref = Reference.open(built[0])
     maps = ref.maps([0, 5])
     fresh = torch.cat(
-        [b.features.z2 for b in FeatureExtractor(lite0).files([ref.paths[0], ref.paths[5]], progress=False)]
+        [b.features.z2 for b in FeatureExtractor(lite0, QUIET).files([ref.paths[0], ref.paths[5]])]
     )
     assert maps.z1.shape[1:] == (112, 14, 14) and maps.z3.shape[1:] == (1280, 1, 1)
     assert maps.z2.dtype == torch.float16  # as stored: what training on cached maps holds
     torch.testing.assert_close(maps.z2.float(), fresh, atol=2e-2, rtol=1e-2)
-    stats = FeatureExtractor(lite0).images([Image.open(ref.paths[0]), Image.open(ref.paths[5])]).stats
+    stats = FeatureExtractor(lite0, QUIET).images([Image.open(ref.paths[0]), Image.open(ref.paths[5])]).stats
     assert maps.stats.shape == (2, lite0.info.stats_dim)
     torch.testing.assert_close(maps.stats, stats, atol=2e-2, rtol=1e-2)
 

@@ -16,6 +16,7 @@ from piaa.data.images import FailureLog
 from piaa.features.extract import FeatureExtractor, OnnxEngine
 from piaa.features.reference import DB_NAME, QUICK_QUERIES, Reference, build_reference
 from piaa.features.store import ROW_DIST, ROW_IDX
+from piaa.settings import QUIET
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_quick_embeddings_are_the_extractors_to_the_bit(built, ref_corpus, tmp_p
     paths = _queries(ref_corpus, tmp_path)
     quick_fail, full_fail = FailureLog(), FailureLog()
     quick = list(ref.embed(paths, failures=quick_fail))
-    full = list(FeatureExtractor(ref.create_backbone()).files(paths, failures=full_fail, progress=False))
+    full = list(FeatureExtractor(ref.create_backbone(), QUIET).files(paths, failures=full_fail))
     assert len(quick) == len(full) == 1
     assert quick[0][0] == full[0].indices == [0, 2, 3]
     assert quick[0][1].dtype == np.float32
@@ -164,7 +165,7 @@ def test_the_neighbors_command_runs_without_torch_and_finds_the_same_neighbours(
     assert "TORCH False" in res.stdout
     rows = json.loads(out.read_text())
     ref = Reference.open(built)
-    emb = next(FeatureExtractor(ref.create_backbone()).files([query], progress=False)).features.embedding
+    emb = next(FeatureExtractor(ref.create_backbone(), QUIET).files([query])).features.embedding
     sims, nn = ref.neighbors(emb.numpy(), 4)
     means = ref.mean_scores()
     assert [r["image_id"] for r in rows] == [ref.ids[i] for i in nn[0]]

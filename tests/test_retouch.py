@@ -27,6 +27,7 @@ from piaa.retouch import (
 from piaa.retouch.core import _contexts, apply_full, thumbnail
 from piaa.retouch.ops import dark_channel
 from piaa.retouch.scoring import to_pil, to_tensor
+from piaa.settings import RunSettings
 
 runner = CliRunner()
 
@@ -48,7 +49,7 @@ def bright_profile(lite0, photos) -> Profile:
     factors = (0.5, 0.8, 1.2)
     imgs = [ImageEnhance.Brightness(p).enhance(f) for p in photos for f in factors]
     varied = [ImageEnhance.Color(p).enhance(s) for p in photos for s in (0.0, 2.0)]
-    fe = FeatureExtractor(lite0, engine="torch")
+    fe = FeatureExtractor(lite0, RunSettings(engine="torch", progress=False))
     maps = fe.images(imgs)
     pairs = [(3 * s + j, 3 * s + i) for s in range(len(photos)) for i in range(3) for j in range(i + 1, 3)]
     cfg = TrainConfig(rank_epochs=30, rank_lr=2e-3, batch_size=8)

@@ -41,7 +41,7 @@ def _fake_retouch(monkeypatch):
             out, {"exposure": {"ev": 0.3}}, np.zeros(2), 5.0, 5.5, settings.method, settings.strength
         )
 
-    monkeypatch.setattr(batch, "retouch_one", fake)
+    monkeypatch.setattr(batch, "apply_retouch", fake)
 
 
 def _photo(seed: int = 0) -> Image.Image:
@@ -178,7 +178,7 @@ from piaa.retouch.core import RetouchSettings
 def fake(scorer, img, settings, predictor=None):
     out = ImageEnhance.Brightness(img).enhance(1.2)
     return RetouchResult(out, {{}}, np.zeros(2), 5.0, 5.5, settings.method, settings.strength)
-batch.retouch_one = fake
+batch.apply_retouch = fake
 save = batch.Manifest.add
 def add(self, *a):
     save(self, *a)

@@ -176,3 +176,79 @@ def test_no_hidden_channel_decides_behaviour_below_the_entry_points():
                 found["ContextVar"].add(name)
     assert {k: v - ALLOWED[k] for k, v in found.items()} == {k: set() for k in ALLOWED}
     assert found["set_num_threads"] == {"settings.py"}  # the scan sees what it looks for
+
+
+RUN_FIELDS = {"engine", "workers", "streams", "batch_size", "progress"}
+# Where a run setting may still be a loose parameter: the entry points, which fold their keyword into
+# RunSettings.resolve once (docs/api.md, "Run settings"), and parameters that only share a name.
+LOOSE_ALLOWED = {
+    "models/personalize.py": {"personalize"},
+    "models/profile.py": {"score_files", "iter_score_files", "score"},
+    "features/store.py": {"build_reference"},
+    "features/reference.py": {"embed"},
+    "evaluation/protocol.py": {"run"},
+    "retouch/batch.py": {"retouch_files"},
+    "cull/core.py": {"cull"},
+    # not run settings: a training hyperparameter, a count already decided, an id file, callbacks
+    "retouch/core.py": {"train_predictor"},
+    "models/train.py": {"_batches"},
+    "features/extract.py": {"_in_workers", "with_progress"},  # a count decided; the object's own variant
+    "data/datasets/flickr_aes.py": {"load_flickr_aes"},
+    "web/features.py": {"default_features", "get"},
+    "sampling/features.py": {"album_features"},
+}
+
+
+def test_run_settings_travel_as_one_object_below_the_entry_points():
+    """Below the entry points a function takes the RunSettings object, not engine/workers/progress/...
+    one by one (the command line's options are entry points too)."""
+    loose, entry = set(), set()
+    for path in SRC.rglob("*.py"):
+        name = path.relative_to(SRC).as_posix()
+        if name.startswith("cli/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                params = {a.arg for a in node.args.args + node.args.kwonlyargs}
+                if params & RUN_FIELDS:
+                    allowed = node.name in LOOSE_ALLOWED.get(name, set())
+                    (entry if allowed else loose).add(f"{name}:{node.name}")
+    assert loose == set()
+    assert "features/store.py:build_reference" in entry  # the scan sees what it looks for
+
+
+MUTABLE_ALLOWED = {
+    ("backbones/base.py", "_HASH_CACHE"),  # a memo of weights-file hashes, keyed by path, size and mtime
+    ("cli/_common.py", "_interrupt_note"),  # the command line's own "interrupted: ..." line
+}
+_MUTATORS = {"append", "update", "pop", "setdefault", "clear", "add", "remove", "extend", "insert"}
+
+
+def test_no_module_level_container_is_changed_but_the_documented_ones():
+    """Module-level dicts, lists and sets that some code changes (state that could decide behaviour)."""
+    found = set()
+    for path in SRC.rglob("*.py"):
+        name = path.relative_to(SRC).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        containers = set()
+        for node in tree.body:
+            targets = (
+                node.targets if isinstance(node, ast.Assign)
+                else [node.target] if isinstance(node, ast.AnnAssign) else []
+            )  # fmt: skip
+            value = getattr(node, "value", None)
+            literal = isinstance(value, (ast.Dict, ast.List, ast.Set)) or (
+                isinstance(value, ast.Call) and getattr(value.func, "id", "") in ("dict", "list", "set")
+            )
+            containers |= {t.id for t in targets if literal and isinstance(t, ast.Name)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                target = node.func.value
+                if isinstance(target, ast.Name) and target.id in containers and node.func.attr in _MUTATORS:
+                    found.add((name, target.id))
+            if isinstance(node, (ast.Assign, ast.AugAssign)):
+                for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    base = t.value if isinstance(t, ast.Subscript) else None
+                    if isinstance(base, ast.Name) and base.id in containers:
+                        found.add((name, base.id))
+    assert found == MUTABLE_ALLOWED  # equal, not a subset: the scan sees the two it allows

@@ -21,7 +21,7 @@ from piaa.data.images import RENDERING_INTENT, FailureLog, load_image
 from piaa.features.extract import FeatureExtractor
 from piaa.models.profile import Profile
 from piaa.models.train import TrainConfig, new_head
-from piaa.settings import RunSettings
+from piaa.settings import QUIET, RunSettings
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
@@ -51,8 +51,8 @@ def profile(lite0):
 def _old_scores(profile: Profile, paths: list[Path]) -> np.ndarray:
     """Today's arrangement before this change: one decode process feeding the ONNX calls, with no
     embedded previews (the plain photos here have none)."""
-    fe = FeatureExtractor(profile.backbone, workers=1, batch_size=8)
-    scores = [profile.score_features(b.features)[0] for b in fe.files(paths, progress=False)]
+    fe = FeatureExtractor(profile.backbone, RunSettings(workers=1, batch_size=8, progress=False))
+    scores = [profile.score_features(b.features)[0] for b in fe.files(paths)]
     return np.concatenate(scores)
 
 
@@ -65,8 +65,8 @@ def test_real_photos_score_as_before(profile):
     new = np.array([r.score for r in profile.score_files(paths, progress=False, settings=on_threads)])
     assert len(new) == 20
     assert np.abs(new - old).max() <= 0.01
-    eager = FeatureExtractor(profile.backbone, engine="torch")  # the reference engine agrees too
-    ref = np.concatenate([profile.score_features(b.features)[0] for b in eager.files(paths, progress=False)])
+    eager = FeatureExtractor(profile.backbone, RunSettings(engine="torch", progress=False))  # reference
+    ref = np.concatenate([profile.score_features(b.features)[0] for b in eager.files(paths)])
     assert np.abs(new - ref).max() <= 0.01
 
 
@@ -118,8 +118,8 @@ def test_threads_and_processes_give_the_same_batches(tmp_path, lite0):
     runs = {}
     for workers in (0, 1):
         failures = FailureLog()
-        fe = FeatureExtractor(lite0, batch_size=3, workers=workers)
-        batches = list(fe.files(paths, failures=failures, progress=False))
+        fe = FeatureExtractor(lite0, RunSettings(batch_size=3, workers=workers, progress=False))
+        batches = list(fe.files(paths, failures=failures))
         runs[workers] = batches
         assert [i for b in batches for i in b.indices] == [i for i in range(12) if i != 4]
         assert [p.name for p, _ in failures] == ["missing.jpg"]
@@ -135,12 +135,12 @@ def test_torch_held_to_one_thread_while_files_stream(tmp_path, lite0):
         paths.append(tmp_path / f"{i}.png")
         synthetic_photo(rng).save(paths[-1])
     before = torch.get_num_threads()
-    fe = FeatureExtractor(lite0, batch_size=2, workers=0)
+    fe = FeatureExtractor(lite0, RunSettings(batch_size=2, workers=0, progress=False))
     assert fe.engine_name == "onnx"
-    seen = [torch.get_num_threads() for _ in fe.files(paths, progress=False)]
+    seen = [torch.get_num_threads() for _ in fe.files(paths)]
     assert seen == [1, 1, 1]
     assert torch.get_num_threads() == before
-    gen = fe.files(paths, progress=False)
+    gen = fe.files(paths)
     next(gen)
     gen.close()  # a consumer that stops early gets its threads back too
     assert torch.get_num_threads() == before
@@ -148,19 +148,17 @@ def test_torch_held_to_one_thread_while_files_stream(tmp_path, lite0):
 
 def test_decode_workers_setting(lite0, monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    fe = FeatureExtractor(lite0)
-    assert FeatureExtractor.of(lite0, RunSettings(workers=2)).decode_workers() == 2
-    assert FeatureExtractor(lite0, workers=0).decode_workers() == 0  # an explicit choice wins
+    fe = FeatureExtractor(lite0, QUIET)
+    assert FeatureExtractor(lite0, RunSettings(workers=2, progress=False)).decode_workers() == 2
+    assert FeatureExtractor(lite0, RunSettings(workers=0)).decode_workers() == 0  # an explicit choice wins
     assert fe.streams == 2 and fe.decode_workers() == 0  # every core runs the network: decode there
     monkeypatch.setattr("os.cpu_count", lambda: 3)
     assert fe.decode_workers() == 1  # a spare core decodes
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert fe.decode_workers() == 2
-    assert FeatureExtractor(lite0, engine="torch").decode_workers() == 1
+    assert FeatureExtractor(lite0, RunSettings(engine="torch", progress=False)).decode_workers() == 1
     with pytest.raises(ValueError, match="workers"):
         RunSettings(workers=-1)
-    with pytest.raises(ValueError, match="workers"):
-        FeatureExtractor(lite0, workers=-1)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +176,9 @@ def test_reference_build_batches_eight_by_default():
     from piaa.cli.reference import reference_build
     from piaa.features.reference import build_reference
 
-    assert inspect.signature(build_reference).parameters["batch_size"].default == 8
+    # the library's default is the run settings' (None: not given, so RunSettings' 8)
+    assert inspect.signature(build_reference).parameters["batch_size"].default is None
+    assert RunSettings.resolve(None, batch_size=None).batch_size == 8
     assert inspect.signature(reference_build).parameters["batch_size"].default == 8
 
 
@@ -252,7 +252,7 @@ def test_preview_scores_are_as_close_to_the_photo_as_draft_decoding(tmp_path, pr
     """Camera-like JPEGs (3:2, with grain, 1620x1080 preview): scored from the preview, from the photo's
     draft decoding and from the full-resolution photo. The preview is about as faithful to the photo as
     the draft decoding is (measured: up to 0.03 from it for both)."""
-    fe = FeatureExtractor(profile.backbone)
+    fe = FeatureExtractor(profile.backbone, QUIET)
 
     def score(images: list) -> np.ndarray:
         return profile.score_features(fe.forward(np.stack([fe.preprocess.from_pil(im) for im in images])))[0]
@@ -284,8 +284,8 @@ def test_previews_travel_to_decode_processes_and_threads_alike(tmp_path, profile
         paths.append(save_with_preview(img, _preview_of(img, (960, 640)), tmp_path / f"c{i}.jpg", quality=92))
 
     def scores(**kw) -> np.ndarray:
-        fe = FeatureExtractor(profile.backbone, batch_size=1, **kw)
-        batches = fe.files(paths, progress=False)
+        fe = FeatureExtractor(profile.backbone, RunSettings(batch_size=1, progress=False, **kw))
+        batches = fe.files(paths)
         return np.concatenate([profile.score_features(b.features)[0] for b in batches])
 
     in_processes, on_threads = scores(workers=1, previews=True), scores(workers=0, previews=True)
@@ -328,8 +328,8 @@ def test_decoding_on_threads_leaves_the_warnings_machinery_as_it_was(tmp_path, l
         paths.append(tmp_path / f"{i}.jpg")
         synthetic_photo(rng, 64, 48).save(paths[-1], quality=80)
     showwarning, filters = warnings.showwarning, list(warnings.filters)
-    fe = FeatureExtractor(lite0, batch_size=1, streams=2, workers=0)
-    assert sum(len(b.indices) for b in fe.files(paths, progress=False)) == 24
+    fe = FeatureExtractor(lite0, RunSettings(batch_size=1, streams=2, workers=0, progress=False))
+    assert sum(len(b.indices) for b in fe.files(paths)) == 24
     assert warnings.showwarning is showwarning and warnings.filters == filters
 
 

@@ -21,6 +21,7 @@ from piaa.evaluation.world_human import (
     human_world,
 )
 from piaa.models.attributes import PARA_ATTRIBUTES, read_attribute_table
+from piaa.settings import QUIET
 
 PARA = Path(__file__).parents[2] / "shared" / "data" / "para"
 N = 60
@@ -31,7 +32,7 @@ def world(tmp_path_factory):
     if not (PARA / "attributes.csv").is_file():
         pytest.skip(f"shared PARA sample {PARA} is missing (expected in ../shared)")
     cache = tmp_path_factory.mktemp("cache")
-    return human_world(PARA, persons=2, album_size=20, limit=N, cache_dir=cache, progress=False), cache
+    return human_world(PARA, persons=2, album_size=20, limit=N, cache_dir=cache, run=QUIET), cache
 
 
 def test_persons_are_seeded_and_not_the_para_worlds() -> None:
@@ -49,13 +50,13 @@ def test_persons_are_seeded_and_not_the_para_worlds() -> None:
 @pytest.mark.slow  # builds a 60-photo world: ~10 s unloaded, more on a busy machine
 def test_world_is_seeded(world, tmp_path) -> None:
     w, cache = world
-    again = human_world(PARA, persons=2, album_size=20, limit=N, cache_dir=cache, progress=False)
+    again = human_world(PARA, persons=2, album_size=20, limit=N, cache_dir=cache, run=QUIET)
     for a, b in zip(w.albums, again.albums, strict=True):
         np.testing.assert_array_equal(a.scores, b.scores)
         np.testing.assert_array_equal(a.photos, b.photos)
         np.testing.assert_array_equal(a.truth, b.truth)
     np.testing.assert_array_equal(w.ref_dists, again.ref_dists)
-    other = human_world(PARA, persons=2, album_size=20, limit=N, cache_dir=cache, progress=False, seed=1)
+    other = human_world(PARA, persons=2, album_size=20, limit=N, cache_dir=cache, run=QUIET, seed=1)
     assert not np.array_equal(w.albums[0].scores, other.albums[0].scores)
 
 

@@ -15,6 +15,7 @@ from piaa.evaluation import protocol as bench
 from piaa.evaluation.simulate import SimulatedPerson, para_persons
 from piaa.evaluation.worlds import other_backbone, para_world, simulated_world
 from piaa.models.train import TrainConfig
+from piaa.settings import QUIET
 
 PARA = Path(__file__).parents[2] / "shared" / "data" / "para"
 N = 60
@@ -29,7 +30,7 @@ def _need_para() -> Path:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    return para_world(_need_para(), persons=2, album_size=20, limit=N, cache_dir=cache, progress=False), cache
+    return para_world(_need_para(), persons=2, album_size=20, limit=N, cache_dir=cache, run=QUIET), cache
 
 
 def test_para_persons_are_seeded_and_lean_on_the_crowd_differently() -> None:
@@ -78,7 +79,7 @@ def test_para_world_persons_follow_the_real_crowd_partly(world) -> None:
 def test_para_world_is_seeded_and_reuses_its_cache(world) -> None:
     w, cache = world
     assert len(list(Path(cache).glob("*.npz"))) == 2  # one per backbone
-    again = para_world(PARA, persons=2, album_size=20, limit=N, cache_dir=cache, progress=False)
+    again = para_world(PARA, persons=2, album_size=20, limit=N, cache_dir=cache, run=QUIET)
     for a, b in zip(w.albums, again.albums, strict=True):
         np.testing.assert_array_equal(a.scores, b.scores)
         np.testing.assert_array_equal(a.photos, b.photos)
@@ -88,7 +89,7 @@ def test_para_world_is_seeded_and_reuses_its_cache(world) -> None:
 def test_para_world_runs_the_protocol(world) -> None:
     w, _ = world
     r = bench.run(
-        w, methods=["piaa (full)", "R-SVM"], xs=(10,), splits=1, progress=False,
+        w, methods=["piaa (full)", "R-SVM"], xs=(10,), splits=1, settings=QUIET,
         config=TrainConfig(generic_epochs=1, rank_epochs=2, k=5),
     )  # fmt: skip
     assert "oracle (noise-free taste)" in r.table() and "piaa (full)" in r.table()
@@ -100,7 +101,7 @@ def test_content_backbone_is_never_the_evaluated_one() -> None:
     with pytest.raises(ValueError, match="must differ"):
         para_world(
             _need_para(), limit=N, backbone="efficientnet-lite0", content_backbone="efficientnet-lite0",
-            progress=False,
+            run=QUIET,
         )  # fmt: skip
     with pytest.raises(ValueError, match="unknown world"):
         simulated_world(PARA, kind="nope")

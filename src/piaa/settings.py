@@ -99,6 +99,14 @@ class RunSettings:
         return dataclasses.replace(self, **changes)
 
 
+DEFAULTS = RunSettings()
+"""The defaults (progress bars on), for functions below the entry points whose callers give none."""
+
+QUIET = RunSettings(progress=False)
+"""What a function below the entry points runs with when its caller gives no settings: the defaults,
+without progress bars (a library call, a test)."""
+
+
 # The one process-wide state of this module, mirroring torch's own process-wide thread count: who holds
 # it, at what count, and what to give back when the last holder leaves.
 _lock = threading.Lock()

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from piaa.cli._common import _write_and_report, app, cell, console, friendly, say, walk, write_rows
 from piaa.errors import UsageError
+from piaa.settings import RunSettings
 
 
 def cull_rows(rows: list[Any], csv: bool) -> list[dict[str, Any]]:
@@ -92,11 +93,11 @@ def cull_cmd(
     settings = CullSettings(
         time_window=time_window, similarity=similarity, layout_similarity=layout_similarity, keep=keep,
         blur_ratio=blur_ratio, clip_share=clip_share, eyes=eyes, reject_flagged=reject_flagged,
-        alternate_rating=alternate_rating, thumbnails=out is not None, engine=engine,
+        alternate_rating=alternate_rating, thumbnails=out is not None,
     )  # fmt: skip
     prof = load_profile(profile)
     files = walk(paths)
-    result = cull(files, prof, settings, progress=len(files) > 16)
+    result = cull(files, prof, settings, run=RunSettings.from_env(engine=engine, progress=len(files) > 16))
     for note in result.notes:
         say(note)
     rows = result.rows

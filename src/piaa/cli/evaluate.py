@@ -18,7 +18,7 @@ from piaa.cli._common import (
     writable_folder,
 )
 from piaa.errors import UsageError
-from piaa.settings import RunSettings, torch_threads
+from piaa.settings import RunSettings
 
 
 @app.command("evaluate")
@@ -84,6 +84,7 @@ def evaluate_cmd(
     config = TrainConfig(**parse_settings(set_ or [], {"seed": seed}))
     test_workers = test_workers or workers
     writable_folder(out, "--out")  # before hours of training, not after
+    run = RunSettings.from_env()  # PIAA_TORCH_THREADS, read here; bench.run holds it throughout
 
     if quick:
         persons, splits = min(persons, 3), min(splits, 2)
@@ -100,7 +101,9 @@ def evaluate_cmd(
             albums = load_dataset(dataset, labels_csv=dataset_root, images_root=images, workers=test_workers)
         else:
             albums = load_dataset(dataset, root=dataset_root)
-        bench_world = bench.dataset_world(reference, albums, description=f"{dataset}: {len(albums)} albums")
+        bench_world = bench.dataset_world(
+            reference, albums, description=f"{dataset}: {len(albums)} albums", run=run
+        )
     else:
         from piaa.evaluation.worlds import WORLDS
 
@@ -112,11 +115,10 @@ def evaluate_cmd(
         extra = {"content_backbone": content_backbone, "cache_dir": feature_cache} if world == "para" else {}
         extra = {"cache_dir": feature_cache} if world == "para-human" else extra
         bench_world = bench.simulated_world(
-            photos, persons=persons, seed=seed, backbone=backbone, kind=world, **extra
+            photos, persons=persons, seed=seed, backbone=backbone, kind=world, run=run, **extra
         )
     chosen = [m.strip() for m in methods.split(",")] if methods else None
-    with torch_threads(RunSettings.from_env().torch_threads):  # PIAA_TORCH_THREADS, read here
-        result = bench.run(bench_world, methods=chosen, splits=splits, seed=seed, config=config)
+    result = bench.run(bench_world, methods=chosen, splits=splits, seed=seed, config=config, settings=run)
     table = result.table()
     notes = result.personalization_notes()
     table = f"{table}\n\n{notes}" if notes else table

@@ -214,22 +214,14 @@ def score_cmd(
         writable_folder(folder, "--copy-top" if copy_top else "--link-top")
     failures = FailureLog()
     results = []
+    run = RunSettings.from_env(engine=engine, workers=workers, previews=previews, progress=len(files) > 16)
     try:
         if ray:
             from piaa.features.distributed import score_files_ray
 
-            results = score_files_ray(
-                prof,
-                files,
-                failures=failures,
-                progress=len(files) > 16,
-                engine=engine,
-                address=ray,
-                previews=previews,
-            )
+            results = score_files_ray(prof, files, run, failures=failures, address=ray)
         else:
-            run = RunSettings.from_env(engine=engine, workers=workers, previews=previews)
-            for r in prof.iter_score_files(files, failures=failures, progress=len(files) > 16, settings=run):
+            for r in prof.iter_score_files(files, failures=failures, settings=run):
                 results.append(r)
     except KeyboardInterrupt:
         on_interrupt(_save_partial(output, results, len(files)))
@@ -407,7 +399,8 @@ def profile_explain_cmd(
 
         attribute_heads = AttributeHeads.load(heads)
     exp = explain_profile(
-        prof, album=album, prefs=prefs, heads=attribute_heads, folds=folds, seed=seed, progress=not json_out
+        prof, album=album, prefs=prefs, heads=attribute_heads, folds=folds, seed=seed,
+        settings=RunSettings.from_env(progress=not json_out),
     )
     if exp.skipped_pairs:
         warn(f"{plural(exp.skipped_pairs, 'judged pair')} name photos missing or unreadable (left out)")

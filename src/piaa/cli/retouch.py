@@ -11,7 +11,7 @@ import typer
 
 from piaa.cli._common import app, friendly, report_failures, say, walk
 from piaa.errors import UsageError
-from piaa.settings import RunSettings, torch_threads
+from piaa.settings import RunSettings
 
 
 @app.command("retouch")
@@ -71,11 +71,10 @@ def retouch_cmd(
     failures = FailureLog()
     resumed: list[tuple[Path, Path]] = []
     try:
-        with torch_threads(RunSettings.from_env().torch_threads):  # PIAA_TORCH_THREADS, read here
-            results = retouch_files(
-                prof, files, out, settings, generic=gen,
-                album=album_files, failures=failures, progress=len(files) > 1, log=say, resumed=resumed,
-            )  # fmt: skip
+        results = retouch_files(
+            prof, files, out, settings, generic=gen, album=album_files, failures=failures, log=say,
+            resumed=resumed, run=RunSettings.from_env(progress=len(files) > 1),  # reads PIAA_TORCH_THREADS
+        )  # fmt: skip
     finally:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # nothing was written: leave no empty folder behind

@@ -27,7 +27,7 @@ from piaa.cull.times import capture_time
 from piaa.data.images import FailureLog, ImageError, iter_image_files, load_image
 from piaa.errors import UsageError
 from piaa.features.index import NeighborIndex, normalize
-from piaa.settings import torch_threads
+from piaa.settings import RunSettings, torch_threads
 
 FLAGS = ("blurred", "clipped", "eyes_closed")
 STATUSES = ("pick", "alternate", "reject")
@@ -65,7 +65,6 @@ class CullSettings:
     alternate_rating: int = 0
     duplicate_similarity: float = 0.97  # embedding candidates checked for exact duplicates
     thumbnails: bool = False  # keep a thumbnail per photo (for the HTML report)
-    engine: str = "auto"
 
     def __post_init__(self) -> None:
         checks = {
@@ -361,13 +360,13 @@ def analyse(
     paths: Sequence[Path],
     settings: CullSettings,
     failures: FailureLog,
-    progress: bool = True,
+    run: RunSettings,
     eyes: Callable[[np.ndarray], bool | None] | None = None,
 ) -> tuple[list[int], np.ndarray, np.ndarray, list[Measures]]:
     """Decode each photo once, run the backbone once: (positions that decoded, scores (N,), embeddings
     (N x D), measures). Network threads each decode their own batch, as
     :class:`~piaa.features.extract.FeatureExtractor` does on two cores."""
-    extractor = profile.extractor(settings.engine)
+    extractor = profile.extractor(run)
     pp = extractor.preprocess
     local = threading.local()
 
@@ -402,7 +401,7 @@ def analyse(
     try:
         held.enter_context(torch_threads(1))  # the head must not fight ONNX Runtime for the cores
         pending: deque[Future] = deque()
-        with tqdm(total=len(paths), desc="culling", unit="img", disable=not progress) as bar:
+        with tqdm(total=len(paths), desc="culling", unit="img", disable=not run.progress) as bar:
             it = iter(batches)
             for b in it:
                 pending.append(pool.submit(job, b))
@@ -434,15 +433,20 @@ def cull(
     paths: Sequence[str | os.PathLike[str]],
     scorer: Any,
     settings: CullSettings | None = None,
-    progress: bool = True,
+    *,
+    run: RunSettings | None = None,
+    progress: bool | None = None,
 ) -> CullResult:
     """Group, rank and flag the photos at ``paths`` (files, or folders walked recursively) with a profile.
 
     ``scorer``: a :class:`~piaa.models.profile.Profile`, a :class:`~piaa.models.scorer.Scorer`, a
     profile folder or a built-in name (``nima-ava``). Unreadable photos are recorded in
     ``result.failures`` and left out; the rest are rows ordered by group, then rank. Raises
-    ``ProfileError`` for a bad profile, ValueError for bad settings."""
+    ``ProfileError`` for a bad profile, ValueError for bad settings. ``run``: how (default
+    :meth:`RunSettings.resolve`: engine "auto", progress bars); ``progress``, when given, replaces its
+    field."""
     settings = settings or CullSettings()
+    run = RunSettings.resolve(run, progress=progress)
     profile = _profile_of(scorer)
     skipped = FailureLog()
     files = list(iter_image_files([Path(p) for p in paths], skipped=skipped))
@@ -455,7 +459,7 @@ def cull(
         eyes = eye_model.factory()
         if eyes is None:
             notes.append(f"eyes not checked: {eye_model.unavailable_reason()}")
-    kept, scores, embs, measures = analyse(profile, files, settings, failures, progress, eyes)
+    kept, scores, embs, measures = analyse(profile, files, settings, failures, run, eyes)
     files = [files[i] for i in kept]
     times = [capture_time(p) for p in files]
     dups = find_duplicates(files, measures, embs, similarity=settings.duplicate_similarity) if files else []

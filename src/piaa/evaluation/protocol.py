@@ -34,6 +34,7 @@ from piaa.models.head import AestheticHead
 from piaa.models.selection import fit_personal
 from piaa.models.train import TrainConfig, cached_source, fit_generic, new_head
 from piaa.preferences import enrich_transitive
+from piaa.settings import RunSettings, torch_threads
 
 __all__ = [
     "EVALUATION_METHODS",
@@ -147,11 +148,29 @@ def run(
     pairs: int = 100,
     config: TrainConfig | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | None = None,
+    settings: RunSettings | None = None,
 ) -> BenchResult:
     """The protocol over ``world``'s albums for each X in ``xs`` (albums too small for an X are skipped),
     with an extra oracle row when every album knows its noise-free taste. Seeded: the same arguments
-    give the same result. Raises ``ValueError`` for a name not in :data:`EVALUATION_METHODS`."""
+    give the same result. Raises ``ValueError`` for a name not in :data:`EVALUATION_METHODS`.
+    ``settings``: how to run (default :meth:`RunSettings.resolve`); ``progress``, when given, replaces
+    its field. Torch's thread count is held at ``settings.torch_threads`` throughout."""
+    how = RunSettings.resolve(settings, progress=progress)
+    with torch_threads(how.torch_threads):
+        return _protocol(world, methods, xs, splits, pairs, config, seed, how)
+
+
+def _protocol(
+    world: EvalWorld,
+    methods: Sequence[str] | None,
+    xs: Sequence[int],
+    splits: int,
+    pairs: int,
+    config: TrainConfig | None,
+    seed: int,
+    run: RunSettings,
+) -> BenchResult:
     t0 = time.perf_counter()
     cfg = config or TrainConfig(seed=seed)
     methods = list(methods or EVALUATION_METHODS)
@@ -166,7 +185,7 @@ def run(
     alphas: dict[int, list[float]] = {}
     choices: dict[int, list[str]] = {}
     jobs = [(a, x) for a in world.albums for x in xs if x < len(a.photos) - 1]
-    bar = tqdm(total=len(jobs) * splits, desc="bench", unit="split", disable=not progress)
+    bar = tqdm(total=len(jobs) * splits, desc="bench", unit="split", disable=not run.progress)
     for album, x in jobs:
         per: dict[str, list[tuple[float, float]]] = {m: [] for m in rows}
         rng = np.random.default_rng(

@@ -40,6 +40,7 @@ from piaa.data.labels import mean_score
 from piaa.errors import file_error
 from piaa.evaluation.simulate import SimulatedPerson
 from piaa.features.index import normalize
+from piaa.settings import DEFAULTS, RunSettings
 
 __all__ = ["EMOTIONS", "HUMAN_ATTRIBUTES", "human_persons", "human_world"]
 
@@ -103,7 +104,7 @@ def human_world(
     backbone: str = "efficientnet-lite0",
     limit: int | None = None,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    run: RunSettings = DEFAULTS,
 ):  # -> EvalWorld (imported late: worlds imports this module)
     """The ``para-human`` world over ``root`` (the layout of ``../shared/data/para``: ``labels.csv``,
     ``attributes.csv``, ``images/``); ``limit`` keeps the first N labelled photos, ``cache_dir`` keeps the
@@ -126,7 +127,7 @@ def human_world(
     keep = [i for i in range(n) if labels.files[i] in has]
     files = [root / "images" / labels.files[i] for i in range(n)]
     bb = create_backbone(backbone)
-    kept, maps = extract_cached(files, bb, cache_dir, progress)
+    kept, maps = extract_cached(files, bb, cache_dir, run)
     pos = {k: i for i, k in enumerate(kept)}
     both = [i for i in keep if i in pos]
     if len(both) < 40:
@@ -145,7 +146,7 @@ def human_world(
         raise file_error(ValueError, root / "attributes.csv", f"no {missing[0]} column")
     human = _residual_z(attributes[:, [col[a] for a in HUMAN_ATTRIBUTES]], crowd)
     mood = _emotion_shares(root / "labels.csv", names)
-    it = tqdm(files, desc="attributes", unit="img", disable=not progress)
+    it = tqdm(files, desc="attributes", unit="img", disable=not run.progress)
     pixels = standardize_attributes(np.stack([photo_attributes(Image.open(f)) for f in it]))
     emb = normalize(maps.embedding.float().numpy())
     rng = np.random.default_rng([seed, 20, 1])
@@ -162,5 +163,5 @@ def human_world(
         ref_attributes=attributes[ref_idx].astype(np.float32),
         attribute_names=table.names,
         photo_pixels=pixels[pool_idx].astype(np.float32),
-        other_pooled=other_pooled_loader(every, both, ref_idx, pool_idx, backbone, cache_dir, progress),
+        other_pooled=other_pooled_loader(every, both, ref_idx, pool_idx, backbone, cache_dir, run),
     )  # fmt: skip

@@ -26,6 +26,7 @@ from piaa.data.labels import mean_score
 from piaa.errors import UnknownNameError, UsageError, file_error
 from piaa.features.extract import FeatureExtractor
 from piaa.features.index import NeighborIndex, normalize
+from piaa.settings import DEFAULTS, RunSettings
 
 __all__ = [
     "EvalWorld",
@@ -98,26 +99,29 @@ class EvalWorld:
 
 
 def extract_all(
-    paths: Sequence[Path], backbone: Backbone, progress: bool = True
+    paths: Sequence[Path], backbone: Backbone, run: RunSettings = DEFAULTS
 ) -> tuple[list[int], FeatureMaps]:
     """Feature maps (float16) of every readable photo, once: (positions in ``paths`` kept, their maps).
 
     Raises ``ValueError`` when no photo is readable.
     """
-    fe = FeatureExtractor(backbone)
-    kept, maps = fe.collect(list(paths), failures=FailureLog(), progress="features" if progress else False)
+    fe = FeatureExtractor(backbone, run)
+    kept, maps = fe.collect(list(paths), failures=FailureLog(), desc="features")
     if maps is None:
         raise UsageError("no readable photos")
     return kept, maps
 
 
 def extract_cached(
-    paths: Sequence[Path], backbone: Backbone, cache_dir: str | Path | None = None, progress: bool = True
+    paths: Sequence[Path],
+    backbone: Backbone,
+    cache_dir: str | Path | None = None,
+    run: RunSettings = DEFAULTS,
 ) -> tuple[list[int], FeatureMaps]:
     """:func:`extract_all`, kept in ``cache_dir`` (an ``.npz`` named by a hash of the backbone, its
     weights and the paths) so a rerun loads instead of extracting. No ``cache_dir``: no cache."""
     if cache_dir is None:
-        return extract_all(paths, backbone, progress)
+        return extract_all(paths, backbone, run)
     import hashlib
 
     key = hashlib.sha1(
@@ -128,7 +132,7 @@ def extract_cached(
         with np.load(file) as z:
             maps = FeatureMaps(*(torch.from_numpy(z[n]) for n in FeatureMaps._fields))
             return z["kept"].tolist(), maps
-    kept, maps = extract_all(paths, backbone, progress)
+    kept, maps = extract_all(paths, backbone, run)
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(".tmp.npz")
     arrays = {n: t.numpy() for n, t in zip(FeatureMaps._fields, maps, strict=True)}
@@ -154,7 +158,7 @@ def other_pooled_loader(
     pool_idx: np.ndarray,
     backbone: str,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    run: RunSettings = DEFAULTS,
 ) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     """:attr:`EvalWorld.other_pooled` for a world whose i-th photo is ``paths[rows[i]]``: on first call,
     extracts :func:`other_backbone` over ``paths`` (kept in ``cache_dir``: the whole list, so worlds over
@@ -168,7 +172,7 @@ def other_pooled_loader(
             from piaa.models.attributes import pooled_features
 
             other = other_backbone(backbone)
-            kept, maps = extract_cached(paths, create_backbone(other), cache_dir, progress)
+            kept, maps = extract_cached(paths, create_backbone(other), cache_dir, run)
             pos = {k: i for i, k in enumerate(kept)}
             lost = [r for r in rows if r not in pos]
             if lost:
@@ -187,7 +191,7 @@ def simulated_world(
     album_size: int = 200,
     seed: int = 0,
     backbone: str = "efficientnet-lite0",
-    progress: bool = True,
+    run: RunSettings = DEFAULTS,
     kind: str = "photos",
     **para: object,
 ) -> EvalWorld:
@@ -206,12 +210,12 @@ def simulated_world(
         from piaa.evaluation.world_human import human_world
 
         return human_world(
-            photos, persons=persons, album_size=album_size, seed=seed, backbone=backbone, progress=progress,
+            photos, persons=persons, album_size=album_size, seed=seed, backbone=backbone, run=run,
             **para,  # type: ignore[arg-type]
         )  # fmt: skip
     if kind == "para":
         return para_world(
-            photos, persons=persons, album_size=album_size, seed=seed, backbone=backbone, progress=progress,
+            photos, persons=persons, album_size=album_size, seed=seed, backbone=backbone, run=run,
             **para,  # type: ignore[arg-type]
         )  # fmt: skip
     if para:
@@ -221,13 +225,13 @@ def simulated_world(
 
     files = list(iter_image_files([photos]))
     bb = create_backbone(backbone)
-    kept, maps = extract_all(files, bb, progress)
+    kept, maps = extract_all(files, bb, run)
     files = [files[i] for i in kept]
     if len(files) < 40:
         raise file_error(
             ValueError, photos, f"need at least 40 readable photos for a benchmark, found {len(files)}"
         )
-    it = tqdm(files, desc="attributes", unit="img", disable=not progress)
+    it = tqdm(files, desc="attributes", unit="img", disable=not run.progress)
     attrs = standardize_attributes(np.stack([photo_attributes(Image.open(f)) for f in it]))
     emb = normalize(maps.embedding.numpy())
     rng = np.random.default_rng(seed)
@@ -270,7 +274,7 @@ def para_world(
     topics: int = 12,
     limit: int | None = None,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    run: RunSettings = DEFAULTS,
 ) -> EvalWorld:
     """Simulated persons over PARA's photos, with a real crowd.
 
@@ -302,11 +306,11 @@ def para_world(
     files = [root / "images" / f for f in labels.files[:n]]
     dists = labels.distributions[:n]
     bb = create_backbone(backbone)
-    kept, maps = extract_cached(files, bb, cache_dir, progress)
+    kept, maps = extract_cached(files, bb, cache_dir, run)
     content = content_backbone or other_backbone(backbone)
     if content == backbone:
         raise UsageError(f"content_backbone must differ from the evaluated backbone {backbone!r}")
-    kept_c, cmaps = extract_cached(files, create_backbone(content), cache_dir, progress)
+    kept_c, cmaps = extract_cached(files, create_backbone(content), cache_dir, run)
     both = sorted(set(kept) & set(kept_c))
     pos, pos_c = {k: i for i, k in enumerate(kept)}, {k: i for i, k in enumerate(kept_c)}
     maps = _take(maps, np.array([pos[k] for k in both]))
@@ -320,7 +324,7 @@ def para_world(
     if len(files) < 40:
         found = f"need at least 40 readable photos for a benchmark, found {len(files)}"
         raise file_error(ValueError, root, found)
-    it = tqdm(files, desc="attributes", unit="img", disable=not progress)
+    it = tqdm(files, desc="attributes", unit="img", disable=not run.progress)
     attrs = standardize_attributes(np.stack([photo_attributes(Image.open(f)) for f in it]))
     crowd = mean_score(dists.astype(np.float64))  # real crowd means, on 1-10
     emb = normalize(maps.embedding.float().numpy())
@@ -402,7 +406,7 @@ def dataset_world(
     reference: str | Path,
     albums: Sequence[RatedAlbum],
     *,
-    progress: bool = True,
+    run: RunSettings = DEFAULTS,
     description: str = "",
 ) -> EvalWorld:
     """A benchmark on real ratings: ``albums`` from :mod:`piaa.data.datasets`, neighbours and generic
@@ -419,7 +423,7 @@ def dataset_world(
             ValueError, reference, "built with --no-maps; the benchmark needs the stored feature maps"
         )
     paths = [p for a in albums for p in a.images]
-    kept, maps = extract_all(paths, ref.create_backbone(), progress)  # checked against the reference
+    kept, maps = extract_all(paths, ref.create_backbone(), run)  # checked against the reference
     pos = {k: i for i, k in enumerate(kept)}
     out, start = [], 0
     for a in albums:

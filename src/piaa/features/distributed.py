@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from piaa.backbones import Backbone, FeatureMaps
 from piaa.data.images import FailureLog
 from piaa.features.extract import Batch, FeatureExtractor
-from piaa.settings import process_torch_threads
+from piaa.settings import RunSettings, process_torch_threads
 
 LOCAL = ("local", "true", "1", "")
 
@@ -58,17 +58,15 @@ def connect(address: str | bool | None = True) -> Any:
 class _Embed:
     """A Ray Data actor: one FeatureExtractor for its lifetime."""
 
-    def __init__(self, backbone: Backbone, engine: str, batch_size: int, previews: bool = False) -> None:
+    def __init__(self, backbone: Backbone, settings: RunSettings) -> None:
         process_torch_threads(1)  # the actor's own process: one core each
-        self.extractor = FeatureExtractor(
-            backbone, engine=engine, batch_size=batch_size, workers=0, previews=previews
-        )
+        self.extractor = FeatureExtractor(backbone, settings.replace(workers=0, progress=False))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [str(p) for p in batch["path"]]
         failures = FailureLog()
         got: dict[int, tuple] = {}
-        for b in self.extractor.files(paths, failures=failures, progress=False):
+        for b in self.extractor.files(paths, failures=failures):
             for j, i in enumerate(b.indices):
                 got[i] = tuple(t[j].numpy() for t in b.features)
         reasons = {str(p): r for p, r in failures}
@@ -88,19 +86,18 @@ class _Embed:
 def ray_batches(
     backbone: Backbone,
     paths: Sequence[str | Path],
+    run: RunSettings,
     *,
     failures: FailureLog | None = None,
-    progress: bool | str = True,
+    desc: str = "embedding",
     address: str | bool | None = True,
-    engine: str = "auto",
-    batch_size: int = 8,
     actors: int | None = None,
-    previews: bool = False,
 ) -> Iterator[Batch]:
     """``FeatureExtractor.files`` on a Ray cluster: batches of features (``indices`` = positions in
-    ``paths``), in the order they finish; files that fail go to ``failures``. ``actors``: embedding
-    actors (default: the cluster's CPUs, one each); ``previews``: as ``RunSettings.previews`` (it travels
-    to the actors as an argument)."""
+    ``paths``), in the order they finish; files that fail go to ``failures``. ``run`` travels to the
+    actors (engine, batch size, previews; each decodes on its own thread); ``actors``: embedding actors
+    (default: the cluster's CPUs, one each)."""
+    batch_size = run.batch_size
     if not paths:
         return
     ray = connect(address)
@@ -111,14 +108,14 @@ def ray_batches(
     )
     out = ds.map_batches(
         _Embed,
-        fn_constructor_args=(backbone, engine, batch_size, previews),
+        fn_constructor_args=(backbone, run),
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=min(n, len(paths))),
         num_cpus=1,
         batch_format="numpy",
     )
-    desc = progress if isinstance(progress, str) else "embedding"
-    with tqdm(total=len(paths), desc=f"{desc} (ray, {n} actors)", unit="img", disable=not progress) as bar:
+    bar = tqdm(total=len(paths), desc=f"{desc} (ray, {n} actors)", unit="img", disable=not run.progress)
+    with bar:
         for b in out.iter_batches(batch_size=None, batch_format="numpy"):
             ok = b["error"] == ""
             if failures is not None:
@@ -135,22 +132,20 @@ def ray_batches(
 def score_files_ray(
     profile: Any,
     paths: Sequence[str | Path],
+    run: RunSettings,
     *,
     failures: FailureLog | None = None,
-    progress: bool = True,
-    engine: str = "auto",
     address: str | bool | None = True,
     actors: int | None = None,
-    previews: bool = False,
 ) -> list:
-    """``Profile.score_files`` with the backbone run on a Ray cluster; the head scores on the driver.
-    Same results, in input order. ``previews``: as ``RunSettings.previews``."""
+    """``Profile.score_files`` with the backbone run on a Ray cluster (``run``'s engine and previews,
+    batches of 32); the head scores on the driver. Same results, in input order."""
     from piaa.models.profile import ScoreResult
 
     found: dict[int, ScoreResult] = {}
     for batch in ray_batches(
-        profile.backbone, list(paths), failures=failures, progress="scoring" if progress else False,
-        address=address, engine=engine, batch_size=32, actors=actors, previews=previews,
+        profile.backbone, list(paths), run.replace(batch_size=32), failures=failures, desc="scoring",
+        address=address, actors=actors,
     ):  # fmt: skip
         scores, dists = profile.score_features(batch.features)
         for i, s, d in zip(batch.indices, scores, dists, strict=True):

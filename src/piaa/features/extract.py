@@ -10,6 +10,7 @@ path: the backbone exported once to ONNX and run by ONNX Runtime, about 3x faste
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import warnings
@@ -28,9 +29,8 @@ from tqdm.auto import tqdm
 from piaa.backbones import Backbone, FeatureMaps, Preprocess, cache_dir
 from piaa.backbones.cached_onnx import decode as decode_one
 from piaa.data.images import FailureLog
-from piaa.errors import UsageError
 from piaa.io import atomic_open
-from piaa.settings import ENGINES, RunSettings, torch_threads
+from piaa.settings import RunSettings, torch_threads
 
 log = logging.getLogger(__name__)
 # ONNX Runtime and eager PyTorch agree to this (max abs difference, feature values up to ~25).
@@ -118,53 +118,36 @@ class FeatureExtractor:
     does with each batch (a scoring head) does not spin OpenMP threads against ONNX Runtime's.
     """
 
-    def __init__(
-        self,
-        backbone: Backbone,
-        *,
-        engine: str = "auto",
-        batch_size: int = 8,
-        workers: int | None = None,
-        streams: int | None = None,
-        previews: bool = False,
-    ) -> None:
-        """``workers``: decode processes (0: on the network threads; None: the default, see the class);
-        ``streams``: concurrent ONNX Runtime calls (default: cores, at most 2). Raises ValueError for an
-        unknown engine or a value out of range."""
-        if engine not in ENGINES:
-            raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-        if workers is not None and workers < 0:
-            raise UsageError(f"workers must be 0 or more, got {workers}")
-        if batch_size < 1:
-            raise UsageError(f"batch_size must be at least 1, got {batch_size}")
+    def __init__(self, backbone: Backbone, settings: RunSettings | None = None) -> None:
+        """Runs as ``settings`` say (default :class:`~piaa.settings.RunSettings`'s defaults): engine,
+        batch size, ``workers`` decode processes (0: on the network threads; None: the default, see the
+        class), ``streams`` concurrent ONNX Runtime calls (None: cores, at most 2), previews, and
+        whether :meth:`files` shows a progress bar."""
+        self.settings = settings = settings or RunSettings()
         self.backbone = backbone.eval()
-        self.batch_size = batch_size
-        self.workers = workers
-        self.previews = previews
+        self.batch_size = settings.batch_size
+        self.workers = settings.workers
+        self.previews = settings.previews
         self.engine_name = "torch"
         self.streams = 1
         self._onnx: OnnxEngine | None = None
-        if engine in ("auto", "onnx"):
+        if settings.engine in ("auto", "onnx"):
             try:
-                n = max(1, min(2, os.cpu_count() or 1)) if streams is None else streams
+                n = max(1, min(2, os.cpu_count() or 1)) if settings.streams is None else settings.streams
                 self._onnx = OnnxEngine(backbone, threads=1 if n > 1 else None)
                 self.engine_name, self.streams = "onnx", n  # eager PyTorch already uses every core
             except Exception as e:  # noqa: BLE001
-                if engine == "onnx":
+                if settings.engine == "onnx":
                     raise
                 log.warning("ONNX Runtime unavailable (%s); using PyTorch", e)
 
-    @classmethod
-    def of(cls, backbone: Backbone, settings: RunSettings) -> FeatureExtractor:
-        """An extractor running as ``settings`` say (engine, batch size, workers, streams, previews)."""
-        return cls(
-            backbone,
-            engine=settings.engine,
-            batch_size=settings.batch_size,
-            workers=settings.workers,
-            streams=settings.streams,
-            previews=settings.previews,
-        )
+    def with_progress(self, progress: bool) -> FeatureExtractor:
+        """This extractor (its network sessions shared, not rebuilt) with or without a progress bar."""
+        if progress == self.settings.progress:
+            return self
+        other = copy.copy(self)
+        other.settings = self.settings.replace(progress=progress)
+        return other
 
     @property
     def preprocess(self) -> Preprocess:
@@ -201,14 +184,15 @@ class FeatureExtractor:
         paths: Sequence[str | Path],
         *,
         failures: FailureLog | None = None,
-        progress: bool | str = True,
+        desc: str = "embedding",
     ) -> Iterator[Batch]:
-        """Yield batches of features in input order; files that fail to decode go to ``failures``."""
+        """Yield batches of features in input order; files that fail to decode go to ``failures``.
+        ``desc``: the progress bar's label (a bar only when the settings say ``progress``)."""
         if not paths:
             return
         paths = list(paths)
         workers = self.decode_workers() if len(paths) > self.batch_size else 0
-        desc = progress if isinstance(progress, str) else "embedding"
+        progress = self.settings.progress
         pool = ThreadPoolExecutor(self.streams) if self._onnx is not None else None
         # the caller's head must not fight ONNX Runtime for the cores: one torch thread meanwhile
         held = contextlib.ExitStack()
@@ -292,13 +276,13 @@ class FeatureExtractor:
             yield pending.popleft()
 
     def collect(
-        self, paths: Sequence[str | Path], *, failures: FailureLog | None = None, progress: bool | str = True
+        self, paths: Sequence[str | Path], *, failures: FailureLog | None = None, desc: str = "embedding"
     ) -> tuple[list[int], FeatureMaps | None]:
         """All features at once, spatial maps in float16 (for training on cached maps): the positions in
         ``paths`` that decoded, and their maps (None when none did)."""
         kept: list[int] = []
         parts: list[FeatureMaps] = []
-        for b in self.files(paths, failures=failures, progress=progress):
+        for b in self.files(paths, failures=failures, desc=desc):
             kept += b.indices
             parts.append(half_maps(b.features))
         return kept, (concat(parts) if parts else None)

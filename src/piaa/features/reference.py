@@ -35,6 +35,7 @@ from piaa.features.store import (  # noqa: F401 - the public names stay importab
     embeddings_from_db,
     open_read_only,
 )
+from piaa.settings import RunSettings
 
 if TYPE_CHECKING:
     from piaa.backbones import Backbone, FeatureMaps
@@ -265,9 +266,9 @@ class Reference:
                 return
         from piaa.features.extract import FeatureExtractor
 
-        extractor = FeatureExtractor(self.create_backbone(), workers=workers)
         show = len(paths) > QUICK_QUERIES if progress is None else progress
-        for batch in extractor.files(paths, failures=failures, progress=show):
+        extractor = FeatureExtractor(self.create_backbone(), RunSettings(workers=workers, progress=show))
+        for batch in extractor.files(paths, failures=failures):
             yield batch.indices, batch.features.embedding.numpy()
 
     @property

@@ -34,6 +34,7 @@ from piaa.data.images import FailureLog
 from piaa.errors import ReferenceCorpusError, UsageError
 from piaa.features.index import NeighborIndex, normalize
 from piaa.io import atomic_open, remove_stale_temporaries
+from piaa.settings import RunSettings
 from piaa.version import __version__
 
 if TYPE_CHECKING:
@@ -193,14 +194,18 @@ def build_reference(
     backbone: str | Backbone = DEFAULT_BACKBONE,
     weights: str | Path | None = "imagenet",
     store_maps: bool | str = True,
-    engine: str = "auto",
-    batch_size: int = 8,
+    engine: str | None = None,
+    batch_size: int | None = None,
     workers: int | None = None,
     limit: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     ray: str | bool | None = None,
+    settings: RunSettings | None = None,
 ) -> BuildReport:
     """Embed every labelled image under ``images`` into the store ``out`` (resuming a killed build).
+
+    ``settings``: how to run (default :meth:`RunSettings.resolve`); ``engine``, ``batch_size``,
+    ``workers`` and ``progress``, when given, replace its fields.
 
     ``store_maps``: True (full float16 maps up to :data:`COMPACT_FROM` images, compact beyond),
     ``"full"``, ``"compact"`` or False (none). ``ray``: embed on a Ray cluster (an address, or True for
@@ -209,6 +214,8 @@ def build_reference(
     from piaa.data.labels import read_labels
 
     t0 = time.perf_counter()
+    given = {"engine": engine, "batch_size": batch_size, "workers": workers, "progress": progress}
+    run = RunSettings.resolve(settings, **given)
     labelset = read_labels(labels)
     bb = create_backbone(backbone, weights) if isinstance(backbone, str) else backbone
     out = Path(out)
@@ -275,10 +282,7 @@ def build_reference(
                 pending,
                 failures,
                 want["store_maps"],
-                engine,
-                batch_size,
-                workers,
-                progress,
+                run,
                 ray,
             )
         _finalize(db, out)
@@ -318,10 +322,7 @@ def _embed_pending(
     pending: list[tuple[int, str]],
     failures: FailureLog,
     mode: str,
-    engine: str,
-    batch_size: int,
-    workers: int | None,
-    progress: bool,
+    run: RunSettings,
     ray: str | bool | None = None,
 ) -> int:
     from piaa.features.extract import FeatureExtractor
@@ -331,16 +332,12 @@ def _embed_pending(
     paths = [images / p for _, p in pending]
     pos_of = {str(p): k for k, p in enumerate(paths)}
     run_failures = FailureLog()
-    desc = "reference" if progress else False
     if ray:
         from piaa.features.distributed import ray_batches
 
-        batches = ray_batches(
-            bb, paths, failures=run_failures, progress=desc, address=ray, engine=engine, batch_size=batch_size
-        )
+        batches = ray_batches(bb, paths, run, failures=run_failures, desc="reference", address=ray)
     else:
-        extractor = FeatureExtractor(bb, engine=engine, batch_size=batch_size, workers=workers)
-        batches = extractor.files(paths, failures=run_failures, progress=desc)
+        batches = FeatureExtractor(bb, run).files(paths, failures=run_failures, desc="reference")
     seen_failures = 0
     newly = 0
     codec = load_codec(db) if mode == "compact" else None

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from piaa.errors import ExplainError
+from piaa.settings import QUIET, RunSettings
 
 if TYPE_CHECKING:
     from piaa.models.attributes import AttributeHeads
@@ -264,7 +265,7 @@ def explain_profile(
     heads: AttributeHeads | None = None,
     folds: int = 5,
     seed: int = 0,
-    progress: bool = False,
+    settings: RunSettings = QUIET,
 ) -> Explanation:
     """Explain ``profile`` on its judged photos. ``album``: where the photos are (default: the album the
     profile was trained on, from its config); ``prefs``: a preference CSV or store to read the pairs from
@@ -313,9 +314,7 @@ def explain_profile(
     pixels: dict[str, np.ndarray] = {}
     predicted: dict[str, np.ndarray] = {}
     files = [album / n for n in present]
-    for batch in profile.extractor().files(
-        files, failures=failures, progress="explaining" if progress else False
-    ):
+    for batch in profile.extractor(settings).files(files, failures=failures, desc="explaining"):
         scores, _ = generic.score_features(batch.features)
         feats = pooled_features(batch.features) if heads is not None else None
         preds = heads.predict_array(feats) if heads is not None and feats is not None else None

@@ -141,7 +141,6 @@ def _personalize(
     overrides: dict[str, Any],
 ) -> Profile:
     t0 = time.perf_counter()
-    progress = run.progress
     # Python callers write "~/Pictures" as a shell user would (the README's example); no shell expands it.
     reference, album, prefs, out, generic = (_expand_home(p) for p in (reference, album, prefs, out, generic))
     cfg = dataclasses.replace(config or TrainConfig(), **overrides)
@@ -165,11 +164,9 @@ def _personalize(
         ref = reference if isinstance(reference, Reference) else Reference.open(reference)
         backbone, start_head = ref.create_backbone(), None
         origin = {"reference": str(ref.path.resolve())}
-    extractor = FeatureExtractor.of(backbone, run)
+    extractor = FeatureExtractor(backbone, run)
     files = list(iter_image_files([album], skipped=rep.skipped))
-    kept, album_maps = extractor.collect(
-        files, failures=rep.failures, progress="album" if progress else False
-    )
+    kept, album_maps = extractor.collect(files, failures=rep.failures, desc="album")
     if album_maps is None:
         raise UsageError(f"{album}: no readable images")
     files = [files[i] for i in kept]
@@ -181,7 +178,7 @@ def _personalize(
     trainable: Backbone | None = None
     if ref is not None:
         head, album_source, trainable = _generic_from_reference(
-            ref, album_maps, files, backbone, extractor, cfg, rep, progress
+            ref, album_maps, files, backbone, extractor, cfg, rep, run
         )
     else:
         head, album_source = start_head, cached_source(album_maps)
@@ -190,12 +187,10 @@ def _personalize(
     if len(pair_idx):
         pairs = torch.from_numpy(pair_idx)
         if trainable is None:
-            rep.selection = fit_personal(head, album_source, pairs, rep.pairs_stated, cfg, progress=progress)
+            rep.selection = fit_personal(head, album_source, pairs, rep.pairs_stated, cfg, run=run)
             rep.ranking_loss = rep.selection.history
         else:
-            rep.ranking_loss = fit_ranking(
-                head, album_source, pairs, cfg, backbone=trainable, progress=progress
-            )
+            rep.ranking_loss = fit_ranking(head, album_source, pairs, cfg, backbone=trainable, run=run)
     if trainable is not None:
         backbone.requires_grad_(False)
         backbone.info = dataclasses.replace(backbone.info, weights_hash=state_hash(backbone))  # new weights
@@ -238,7 +233,7 @@ def _generic_from_reference(
     extractor: FeatureExtractor,
     cfg: TrainConfig,
     rep: PersonalizeReport,
-    progress: bool,
+    run: RunSettings,
 ) -> tuple[AestheticHead, Any, Backbone | None]:
     """The paper's generic model: EMD regression on the album's K nearest reference images (section
     3.2). Returns the head, the album's feature source and the backbone when it is trained too."""
@@ -253,9 +248,7 @@ def _generic_from_reference(
             ref_source = stored_source(ref, nn_rows)
         else:  # a reference built with --no-maps: compute the neighbours' maps now
             paths = [ref.paths[r] for r in nn_rows]
-            ok, maps = extractor.collect(
-                paths, failures=rep.failures, progress="neighbours" if progress else False
-            )
+            ok, maps = extractor.collect(paths, failures=rep.failures, desc="neighbours")
             if maps is None:
                 raise UsageError(f"{ref.path}: none of the reference neighbours' images could be read")
             ref_source, nn_rows = cached_source(maps), nn_rows[ok]
@@ -263,7 +256,7 @@ def _generic_from_reference(
     head = new_head(backbone.info.channels, cfg, backbone.info.stats_dim)
     if cfg.pretrain:
         dists = torch.from_numpy(ref.distributions[nn_rows])
-        rep.generic_loss = fit_generic(head, ref_source, dists, cfg, backbone=trainable, progress=progress)
+        rep.generic_loss = fit_generic(head, ref_source, dists, cfg, backbone=trainable, run=run)
     return head, album_source, trainable
 
 

@@ -190,11 +190,11 @@ class Profile:
 
     # ------------------------------------------------------------------------------------- scoring
 
-    def extractor(self, settings: RunSettings | str | None = None) -> FeatureExtractor:
-        """The extractor scoring runs on, as ``settings`` say (a string: just the engine), kept for the
-        next call: one already made is reused when it fits (an "auto" engine, or None workers or streams
-        in ``settings``, fit any)."""
-        s = settings if isinstance(settings, RunSettings) else RunSettings(engine=settings or "auto")
+    def extractor(self, settings: RunSettings | None = None) -> FeatureExtractor:
+        """The extractor scoring runs on, as ``settings`` say (default: the defaults), kept for the next
+        call: one already made is reused when it fits (an "auto" engine, or None workers or streams in
+        ``settings``, fit any; the progress bar is the settings' own)."""
+        s = settings or RunSettings()
         fe = self._extractor
         fits = fe is not None and (
             s.engine in ("auto", fe.engine_name)
@@ -203,9 +203,9 @@ class Profile:
             and (s.batch_size, s.previews) == (fe.batch_size, fe.previews)
         )
         if not fits:
-            fe = self._extractor = FeatureExtractor.of(self.backbone, s)
+            fe = self._extractor = FeatureExtractor(self.backbone, s)
         assert fe is not None
-        return fe
+        return fe.with_progress(s.progress)
 
     @torch.inference_mode()
     def score_features(self, maps: FeatureMaps) -> tuple[np.ndarray, np.ndarray]:
@@ -240,9 +240,7 @@ class Profile:
         """:meth:`score_files` one result at a time, as batches finish: an interrupted caller keeps what
         was scored."""
         run = RunSettings.resolve(settings, progress=progress, engine=engine)
-        for batch in self.extractor(run).files(
-            list(paths), failures=failures, progress="scoring" if run.progress else False
-        ):
+        for batch in self.extractor(run).files(list(paths), failures=failures, desc="scoring"):
             scores, dists = self.score_features(batch.features)
             for i, s, d in zip(batch.indices, scores, dists, strict=True):
                 yield ScoreResult(str(paths[i]), float(s), d.tolist())

@@ -44,9 +44,9 @@ from piaa.models.train import (
     fit_stats_scaling,
     last_layers,
     pool_features,
-    torch_threads,
 )
 from piaa.preferences import enrich_transitive
+from piaa.settings import QUIET, RunSettings
 
 # The selection's settings are TrainConfig fields (``--set`` reaches them, profiles record them); these
 # names are their defaults, for code that asks without a config.
@@ -145,7 +145,6 @@ class Selection:
         }
 
 
-@torch_threads()
 def fit_personal(
     head: AestheticHead,
     source: FeatureSource,
@@ -153,7 +152,7 @@ def fit_personal(
     stated: int,
     cfg: TrainConfig,
     *,
-    progress: bool = False,
+    run: RunSettings = QUIET,
 ) -> Selection:
     """Personalize ``head`` in place on ``pairs`` (P x 2 source rows, preferred first: the ``stated``
     pairs, then the ones inferred from them) with the candidate the person's held-out pairs choose
@@ -161,7 +160,7 @@ def fit_personal(
     ``cfg.select`` is off, the whole head is trained, or fewer than 6 pairs were stated."""
     pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
     if not cfg.select or cfg.rank_scope != "last" or stated < cfg.min_stated:
-        return Selection(history=fit_ranking(head, source, pairs, cfg, progress=progress))
+        return Selection(history=fit_ranking(head, source, pairs, cfg, run=run))
     fit_stats_scaling(head, source, torch.unique(pairs))  # only without a generic model
     ids, rows = torch.unique(pairs, return_inverse=True)
     pooled = pool_features(head, source, ids)
@@ -186,7 +185,7 @@ def fit_personal(
             right[name].append((s[:, 0] > s[:, 1]).float() + 0.5 * (s[:, 0] == s[:, 1]).float())
     best, accuracy = _choose({c: torch.cat(v) if v else torch.zeros(0) for c, v in right.items()}, cfg.z)
     head.load_state_dict(start)
-    history, alpha = _train(head, start, pooled, rows, best, cfg, progress)
+    history, alpha = _train(head, start, pooled, rows, best, cfg, run)
     head.eval()
     return Selection(alpha, accuracy, folds, history, best)
 
@@ -198,7 +197,7 @@ def _train(
     rows: torch.Tensor,
     choice: str,
     cfg: TrainConfig,
-    progress: bool = False,
+    run: RunSettings,
 ) -> tuple[list[float], float]:
     """Train ``head`` (at ``start``) on ``rows`` as candidate ``choice`` says: (loss history, alpha)."""
     chosen = Candidate.parse(choice)
@@ -206,7 +205,7 @@ def _train(
         return [], 0.0
     if chosen.kind == "fit":
         return fit_pooled_convex(head, pooled, rows, chosen.strength, spread=cfg.spread), 1.0
-    history = fit_pooled(head, pooled, rows, cfg, progress=progress)
+    history = fit_pooled(head, pooled, rows, cfg, run=run)
     _interpolate(head, start, chosen.strength)
     return history, chosen.strength
 

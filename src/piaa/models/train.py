@@ -26,7 +26,7 @@ from piaa.errors import UsageError
 from piaa.models.config import SettingError, TrainConfig  # noqa: F401  (TrainConfig's home is config.py)
 from piaa.models.head import AestheticHead, HeadConfig
 from piaa.models.losses import emd_loss, get_rank_loss, score_from_distribution
-from piaa.settings import torch_threads  # a shared hold of the process-wide count (piaa.settings)
+from piaa.settings import QUIET, RunSettings
 
 FeatureSource = Callable[[torch.Tensor], FeatureMaps]
 
@@ -65,7 +65,6 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
     return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
-@torch_threads()
 def fit_generic(
     head: AestheticHead,
     source: FeatureSource,
@@ -73,9 +72,10 @@ def fit_generic(
     cfg: TrainConfig,
     *,
     backbone: Backbone | None = None,
-    progress: bool = False,
+    run: RunSettings = QUIET,
 ) -> list[float]:
-    """EMD regression (eq. 1, r = 2) of the head on reference images; returns the loss per epoch."""
+    """EMD regression (eq. 1, r = 2) of the head on reference images; returns the loss per epoch.
+    ``run``: how (its progress bar; torch's thread count is the entry point's hold)."""
     gen = torch.Generator().manual_seed(cfg.seed)
     dists = torch.as_tensor(distributions, dtype=torch.float32)
     fit_stats_scaling(head, source, torch.arange(len(dists)))
@@ -88,7 +88,7 @@ def fit_generic(
     # epochs over thousands of neighbours mostly repeat what the first ones taught.
     epochs = min(cfg.generic_epochs, max(1, cfg.generic_steps // max(1, -(-len(dists) // cfg.batch_size))))
     with seeded(True, cfg.seed):  # dropout's draws, without touching the caller's random state
-        return _loop(head, loss_of, len(dists), opt, None, cfg, epochs, gen, "generic model", progress)
+        return _loop(head, loss_of, len(dists), opt, None, cfg, epochs, gen, "generic model", run)
 
 
 @torch.no_grad()
@@ -110,12 +110,12 @@ def _loop(
     epochs: int,
     gen: torch.Generator,
     desc: str,
-    progress: bool,
+    run: RunSettings,
 ) -> list[float]:
     """Mini-batch Adam over ``n`` items for ``epochs``; the mean loss of each epoch."""
     head.train()
     history = []
-    for _ in tqdm(range(epochs), desc=desc, unit="epoch", disable=not progress):
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", disable=not run.progress):
         total = 0.0
         for idx in _batches(n, cfg.batch_size, gen):
             loss = loss_of(idx)
@@ -130,7 +130,6 @@ def _loop(
     return history
 
 
-@torch_threads()
 def fit_ranking(
     head: AestheticHead,
     source: FeatureSource,
@@ -138,7 +137,7 @@ def fit_ranking(
     cfg: TrainConfig,
     *,
     backbone: Backbone | None = None,
-    progress: bool = False,
+    run: RunSettings = QUIET,
 ) -> list[float]:
     """Fine-tune on (preferred, other) index pairs with a ranking loss (eq. 2 for the hinge).
 
@@ -152,7 +151,7 @@ def fit_ranking(
     fit_stats_scaling(head, source, torch.unique(pairs))  # only without a generic model
     if cfg.rank_scope == "last" and backbone is None:
         ids, rows = torch.unique(pairs, return_inverse=True)
-        return fit_pooled(head, pool_features(head, source, ids), rows.view(-1, 2), cfg, progress=progress)
+        return fit_pooled(head, pool_features(head, source, ids), rows.view(-1, 2), cfg, run=run)
     if cfg.rank_scope != "head" and cfg.rank_scope != "last":
         raise UsageError(f"rank_scope must be 'last' or 'head', not {cfg.rank_scope!r}")
     params = list(head.parameters())
@@ -160,7 +159,7 @@ def fit_ranking(
     def scores_of(idx: torch.Tensor) -> torch.Tensor:
         return score_from_distribution(head.distribution(source(idx)))
 
-    return _rank_loop(head, params, scores_of, pairs, cfg, backbone, progress)
+    return _rank_loop(head, params, scores_of, pairs, cfg, backbone, run)
 
 
 @torch.no_grad()
@@ -182,7 +181,7 @@ def fit_pooled(
     pairs: torch.Tensor,
     cfg: TrainConfig,
     *,
-    progress: bool = False,
+    run: RunSettings = QUIET,
 ) -> list[float]:
     """Rank-train the layers after the attention modules on pooled features (``pairs`` index rows of
     ``pooled``); the mean loss per epoch."""
@@ -192,7 +191,7 @@ def fit_pooled(
     def scores_of(idx: torch.Tensor) -> torch.Tensor:
         return score_from_distribution(head.classify(pooled[idx]).softmax(dim=-1))
 
-    return _rank_loop(head, last_layers(head), scores_of, pairs, cfg, None, progress)
+    return _rank_loop(head, last_layers(head), scores_of, pairs, cfg, None, run)
 
 
 SPREAD = TrainConfig.spread  # the default weight of the converged fit's entropy-loss term
@@ -203,7 +202,6 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * p.clamp_min(1e-12).log()).sum(-1)
 
 
-@torch_threads()
 def fit_pooled_convex(
     head: AestheticHead,
     pooled: torch.Tensor,
@@ -272,7 +270,7 @@ def _rank_loop(
     pairs: torch.Tensor,
     cfg: TrainConfig,
     backbone: Backbone | None,
-    progress: bool,
+    run: RunSettings,
 ) -> list[float]:
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     rank_loss = get_rank_loss(cfg.rank_loss)
@@ -290,7 +288,7 @@ def _rank_loop(
 
     with seeded(True, cfg.seed + 1):  # dropout's draws, without touching the caller's random state
         return _loop(
-            head, loss_of, len(pairs), opt, sched, cfg, cfg.rank_epochs, gen, "personal model", progress
+            head, loss_of, len(pairs), opt, sched, cfg, cfg.rank_epochs, gen, "personal model", run
         )
 
 

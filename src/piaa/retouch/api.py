@@ -11,6 +11,7 @@ parameters, :class:`RetouchSettings`), :mod:`.cache` (learned predictors saved w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from piaa.retouch.core import (
     train_predictor,
 )
 from piaa.retouch.scoring import PixelScorer, pixel_scorer
+from piaa.settings import RunSettings, torch_threads
 
 __all__ = ["RetouchResult", "RetouchSettings", "retouch_files", "retouch_image"]
 
@@ -41,6 +43,7 @@ def retouch_image(
     predictor: ParamPredictor | None = None,
     album: Sequence[str | Path | Image.Image] | None = None,
     scorer: PixelScorer | None = None,
+    run: RunSettings | None = None,
 ) -> RetouchResult:
     """Retouch ``image`` (a path or PIL image) toward the taste of ``profile`` (a
     :class:`~piaa.models.profile.Profile`, a profile folder, a built-in name such as ``"nima-ava"``, or
@@ -58,8 +61,21 @@ def retouch_image(
 
     Raises :class:`~piaa.errors.UsageError` for bad settings,
     :class:`~piaa.errors.ProfileError` for an unusable profile and :class:`~piaa.errors.ImageError`
-    for an unreadable file (one line each)."""
+    for an unreadable file (one line each). ``run``: how (default :meth:`RunSettings.resolve`);
+    torch's thread count is held at ``run.torch_threads`` throughout."""
     settings = settings or RetouchSettings()
+    with torch_threads(RunSettings.resolve(run).torch_threads):
+        return _retouch_image(profile, image, settings, predictor, album, scorer)
+
+
+def _retouch_image(
+    profile: Any,
+    image: str | Path | Image.Image,
+    settings: RetouchSettings,
+    predictor: ParamPredictor | None,
+    album: Sequence[str | Path | Image.Image] | None,
+    scorer: PixelScorer | None,
+) -> RetouchResult:
     if isinstance(profile, (str, os.PathLike)):
         from piaa.models.profile import load_profile
 
@@ -77,10 +93,4 @@ def retouch_image(
             predictor = found["personal"]
     if method == "auto" and predictor is None:
         method = "optimize"
-    return apply_retouch(scorer, image, _with_method(settings, method), predictor)
-
-
-def _with_method(settings: RetouchSettings, method: str) -> RetouchSettings:
-    import dataclasses
-
-    return settings if method == settings.method else dataclasses.replace(settings, method=method)
+    return apply_retouch(scorer, image, dataclasses.replace(settings, method=method), predictor)

@@ -57,6 +57,7 @@ from piaa.retouch.core import (
 )
 from piaa.retouch.ops import get_ops
 from piaa.retouch.scoring import PixelScorer, pixel_scorer
+from piaa.settings import QUIET, RunSettings, torch_threads
 
 _ORIENTATION = 0x0112
 _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
@@ -263,7 +264,6 @@ def settings_key(scorers: dict[str, PixelScorer], settings: RetouchSettings, met
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
 
-retouch_one = apply_retouch
 """The per-photo step (:func:`piaa.retouch.core.apply_retouch`), looked up here at each photo."""
 
 
@@ -288,7 +288,7 @@ def prepare_predictors(
     album: Sequence[Path] | None = None,
     inputs: Sequence[Path] = (),
     train: bool = True,
-    progress: bool = False,
+    run: RunSettings = QUIET,
     log: Callable[[str], None] | None = None,
 ) -> tuple[str, dict[str, ParamPredictor | None]]:
     """The method that will run and a learned predictor per model (``scorers``: ``"personal"`` and
@@ -311,7 +311,7 @@ def prepare_predictors(
         bars: list[Any] = []
 
         def step(done: int, total: int, role: str = role, bars: list[Any] = bars) -> None:
-            if progress and not bars:  # only once training starts: a saved predictor needs no bar
+            if run.progress and not bars:  # only once training starts: a saved predictor needs no bar
                 bars.append(tqdm(total=total, desc=f"training the {role} retoucher", unit="epoch"))
             if bars:
                 bars[0].update(done - bars[0].n)
@@ -347,10 +347,11 @@ def retouch_files(
     generic: Any = None,
     album: Sequence[Path] | None = None,
     failures: FailureLog | None = None,
-    progress: bool = True,
     on_result: Callable[[FileResult], None] | None = None,
     log: Callable[[str], None] | None = None,
     resumed: list[tuple[Path, Path]] | None = None,
+    progress: bool | None = None,
+    run: RunSettings | None = None,
 ) -> list[FileResult]:
     """Retouch every file into ``out`` (see the module docstring); ``generic`` (a profile) also
     retouches with the generic model into ``out/generic``. ``method``: see :func:`prepare_predictors`
@@ -358,8 +359,30 @@ def retouch_files(
     ``failures`` and so do results that could not be written (the file and why: "the disk is full");
     ``log`` receives one-line notes (a predictor about to be trained, with the expected time, and
     where it was saved). Photos an earlier run already retouched into ``out`` with the same settings
-    (:class:`Manifest`) are kept and listed in ``resumed`` as (source, earlier result)."""
+    (:class:`Manifest`) are kept and listed in ``resumed`` as (source, earlier result). ``run``: how
+    (default :meth:`RunSettings.resolve`); ``progress``, when given, replaces its field. Torch's thread
+    count is held at ``run.torch_threads`` throughout."""
     settings = settings or RetouchSettings()  # bad settings fail here, before any work
+    run = RunSettings.resolve(run, progress=progress)
+    with torch_threads(run.torch_threads):
+        return _retouch_files(
+            profile, files, out, settings, generic, album, failures, on_result, log, resumed, run
+        )
+
+
+def _retouch_files(
+    profile: Any,
+    files: Sequence[Path],
+    out: Path,
+    settings: RetouchSettings,
+    generic: Any,
+    album: Sequence[Path] | None,
+    failures: FailureLog | None,
+    on_result: Callable[[FileResult], None] | None,
+    log: Callable[[str], None] | None,
+    resumed: list[tuple[Path, Path]] | None,
+    run: RunSettings,
+) -> list[FileResult]:
     if isinstance(profile, (str, os.PathLike)):
         from piaa.models.profile import load_profile
 
@@ -373,20 +396,20 @@ def retouch_files(
     if generic is not None:
         scorers["generic"] = pixel_scorer(generic)
     method, predictors = prepare_predictors(
-        profile, scorers, settings.ops, settings.method, album=album, inputs=files, progress=progress, log=log
+        profile, scorers, settings.ops, settings.method, album=album, inputs=files, run=run, log=log
     )
-    run = settings if method == settings.method else dataclasses.replace(settings, method=method)
+    chosen = dataclasses.replace(settings, method=method)
     results: list[FileResult] = []
     taken: set[Path] = set()
     manifest = Manifest(out, settings_key(scorers, settings, method))
-    for path in tqdm(files, desc="retouching", unit="photo", disable=not progress):
+    for path in tqdm(files, desc="retouching", unit="photo", disable=not run.progress):
         if (earlier := manifest.done(Path(path))) is not None:
             if resumed is not None:
                 resumed.append((Path(path), earlier))
             continue
         try:
             img, fmt, exif = read_photo(path)
-            runs = {k: retouch_one(sc, img, run, predictors[k]) for k, sc in scorers.items()}
+            runs = {k: apply_retouch(sc, img, chosen, predictors[k]) for k, sc in scorers.items()}
             fmt, name = output_format(fmt, Path(path).name)
             output = write_new(out, name, encode(runs["personal"].image, fmt, exif, name), taken)
             taken.add(output)

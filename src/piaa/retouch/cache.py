@@ -91,7 +91,8 @@ def training_photos(
 
     if album:
         return list(album), "album:" + _fingerprint(album)
-    recorded = ((getattr(profile, "config", None) or {}).get("data") or {}).get("album")
+    config = getattr(profile, "config", None)  # a ProfileConfig, or nothing for a bare scorer
+    recorded = config.data.get("album") if config is not None else None
     if recorded and Path(recorded).is_dir():
         files = list(iter_image_files([Path(recorded)]))
         if len(files) >= MIN_ALBUM:
@@ -109,15 +110,12 @@ def _fingerprint(paths: Sequence[Path]) -> str:
 def _pass_seconds(scorer: PixelScorer, thumb: Any) -> float:
     """Seconds of one backbone forward+backward pass on one thumbnail (the second of two: the first
     pays one-off set-up costs)."""
-    from piaa.settings import torch_threads
-
     took = 0.0
-    with torch_threads():
-        for _ in range(2):
-            x = thumb.clone().requires_grad_(True)
-            t = time.perf_counter()
-            scorer(x).sum().backward()
-            took = time.perf_counter() - t
+    for _ in range(2):
+        x = thumb.clone().requires_grad_(True)
+        t = time.perf_counter()
+        scorer(x).sum().backward()
+        took = time.perf_counter() - t
     return took
 
 

@@ -43,7 +43,6 @@ from piaa.errors import UsageError
 from piaa.retouch.full import apply_full, offsets
 from piaa.retouch.ops import Op, apply_ops, get_ops
 from piaa.retouch.scoring import PixelScorer, to_tensor
-from piaa.settings import torch_threads
 
 METHODS = ("auto", "optimize", "learned")
 DEFAULT_METHOD = "auto"  # learned when there is an album (or a predictor), else optimize: see resolve_method
@@ -112,7 +111,6 @@ def retouch_loss(
     return loss
 
 
-@torch_threads()
 def optimize_params(
     scorer: PixelScorer,
     thumbs: torch.Tensor,
@@ -178,7 +176,6 @@ class ParamPredictor(nn.Module):
         return self.out(torch.cat([mean, var.sqrt(), pmean, pvar.sqrt()], dim=1))
 
 
-@torch_threads()
 def train_predictor(
     scorer: PixelScorer,
     thumbs: torch.Tensor,

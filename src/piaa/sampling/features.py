@@ -15,6 +15,7 @@ import numpy as np
 
 from piaa.data.images import FailureLog
 from piaa.errors import UsageError
+from piaa.settings import QUIET
 
 if TYPE_CHECKING:  # torch stays out of the import of piaa.sampling
     from piaa.backbones import Backbone, FeatureMaps
@@ -70,11 +71,11 @@ def album_features(
     listed in ``failures``). Raises ``ValueError`` if no photo is readable."""
     from piaa.features.extract import FeatureExtractor
 
-    extractor = FeatureExtractor(backbone)
+    extractor = FeatureExtractor(backbone, QUIET)  # its own progress: the callback
     style: list[np.ndarray | None] = [None] * len(paths)
     content: list[np.ndarray | None] = [None] * len(paths)
     done = 0
-    for batch in extractor.files(list(paths), failures=failures, progress=False):
+    for batch in extractor.files(list(paths), failures=failures):
         s, c = photo_descriptors(batch.features)
         for j, i in enumerate(batch.indices):
             style[i], content[i] = s[j], c[j]

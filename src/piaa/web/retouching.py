@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image
 
 from piaa.data.images import load_image
+from piaa.settings import QUIET, RunSettings, torch_threads
 from piaa.web.album import ServedAlbum
 
 PREVIEW_SIDE = 768  # pixels on the long edge of the images the page gets back
@@ -29,9 +30,11 @@ OPS = "exposure,colour,dehaze"
 class BeforeAfter:
     """Retouches album photos for the page with a trained profile; thread-safe."""
 
-    def __init__(self, album: ServedAlbum | dict[str, Path]) -> None:
+    def __init__(self, album: ServedAlbum | dict[str, Path], settings: RunSettings = QUIET) -> None:
         """``album``: the served album (photos read through :meth:`ServedAlbum.open`, which checks each
-        is still the file listed at startup), or plain ``{name: path}`` (``KeyError`` for others)."""
+        is still the file listed at startup), or plain ``{name: path}`` (``KeyError`` for others);
+        ``settings``: the app's (torch's thread count is held at theirs while a photo is retouched)."""
+        self.settings = settings
         if isinstance(album, ServedAlbum):
             self.files, self._open = album.files, album.open
         else:
@@ -52,9 +55,10 @@ class BeforeAfter:
 
         self.state = "preparing"
         try:
-            method, _ = prepare_predictors(
-                profile, _scorers(profile), OPS, "auto", inputs=list(self.files.values())
-            )
+            with torch_threads(self.settings.torch_threads):
+                method, _ = prepare_predictors(
+                    profile, _scorers(profile), OPS, "auto", inputs=list(self.files.values())
+                )
             self.state = "ready" if method == "learned" else "unavailable"
         except Exception as exc:  # noqa: BLE001 - the page falls back to per-photo optimisation
             self.state, self.message = "error", f"{type(exc).__name__}: {exc}"
@@ -68,7 +72,7 @@ class BeforeAfter:
         from piaa.retouch.batch import _data_uri, _score, prepare_predictors
         from piaa.retouch.core import RetouchSettings, apply_retouch
 
-        with self._lock:
+        with self._lock, torch_threads(self.settings.torch_threads):
             if profile is not self._profile:  # trained again: earlier results are stale
                 self._profile, self._scorers, self._cache = profile, _scorers(profile), {}
             scorers, ops = self._scorers, OPS

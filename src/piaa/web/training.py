@@ -101,7 +101,7 @@ class Trainer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.profile: Any = None  # the latest personal profile trained here (None: none yet)
-        self.before_after = BeforeAfter(album)
+        self.before_after = BeforeAfter(album, self.settings)
         self.prepare_retoucher = prepare_retoucher
 
     @property
