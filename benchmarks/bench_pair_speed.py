@@ -20,7 +20,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import Provenance  # noqa: E402
-
 from piaa.backbones import create_backbone  # noqa: E402
 from piaa.data.images import iter_image_files  # noqa: E402
 from piaa.features.extract import FeatureExtractor  # noqa: E402
