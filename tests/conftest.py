@@ -17,6 +17,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 # tests/test_docs.py checks that every name here still exists.
 SLOW_MODULES = {"test_ray.py"}  # starts a Ray instance: ~4 s before the first test
 SLOW_TESTS = {
+    "test_backbone_pair.py::test_a_reference_built_with_it_trains_a_generic_head_and_scores",
+    "test_backbone_pair.py::test_the_cache_composer_names_the_file_extract_cached_writes",
     "test_bench.py::test_run_reports_every_method_and_the_oracle",
     "test_bench_para.py::test_bench_para_tiny",
     "test_cli.py::test_personalize_then_score_ranks_and_writes_outputs",

@@ -17,7 +17,10 @@ def _rgb(name):
     return np.stack([a] * 3, -1) if a.ndim == 2 else a[..., :3]
 
 
-@pytest.mark.parametrize("name", ["efficientnet-lite0", "efficientnet-lite2", "nima-mobilenet"])
+@pytest.mark.parametrize(
+    "name",
+    ["efficientnet-lite0", "efficientnet-lite2", "nima-mobilenet", "efficientnet-lite0+nima-mobilenet"],
+)
 def test_onnx_fast_path_matches_pytorch(name):
     from piaa.backbones import create_backbone
 

@@ -111,6 +111,41 @@ for _name, _entry in _ENTRIES.items():
     BACKBONES.register(_name, _entry, offline=_entry.offline)
 
 
+def _pair_entry(first: str, second: str) -> _Entry:
+    """The registry entry of :class:`~piaa.backbones.pair.BackbonePair` (first, second): its config
+    derived from the parts' (channels and statistics added, the first part's embedding and input).
+    Raises ``BackboneError`` when the parts normalise their input differently."""
+    a, b = _ENTRIES[first].config, _ENTRIES[second].config
+    pa, pb = a.preprocess, b.preprocess
+    if (pa.size, pa.mean, pa.std) != (pb.size, pb.mean, pb.std):
+        raise BackboneError(f"{first} and {second} take differently normalised inputs; they cannot share one")
+    name = f"{first}+{second}"
+
+    def make(weights: str | None) -> Backbone:
+        from piaa.backbones.pair import BackbonePair
+
+        return BackbonePair(first, second, weights)
+
+    config = BackboneConfig(
+        name, pa,
+        tuple(x + y for x, y in zip(a.channels, b.channels, strict=True)),  # type: ignore[arg-type]
+        a.embed_dim, a.stats_dim + b.stats_dim,
+        f"{first} and {second} together: maps concatenated along channels, {first}'s embedding "
+        f"for neighbours, {pa.size} px (two network passes per photo)",
+        a.license if a.license == b.license else f"{a.license} ({first}), {b.license} ({second})",
+        a.offline and b.offline,
+    )  # fmt: skip
+    return _Entry(make, config)
+
+
+_ENTRIES["efficientnet-lite0+nima-mobilenet"] = _pair_entry("efficientnet-lite0", "nima-mobilenet")
+BACKBONES.register(
+    "efficientnet-lite0+nima-mobilenet",
+    _ENTRIES["efficientnet-lite0+nima-mobilenet"],
+    offline=_ENTRIES["efficientnet-lite0+nima-mobilenet"].offline,
+)
+
+
 def list_backbones(*, offline: bool | None = None) -> list[str]:
     """Registered backbone names; ``offline=True``: only those whose weights ship with piaa."""
     return BACKBONES.names() if offline is None else BACKBONES.names(offline=offline)
