@@ -23,6 +23,7 @@ from _provenance import Provenance  # noqa: E402
 from piaa.backbones import create_backbone  # noqa: E402
 from piaa.data.images import iter_image_files  # noqa: E402
 from piaa.features.extract import FeatureExtractor  # noqa: E402
+from piaa.settings import QUIET
 
 NAMES = ("efficientnet-lite0", "nima-mobilenet", "efficientnet-lite0+nima-mobilenet")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -41,16 +42,16 @@ def main() -> None:
         "PARA (224 x 224)": sorted(iter_image_files([args.para / "images"]))[: args.n],
         "ImageNet photos (~500 x 375)": sorted(iter_image_files([args.photos]))[: args.n],
     }
-    extractors = {n: FeatureExtractor(create_backbone(n)) for n in NAMES}
+    extractors = {n: FeatureExtractor(create_backbone(n), QUIET) for n in NAMES}
     for fe in extractors.values():
         for files in sets.values():
-            list(fe.files(files[:16], progress=False))  # warm-up
+            list(fe.files(files[:16]))  # warm-up
     rates: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for label, files in sets.items():
             for name, fe in extractors.items():
                 t = time.perf_counter()
-                n = sum(len(b.indices) for b in fe.files(files, progress=False))
+                n = sum(len(b.indices) for b in fe.files(files))
                 rates.setdefault((label, name), []).append(n / (time.perf_counter() - t))
     lines = [
         f"Median of {args.rounds} interleaved rounds, {args.n} photos each, img/s (higher is faster)",

@@ -25,6 +25,7 @@ import torch
 
 from piaa.backbones import FeatureMaps, create_backbone
 from piaa.backbones.base import Backbone
+from piaa.settings import QUIET
 
 PAIR = "efficientnet-lite0+nima-mobilenet"
 
@@ -76,7 +77,7 @@ def compose(paths: list[Path], cache_dir: Path, check: int = 16) -> tuple[Path, 
     for p in sample:  # the parts' pipelines give the pair's pixels
         if not np.array_equal(pair.first.preprocess.load(p), pair.second.preprocess.load(p)):
             raise SystemExit(f"{p}: the parts' pipelines give different pixels; extract the pair instead")
-    got_rows, got = FeatureExtractor(pair).collect(sample, progress=False)
+    got_rows, got = FeatureExtractor(pair, QUIET).collect(sample)
     if got is None or len(got_rows) != len(sample):
         raise SystemExit("the pair could not read the checked photos")
     got = half_maps(got)

@@ -18,6 +18,7 @@ from piaa.backbones import (
     get_backbone_config,
     list_backbones,
 )
+from piaa.settings import QUIET
 
 PAIR = "efficientnet-lite0+nima-mobilenet"
 
@@ -138,13 +139,13 @@ def test_the_cache_composer_names_the_file_extract_cached_writes(ref_corpus, tmp
         paths.append(p)
     cache = tmp_path / "cache"
     for bb in (pair.first, pair.second):
-        extract_cached(paths, bb, cache, progress=False)
+        extract_cached(paths, bb, cache, run=QUIET)
         assert mod.cache_file(paths, bb, cache).is_file()
     out, worst = mod.compose(paths, cache, check=3)
     assert out == mod.cache_file(paths, pair, cache) and worst < 1e-2
-    kept, composed = extract_cached(paths, pair, cache, progress=False)  # loads the composed file
+    kept, composed = extract_cached(paths, pair, cache, run=QUIET)  # loads the composed file
     (cache / out.name).unlink()
-    kept2, own = extract_cached(paths, pair, cache, progress=False)  # extracts
+    kept2, own = extract_cached(paths, pair, cache, run=QUIET)  # extracts
     assert out.is_file() and kept == kept2 == list(range(5))
     for a, b in zip(composed, own, strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-2)
