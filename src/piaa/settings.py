@@ -2,14 +2,19 @@
 as one frozen object resolved at each entry point and passed down explicitly.
 
 Entry points (the command line, :func:`~piaa.models.personalize.personalize`,
-:func:`~piaa.models.scorer.create_scorer`, :func:`~piaa.retouch.retouch`, the collect web app) call
-:meth:`RunSettings.resolve` once; everything below them receives the object (or a
-:func:`dataclasses.replace` variant of it). No module global, context variable or environment variable
-decides behaviour below the entry points: :meth:`RunSettings.from_env` is the one reader of
+:func:`~piaa.models.scorer.create_scorer` and :class:`~piaa.models.profile.Profile`'s scoring,
+:func:`~piaa.features.store.build_reference`, :func:`~piaa.cull.core.cull`, the retouch API,
+:func:`~piaa.evaluation.protocol.run`, the collect web app) call :meth:`RunSettings.resolve` once, folding
+in their own keywords (``engine=``, ``progress=``); every function below them takes the object (``run``,
+or a :func:`dataclasses.replace` variant of it), never a loose ``engine``/``workers``/``progress``
+(``tests/test_settings.py`` checks). No module global, context variable or environment variable decides
+behaviour below the entry points: :meth:`RunSettings.from_env` is the one reader of
 ``PIAA_TORCH_THREADS``.
 
 Torch's thread count is set in one place, :func:`torch_threads`: a counted hold under a lock, never an
-interleaved save/restore (the web app trains in a background thread while request threads score).
+interleaved save/restore (the web app trains in a background thread while request threads score). The
+entry points that train or retouch hold it at ``settings.torch_threads``; the functions below them do
+not touch it.
 """
 
 from __future__ import annotations
