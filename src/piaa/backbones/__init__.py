@@ -115,7 +115,7 @@ def _pair_entry(first: str, second: str) -> _Entry:
     """The registry entry of :class:`~piaa.backbones.pair.BackbonePair` (first, second): its config
     derived from the parts' (channels and statistics added, the first part's embedding and input).
     Raises ``BackboneError`` when the parts normalise their input differently."""
-    a, b = _ENTRIES[first].config, _ENTRIES[second].config
+    a, b = BACKBONES.get(first).config, BACKBONES.get(second).config
     pa, pb = a.preprocess, b.preprocess
     if (pa.size, pa.mean, pa.std) != (pb.size, pb.mean, pb.std):
         raise BackboneError(f"{first} and {second} take differently normalised inputs; they cannot share one")
@@ -138,12 +138,8 @@ def _pair_entry(first: str, second: str) -> _Entry:
     return _Entry(make, config)
 
 
-_ENTRIES["efficientnet-lite0+nima-mobilenet"] = _pair_entry("efficientnet-lite0", "nima-mobilenet")
-BACKBONES.register(
-    "efficientnet-lite0+nima-mobilenet",
-    _ENTRIES["efficientnet-lite0+nima-mobilenet"],
-    offline=_ENTRIES["efficientnet-lite0+nima-mobilenet"].offline,
-)
+_pair = _pair_entry("efficientnet-lite0", "nima-mobilenet")
+BACKBONES.register(_pair.config.name, _pair, offline=_pair.offline)
 
 
 def list_backbones(*, offline: bool | None = None) -> list[str]:
