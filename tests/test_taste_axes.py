@@ -9,7 +9,7 @@ from piaa.models.attributes import _fit_linear_ranker, deep_residual, fit_taste,
 from piaa.models.train import TrainConfig
 from piaa.settings import QUIET
 
-NEW = "taste space (+ subjects, residual)"
+NEW = "taste space (+ subjects + residual)"
 
 
 def _pairs(taste: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

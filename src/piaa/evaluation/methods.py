@@ -222,7 +222,7 @@ def _taste(both: bool) -> Method:
 
 
 SUBJECTS = 8
-"""Kinds of subject of ``taste space (+ subjects, residual)``: k-means clusters of the reference's
+"""Kinds of subject of ``taste space (+ subjects + residual)``: k-means clusters of the reference's
 embeddings. Chosen before measuring: fewer than the worlds' 12 simulated kinds (the worlds' clusters are
 not piaa's to copy) and few enough that, with the other named axes, 100 pairs still outnumber the
 columns several times over."""
@@ -296,4 +296,4 @@ EVALUATION_METHODS.register("RankIQA-style", _rankiqa)
 EVALUATION_METHODS.register("PAM-style", _pam)
 EVALUATION_METHODS.register("taste space", _taste(both=False))
 EVALUATION_METHODS.register("taste space (both backbones)", _taste(both=True))
-EVALUATION_METHODS.register("taste space (+ subjects, residual)", _taste_plus)
+EVALUATION_METHODS.register("taste space (+ subjects + residual)", _taste_plus)
