@@ -86,3 +86,8 @@ def test_the_new_method_is_registered_and_runs_on_a_tiny_world(demo_world) -> No
     assert world._taste_subjects.shape == (len(world.photo_emb), SUBJECTS)
     assert world._taste_residual.shape == (len(world.photo_emb), RESIDUAL_DIMS)
     assert s.cache["taste choices"][-1] in ("generic", *(f"fit {lam:g}" for lam in (10, 1, 0.1, 0.01)))
+
+
+def test_no_method_name_has_a_comma() -> None:
+    """``--methods`` lists are split on commas (``piaa evaluate``, ``benchmarks/bench_taste.py``)."""
+    assert not [m for m in bench.EVALUATION_METHODS if "," in m]
