@@ -221,6 +221,65 @@ def _taste(both: bool) -> Method:
     return run
 
 
+SUBJECTS = 8
+"""Kinds of subject of ``taste space (+ subjects + residual)``: k-means clusters of the reference's
+embeddings. Chosen before measuring: fewer than the worlds' 12 simulated kinds (the worlds' clusters are
+not piaa's to copy) and few enough that, with the other named axes, 100 pairs still outnumber the
+columns several times over."""
+RESIDUAL_DIMS = 16
+"""Principal components of the pooled deep features in the residual (chosen before measuring: the same
+order as the named axes, so the residual cannot swamp them)."""
+RESIDUAL_PENALTY = 10.0
+"""The residual columns' L2 pull relative to the named axes' (chosen before measuring: an order of
+magnitude, so at the weakest candidate pull, 0.01, the residual is pulled as hard as the named axes are
+at 0.1; the pairs can move it only a little)."""
+
+
+def _world_subjects(world: EvalWorld) -> np.ndarray:
+    """(P, SUBJECTS) the pool photos' kinds of subject (:func:`piaa.models.attributes.subject_axes` on the
+    reference's embeddings, seed 0), once per world."""
+    cached = world.__dict__.get("_taste_subjects")
+    if cached is None:
+        from piaa.models.attributes import subject_axes
+
+        cached = world.__dict__["_taste_subjects"] = subject_axes(world.ref_emb, world.photo_emb, SUBJECTS)
+    return cached
+
+
+def _world_residual(world: EvalWorld) -> np.ndarray:
+    """(P, RESIDUAL_DIMS) the pool photos' pooled deep features reduced by a PCA fitted on the reference's
+    (:func:`piaa.models.attributes.deep_residual`), once per world."""
+    cached = world.__dict__.get("_taste_residual")
+    if cached is None:
+        from piaa.models.attributes import deep_residual, pooled_features
+
+        ref, pool = pooled_features(world.ref_maps), pooled_features(world.photo_maps)
+        cached = world.__dict__["_taste_residual"] = deep_residual(ref, pool, RESIDUAL_DIMS)
+    return cached
+
+
+def _taste_plus(s: Split) -> np.ndarray:
+    """The taste space (:func:`_taste`, one backbone) with two more kinds of axis: :data:`SUBJECTS` kinds
+    of subject learnt from the reference (named axes, pulled like the others) and a residual of
+    :data:`RESIDUAL_DIMS` principal components of the deep features, pulled toward 0
+    :data:`RESIDUAL_PENALTY` times harder, so the pairs move it only a little. Same prior (the generic
+    model) and the same choice among candidates as the taste space."""
+    from piaa.models.attributes import fit_taste
+
+    world = s.world
+    cols = [s.head_scores(s.generic(), np.arange(len(world.photo_emb)))[:, None]]
+    attrs = _world_attributes(world)
+    cols += [a for a in (attrs, world.photo_pixels) if a is not None]
+    cols += [_world_subjects(world), _world_residual(world)]
+    z = np.hstack(cols).astype(np.float64)
+    z = (z - z.mean(0)) / np.maximum(z.std(0), 1e-9)
+    penalty = np.ones(z.shape[1])
+    penalty[-RESIDUAL_DIMS:] = RESIDUAL_PENALTY
+    w, choice = fit_taste(z, s.pairs, s.stated, s.cfg.seed, penalty=penalty)
+    s.cache.setdefault("taste choices", []).append(choice)
+    return z[s.test] @ w
+
+
 EVALUATION_METHODS: Registry[Method] = Registry("method")
 """The table's rows, in order: name -> method (``piaa evaluate --methods``)."""
 EVALUATION_METHODS.register("piaa (full)", _piaa())
@@ -237,3 +296,4 @@ EVALUATION_METHODS.register("RankIQA-style", _rankiqa)
 EVALUATION_METHODS.register("PAM-style", _pam)
 EVALUATION_METHODS.register("taste space", _taste(both=False))
 EVALUATION_METHODS.register("taste space (both backbones)", _taste(both=True))
+EVALUATION_METHODS.register("taste space (+ subjects + residual)", _taste_plus)

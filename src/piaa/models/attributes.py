@@ -45,10 +45,12 @@ __all__ = [
     "AttributeHeads",
     "AttributeTable",
     "TASTE_LAMBDAS",
+    "deep_residual",
     "fit_taste",
     "pixel_attributes",
     "pooled_features",
     "read_attribute_table",
+    "subject_axes",
     "taste_space",
 ]
 
@@ -330,28 +332,70 @@ def taste_space(
     return out
 
 
+def subject_axes(ref_emb: np.ndarray, emb: np.ndarray, k: int = 8, seed: int = 0) -> np.ndarray:
+    """(N, k) kinds of subject of ``emb`` (N, D): each photo's cosine similarity to the centroids of ``k``
+    k-means clusters (scikit-learn, ``random_state=seed``, 4 restarts) of the reference's L2-normalised
+    embeddings ``ref_emb`` (R, D). Learnt from the reference, not from the person's photos, so the
+    axes are the same for everyone and cost no pairs; cosine similarity rather than a softmax of it,
+    so no temperature has to be chosen and a photo between two kinds stays between them. Raises
+    ``ValueError`` with fewer reference photos than ``k``."""
+    from sklearn.cluster import KMeans
+
+    from piaa.features.index import normalize
+
+    ref = normalize(np.asarray(ref_emb, np.float32))
+    if len(ref) < k:
+        raise ValueError(f"need at least {k} reference photos for {k} kinds of subject, got {len(ref)}")
+    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(ref.astype(np.float64))
+    centroids = normalize(km.cluster_centers_.astype(np.float32))
+    return normalize(np.asarray(emb, np.float32)) @ centroids.T
+
+
+def deep_residual(ref_features: np.ndarray, features: np.ndarray, dims: int = 16) -> np.ndarray:
+    """(N, dims) the first ``dims`` principal components of ``features`` (N, D), fitted on the
+    reference's ``ref_features`` (R, D), each column standardised over the reference first (pooled
+    features mix map means and channel statistics of very different scales). Deterministic
+    (``random_state=0``). A few directions of the deep features the named axes may miss, for a taste
+    to lean on a little. Raises ``ValueError`` when D or R is smaller than ``dims``."""
+    from sklearn.decomposition import PCA
+
+    ref = np.asarray(ref_features, np.float64)
+    if min(ref.shape) < dims:
+        raise ValueError(f"need at least {dims} reference photos and columns, got {ref.shape}")
+    mean, scale = ref.mean(0), ref.std(0)
+    scale = np.where(scale > 1e-8, scale, 1.0)
+    pca = PCA(n_components=dims, random_state=0).fit((ref - mean) / scale)
+    return pca.transform((np.asarray(features, np.float64) - mean) / scale)
+
+
 # ------------------------------------------------------------------------------------- a person's taste
 
 TASTE_LAMBDAS = (10.0, 1.0, 0.1, 0.01)
 """L2 pulls toward the generic model of :func:`fit_taste`'s candidates, strongest first."""
 
 
-def _fit_linear_ranker(z: np.ndarray, rows: np.ndarray, prior: np.ndarray, lam: float) -> np.ndarray:
-    """argmin_w mean softplus(-(z_a - z_b) . w) + lam * |w - prior|² over ordered pairs ``rows``."""
+def _fit_linear_ranker(
+    z: np.ndarray, rows: np.ndarray, prior: np.ndarray, lam: float, penalty: np.ndarray | None = None
+) -> np.ndarray:
+    """argmin_w mean softplus(-(z_a - z_b) . w) + lam * Σ_k penalty_k (w_k - prior_k)² over ordered pairs
+    ``rows``; ``penalty`` (K,) weighs each column's pull (None: all ones, the same result bit for bit)."""
     from scipy.optimize import minimize
 
     d = z[rows[:, 0]] - z[rows[:, 1]]
+    pen = np.ones(z.shape[1]) if penalty is None else np.asarray(penalty, np.float64)
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         m = d @ w
         sig = 0.5 * (1 - np.tanh(0.5 * m))  # sigmoid(-m), stable
-        value = np.logaddexp(0.0, -m).mean() + lam * ((w - prior) ** 2).sum()
-        return float(value), -(d * sig[:, None]).mean(0) + 2 * lam * (w - prior)
+        value = np.logaddexp(0.0, -m).mean() + lam * (pen * (w - prior) ** 2).sum()
+        return float(value), -(d * sig[:, None]).mean(0) + 2 * lam * pen * (w - prior)
 
     return minimize(loss, prior.copy(), jac=True, method="L-BFGS-B").x
 
 
-def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> tuple[np.ndarray, str]:
+def fit_taste(
+    z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0, penalty: np.ndarray | None = None
+) -> tuple[np.ndarray, str]:
     """A person's taste as weights on the named axes ``z`` (N, K), column 0 the generic model's score.
 
     The prior is the generic model (weight 1 on column 0, 0 elsewhere); each candidate fits a logistic
@@ -364,7 +408,9 @@ def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> t
     (without that rule, at X = 10 it moved below the generic model on two worlds of three,
     ``docs/benchmarks/attributes.md``). Returns ``(weights (K,), choice)``: scores are
     ``z @ weights``; ``choice`` is ``"generic"`` or ``"fit <lam>"``. ``z`` columns should be
-    standardized, so the pull treats every axis alike."""
+    standardized, so the pull treats every axis alike; ``penalty`` (K,) multiplies each column's pull
+    (None: all ones), so some columns (a residual on deep features) can move only a little. Raises
+    ``ValueError`` when ``penalty`` is not K positive numbers."""
     import torch
 
     from piaa.models.selection import GENERIC, MAX_FOLDS, MIN_FIT_PHOTOS, MIN_STATED, _choose, _training_pairs
@@ -372,6 +418,10 @@ def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> t
     z = np.asarray(z, np.float64)
     prior = np.zeros(z.shape[1])
     prior[0] = 1.0
+    if penalty is not None:
+        penalty = np.asarray(penalty, np.float64)
+        if penalty.shape != prior.shape or not (penalty > 0).all():
+            raise ValueError(f"penalty must be {len(prior)} positive numbers, got shape {penalty.shape}")
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     if stated < MIN_STATED:
         return prior, GENERIC
@@ -393,11 +443,12 @@ def fit_taste(z: np.ndarray, pairs: np.ndarray, stated: int, seed: int = 0) -> t
         train = _training_pairs(kept, held).numpy()
         h = held.numpy()
         for name in names:
-            w = prior if name == GENERIC else _fit_linear_ranker(z, train, prior, float(name.split()[1]))
+            lam = 0.0 if name == GENERIC else float(name.split()[1])
+            w = prior if name == GENERIC else _fit_linear_ranker(z, train, prior, lam, penalty)
             s = z @ w
             a, b = s[h[:, 0]], s[h[:, 1]]
             right[name].append(torch.from_numpy((a > b) + 0.5 * (a == b)).float())
     best, _ = _choose({n: torch.cat(v) if v else torch.zeros(0) for n, v in right.items()})
     if best == GENERIC:
         return prior, GENERIC
-    return _fit_linear_ranker(z, pairs, prior, float(best.split()[1])), best
+    return _fit_linear_ranker(z, pairs, prior, float(best.split()[1]), penalty), best
