@@ -125,9 +125,6 @@ class FeatureExtractor:
         whether :meth:`files` shows a progress bar."""
         self.settings = settings = settings or RunSettings()
         self.backbone = backbone.eval()
-        self.batch_size = settings.batch_size
-        self.workers = settings.workers
-        self.previews = settings.previews
         self.engine_name = "torch"
         self.streams = 1
         self._onnx: OnnxEngine | None = None
@@ -148,6 +145,10 @@ class FeatureExtractor:
         other = copy.copy(self)
         other.settings = self.settings.replace(progress=progress)
         return other
+
+    batch_size = property(lambda self: self.settings.batch_size, doc="Images per network call.")
+    workers = property(lambda self: self.settings.workers, doc="Decode processes asked for (None: default).")
+    previews = property(lambda self: self.settings.previews, doc="Camera JPEGs from their embedded preview.")
 
     @property
     def preprocess(self) -> Preprocess:

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,6 @@ GENERIC = "generic.safetensors"
 
 
 PROFILE_VERSION = 1  # the layout of config.json this piaa writes (its "format", piaa-profile-1)
-_CONFIG_FIELDS = (
-    "name", "description", "origin", "generic_of", "training", "data", "piaa_version", "saved",
-    "backbone", "backbone_finetuned", "head", "generic_head", "files",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -136,6 +132,11 @@ class ProfileConfig:
         if self.head is not None:
             out["format"] = f"piaa-profile-{self.version}"
         return out
+
+
+_CONFIG_FIELDS = tuple(f.name for f in fields(ProfileConfig) if f.name not in ("version", "extra"))
+"""The keys of ``config.json`` that are ProfileConfig fields, in field order (``version`` is written as
+``format``; ``extra`` holds the keys this piaa does not know)."""
 
 
 def check_save_target(path: Path) -> None:
