@@ -29,11 +29,12 @@ import json
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cull_bursts import DEFAULT_PHOTOS, Frame, build_shoot  # noqa: E402
+from cull_bursts import DEFAULT_PHOTOS, Frame, Shoot, build_shoot  # noqa: E402
 
 CHECKPOINTS = (10, 25, 50)
 
@@ -51,6 +52,48 @@ def pick_of(frames: list[str], scores: dict[str, float], flagged: set[str]) -> s
 
 def accuracy(bursts: list[list[str]], scores: dict[str, float], flagged: set[str], best: dict) -> float:
     return sum(pick_of(b, scores, flagged) == best[tuple(b)] for b in bursts) / len(bursts)
+
+
+@dataclass
+class Trial:
+    """One seeded shoot and its split: the photographer's ``pref_ev``, bursts by id (frame names), which
+    bursts are reviewed and which tested, each burst's best frame (their pick), and the generator the
+    benchmark goes on drawing from (collect pairs)."""
+
+    rng: random.Random
+    pref_ev: float
+    shoot: Shoot
+    by_burst: dict[int, list[str]]
+    ids: list[int]
+    test_ids: set[int]
+    review_ids: set[int]
+    best: dict[tuple[str, ...], str]
+
+    @property
+    def test_bursts(self) -> list[list[str]]:
+        return [self.by_burst[i] for i in sorted(self.test_ids)]
+
+
+def make_trial(work: Path, photos_dir: Path, bursts: int, test_share: float, seed: int) -> Trial:
+    """The shoot (written to ``work/shoot``) and its review/test split, drawn from ``seed``."""
+    rng = random.Random(seed)
+    pref_ev = rng.uniform(-0.6, 0.6)
+    work.mkdir(parents=True, exist_ok=True)
+    photos = sorted(p for p in photos_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    shoot = build_shoot(
+        work / "shoot", photos, n_bursts=bursts, n_unrelated=0, n_duplicates=0, frames=(3, 6), seed=seed
+    )
+    by_burst: dict[int, list[str]] = {}
+    for name, f in shoot.frames.items():
+        by_burst.setdefault(f.burst, []).append(name)
+    ids = sorted(by_burst)
+    rng.shuffle(ids)
+    n_test = int(round(test_share * len(ids)))
+    best = {
+        tuple(names): max(names, key=lambda n: utility(shoot.frames[n], pref_ev))
+        for names in by_burst.values()
+    }
+    return Trial(rng, pref_ev, shoot, by_burst, ids, set(ids[:n_test]), set(ids[n_test:]), best)
 
 
 def cache_album_features() -> None:
@@ -111,27 +154,10 @@ def main() -> None:
     if not args.no_cache:
         cache_album_features()
     t0 = time.perf_counter()
-    rng = random.Random(args.seed)
-    pref_ev = rng.uniform(-0.6, 0.6)
-    work = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    shoot = build_shoot(
-        work / "shoot", photos, n_bursts=args.bursts, n_unrelated=0, n_duplicates=0, frames=(3, 6),
-        seed=args.seed,
-    )  # fmt: skip
-    by_burst: dict[int, list[str]] = {}
-    for name, f in shoot.frames.items():
-        by_burst.setdefault(f.burst, []).append(name)
-    ids = sorted(by_burst)
-    rng.shuffle(ids)
-    n_test = int(round(args.test_share * len(ids)))
-    test_ids, review_ids = set(ids[:n_test]), set(ids[n_test:])
-    best = {
-        tuple(names): max(names, key=lambda n: utility(shoot.frames[n], pref_ev))
-        for names in by_burst.values()
-    }
-    test_bursts = [by_burst[i] for i in sorted(test_ids)]
+    trial = make_trial(args.work, args.photos, args.bursts, args.test_share, args.seed)
+    rng, pref_ev, work, shoot = trial.rng, trial.pref_ev, args.work, trial.shoot
+    by_burst, ids, n_test = trial.by_burst, trial.ids, len(trial.test_ids)
+    review_ids, best, test_bursts = trial.review_ids, trial.best, trial.test_bursts
 
     result = cull(shoot.files, "nima-ava", CullSettings(eyes=False), progress=False)
     flagged = {r.path.name for r in result.rows if r.flags}

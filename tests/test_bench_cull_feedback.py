@@ -17,6 +17,7 @@ def _bench():
     spec = importlib.util.spec_from_file_location("bench_cull_feedback", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(mod)
     return mod
 

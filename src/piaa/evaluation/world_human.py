@@ -30,19 +30,20 @@ construction; it is one world among three, not the judge.
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from piaa.backbones import create_backbone
+from piaa.backbones import FeatureMaps, create_backbone
 from piaa.data.labels import mean_score
 from piaa.errors import file_error
 from piaa.evaluation.simulate import SimulatedPerson
 from piaa.features.index import normalize
 from piaa.settings import DEFAULTS, RunSettings
 
-__all__ = ["EMOTIONS", "HUMAN_ATTRIBUTES", "human_persons", "human_world"]
+__all__ = ["EMOTIONS", "HUMAN_ATTRIBUTES", "HumanTaste", "human_persons", "human_world", "load_human_taste"]
 
 HUMAN_ATTRIBUTES = ("composition", "colour", "depth_of_field", "light", "content")
 """The attribute ratings a person of this world weighs (PARA crowd means, crowd appeal taken out)."""
@@ -95,6 +96,84 @@ def _residual_z(values: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     return (r - r.mean(0)) / (r.std(0) + 1e-9)
 
 
+@dataclass
+class HumanTaste:
+    """What this world's tastes are made of, for every photo that is labelled, rated on every attribute
+    and readable by the backbone (N of them, in ``labels.csv``'s order): ``files`` (N paths), ``maps``
+    their features, ``dists`` (N, 10) crowd histograms, ``attributes`` (N, A) PARA's attribute means
+    (``attribute_names``), ``crowd`` (N,) the crowd mean on 1-10, ``human`` (N, 5) the
+    :data:`HUMAN_ATTRIBUTES` with the crowd taken out (z-scored), ``mood`` (N, 8) the emotion shares;
+    ``every`` all the listed paths and ``rows`` each kept photo's place among them."""
+
+    files: list[Path]
+    maps: FeatureMaps
+    dists: np.ndarray
+    attributes: np.ndarray
+    attribute_names: tuple[str, ...]
+    crowd: np.ndarray
+    human: np.ndarray
+    mood: np.ndarray
+    every: list[Path]
+    rows: list[int]
+
+    def split(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+        """The world's seeded halves: (reference rows, pool rows, the generator the albums continue)."""
+        rng = np.random.default_rng([seed, 20, 1])
+        order = rng.permutation(len(self.files))
+        return np.sort(order[: len(self.files) // 2]), np.sort(order[len(self.files) // 2 :]), rng
+
+
+def load_human_taste(
+    root: str | Path,
+    *,
+    backbone: str = "efficientnet-lite0",
+    limit: int | None = None,
+    cache_dir: str | Path | None = None,
+    run: RunSettings = DEFAULTS,
+) -> HumanTaste:
+    """:class:`HumanTaste` over ``root`` (``labels.csv``, ``attributes.csv``, ``images/``), features by
+    ``backbone`` (kept in ``cache_dir``). Raises ``ValueError`` naming the file with fewer than 40 usable
+    photos or a missing column, ``LabelFormatError`` / ``AttributeHeadsError`` for malformed files."""
+    from piaa.data.labels import read_labels
+    from piaa.evaluation.worlds import _take, extract_cached
+    from piaa.models.attributes import read_attribute_table
+
+    root = Path(root)
+    labels = read_labels(root / "labels.csv")
+    table = read_attribute_table(root / "attributes.csv")
+    n = len(labels) if limit is None else min(limit, len(labels))
+    has = set(table.images)
+    keep = [i for i in range(n) if labels.files[i] in has]
+    files = [root / "images" / labels.files[i] for i in range(n)]
+    kept, maps = extract_cached(files, create_backbone(backbone), cache_dir, run)
+    pos = {k: i for i, k in enumerate(kept)}
+    both = [i for i in keep if i in pos]
+    if len(both) < 40:
+        raise file_error(
+            ValueError, root, f"need at least 40 usable photos for a benchmark, found {len(both)}"
+        )
+    names = [labels.files[i] for i in both]
+    dists = labels.distributions[both]
+    attributes = table.rows(names)
+    crowd = mean_score(dists.astype(np.float64))  # real crowd means, on 1-10
+    col = {a: j for j, a in enumerate(table.names)}
+    missing = [a for a in HUMAN_ATTRIBUTES if a not in col]
+    if missing:
+        raise file_error(ValueError, root / "attributes.csv", f"no {missing[0]} column")
+    return HumanTaste(
+        files=[files[i] for i in both],
+        maps=_take(maps, np.array([pos[i] for i in both])),
+        dists=dists,
+        attributes=attributes,
+        attribute_names=tuple(table.names),
+        crowd=crowd,
+        human=_residual_z(attributes[:, [col[a] for a in HUMAN_ATTRIBUTES]], crowd),
+        mood=_emotion_shares(root / "labels.csv", names),
+        every=files,
+        rows=both,
+    )
+
+
 def human_world(
     root: str | Path,
     *,
@@ -114,54 +193,25 @@ def human_world(
     ``LabelFormatError`` / ``AttributeHeadsError`` for malformed label or attribute files."""
     from PIL import Image
 
-    from piaa.data.labels import read_labels
     from piaa.evaluation.simulate import photo_attributes, standardize_attributes
-    from piaa.evaluation.worlds import _pooled_world, _take, extract_cached, other_pooled_loader
-    from piaa.models.attributes import read_attribute_table
+    from piaa.evaluation.worlds import _pooled_world, other_pooled_loader
 
-    root = Path(root)
-    labels = read_labels(root / "labels.csv")
-    table = read_attribute_table(root / "attributes.csv")
-    n = len(labels) if limit is None else min(limit, len(labels))
-    has = set(table.images)
-    keep = [i for i in range(n) if labels.files[i] in has]
-    files = [root / "images" / labels.files[i] for i in range(n)]
-    bb = create_backbone(backbone)
-    kept, maps = extract_cached(files, bb, cache_dir, run)
-    pos = {k: i for i, k in enumerate(kept)}
-    both = [i for i in keep if i in pos]
-    if len(both) < 40:
-        raise file_error(
-            ValueError, root, f"need at least 40 usable photos for a benchmark, found {len(both)}"
-        )
-    maps = _take(maps, np.array([pos[i] for i in both]))
-    names = [labels.files[i] for i in both]
-    every, files = files, [files[i] for i in both]
-    dists = labels.distributions[both]
-    attributes = table.rows(names)
-    crowd = mean_score(dists.astype(np.float64))  # real crowd means, on 1-10
-    col = {a: j for j, a in enumerate(table.names)}
-    missing = [a for a in HUMAN_ATTRIBUTES if a not in col]
-    if missing:
-        raise file_error(ValueError, root / "attributes.csv", f"no {missing[0]} column")
-    human = _residual_z(attributes[:, [col[a] for a in HUMAN_ATTRIBUTES]], crowd)
-    mood = _emotion_shares(root / "labels.csv", names)
-    it = tqdm(files, desc="attributes", unit="img", disable=not run.progress)
+    t = load_human_taste(root, backbone=backbone, limit=limit, cache_dir=cache_dir, run=run)
+    it = tqdm(t.files, desc="attributes", unit="img", disable=not run.progress)
     pixels = standardize_attributes(np.stack([photo_attributes(Image.open(f)) for f in it]))
-    emb = normalize(maps.embedding.float().numpy())
-    rng = np.random.default_rng([seed, 20, 1])
-    order = rng.permutation(len(files))
-    ref_idx, pool_idx = np.sort(order[: len(files) // 2]), np.sort(order[len(files) // 2 :])
+    emb = normalize(t.maps.embedding.float().numpy())
+    ref_idx, pool_idx, rng = t.split(seed)
     size = min(album_size, len(pool_idx))
+    human, mood, crowd = t.human, t.mood, t.crowd
     return _pooled_world(
-        bb, files, maps, emb, dists, ref_idx, pool_idx, rng, size,
+        create_backbone(backbone), t.files, t.maps, emb, t.dists, ref_idx, pool_idx, rng, size,
         human_persons(persons, seed),
         lambda person, idx: person.rate(human[idx], mood[idx], crowd[idx], rng),
         description=f"para-human world: {len(ref_idx)} reference photos with real crowd labels, {persons} "
         f"simulated persons with {size}-photo albums weighing PARA's real attribute ratings and emotion "
-        f"votes ({root}, seed {seed})",
-        ref_attributes=attributes[ref_idx].astype(np.float32),
-        attribute_names=table.names,
+        f"votes ({Path(root)}, seed {seed})",
+        ref_attributes=t.attributes[ref_idx].astype(np.float32),
+        attribute_names=t.attribute_names,
         photo_pixels=pixels[pool_idx].astype(np.float32),
-        other_pooled=other_pooled_loader(every, both, ref_idx, pool_idx, backbone, cache_dir, run),
+        other_pooled=other_pooled_loader(t.every, t.rows, ref_idx, pool_idx, backbone, cache_dir, run),
     )  # fmt: skip
