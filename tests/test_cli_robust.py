@@ -195,6 +195,76 @@ def test_score_refuses_an_empty_path():
     assert res.exit_code == 2 and "empty name" in res.output and "rank" not in res.output, res.output
 
 
+def test_every_path_argument_and_option_refuses_an_empty_name():
+    """Path("") is the current folder: ``piaa cull ''`` walked it, ``--out ''`` wrote there. Every path
+    parameter goes through the one parser that refuses it (a click.Path type means it was missed)."""
+    import typing
+
+    from piaa.cli._common import user_path
+
+    def callbacks(t):
+        yield from (c.callback for c in t.registered_commands)
+        for g in t.registered_groups:
+            yield from callbacks(g.typer_instance)
+
+    loose = []
+    for fn in callbacks(app):
+        for name, hint in typing.get_type_hints(fn, include_extras=True).items():
+            if typing.get_origin(hint) is typing.Annotated and "Path" in str(hint.__origin__):
+                if getattr(hint.__metadata__[0], "parser", None) is not user_path:
+                    loose.append(f"{fn.__name__} {name}")
+    assert len(list(callbacks(app))) > 10
+    assert loose == []
+    for args in (["cull", ""], ["retouch", "", "--out", "r"], ["collect", "--album", "", "--store", "s"]):
+        res = run(*args, "--profile", "nima-ava") if args[0] != "collect" else run(*args)
+        assert res.exit_code == 2 and "empty name" in res.output, (args, res.output)
+
+
+def test_results_never_replace_a_file_piaa_did_not_write(tmp_path, monkeypatch):
+    photos(tmp_path / "album", ["a.jpg"])
+    mine = tmp_path / "mydata.csv"
+    mine.write_text("important,spreadsheet\n1,2\n")
+    monkeypatch.setattr("piaa.models.profile.load_profile", boom)
+    for cmd in ("score", "cull"):
+        res = run(cmd, tmp_path / "album", "--profile", "nima-ava", "--output", mine)
+        assert res.exit_code == 2 and "not a file piaa wrote" in res.output, (cmd, res.output)
+        assert mine.read_text() == "important,spreadsheet\n1,2\n"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.html").write_text("<html><title>my notes</title></html>")
+    res = run("cull", tmp_path / "album", "--profile", "nima-ava", "--out", tmp_path / "out")
+    assert res.exit_code == 2 and "report.html" in res.output and "did not write" in res.output, res.output
+
+
+def test_a_rerun_replaces_its_own_results(tmp_path):
+    photos(tmp_path / "album", ["a.jpg", "b.jpg"])
+    for out in ("s.csv", "s.json"):
+        for _ in range(2):
+            res = run("score", tmp_path / "album", "--profile", "nima-ava", "--output", tmp_path / out)
+            assert res.exit_code == 0, res.output
+    res = run(
+        "cull", tmp_path / "album", "--profile", "nima-ava", "--no-eyes", "--output", tmp_path / "c.csv"
+    )
+    assert res.exit_code == 0 and "wrote 2 rows to" in res.output, res.output
+    for _ in range(2):
+        res = run("cull", tmp_path / "album", "--profile", "nima-ava", "--no-eyes", "--out", tmp_path / "o")
+        assert res.exit_code == 0, res.output
+
+
+def test_explaining_a_built_in_model_says_it_has_no_judgements():
+    res = run("profile", "explain", "nima-ava")
+    assert res.exit_code == 2 and "nima-ava: a built-in generic model holds no judgements" in res.output
+
+
+def test_a_profile_that_cannot_be_saved_is_refused_before_training(tmp_path):
+    from piaa.models.profile import ProfileError, check_save_target
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ProfileError, match="cannot save the profile there"):
+        check_save_target(tmp_path / "file" / "me")
+    check_save_target(tmp_path / "new" / "me")  # a folder still to be made is fine
+    assert not (tmp_path / "new").exists()
+
+
 def test_score_copy_top_into_a_file_is_refused_before_scoring(tmp_path, monkeypatch):
     photos(tmp_path / "album", ["a.jpg"])
     (tmp_path / "best").write_text("not a folder")

@@ -187,3 +187,13 @@ def test_an_exact_duplicate_tie_goes_to_the_camera_original_whatever_the_names()
         times = [(None, "file"), (datetime(2024, 5, 1, 10, 0), "exif")]  # the export has no EXIF time
         rows = rank_groups(paths, [6.2, 6.2], [0, 0], [(), ()], times, CullSettings())
         assert [r.path.name for r in rows if r.status == "pick"] == [names[1]]
+
+
+def test_keep_two_never_spends_the_second_pick_on_an_exact_duplicate():
+    paths = [Path(n) for n in ("a.jpg", "a-copy.jpg", "a.png", "b.jpg")]
+    scores, flags, times = [6.0, 6.0, 6.0, 5.0], [(), (), (), ()], [(None, "file")] * 4
+    rows = rank_groups(paths, scores, [0] * 4, flags, times, CullSettings(keep=2), [(0, 1), (1, 2)])
+    picks = sorted(r.path.name for r in rows if r.status == "pick")
+    assert len(picks) == 2 and "b.jpg" in picks  # one of the three copies (a chain of pairs), then b
+    rows = rank_groups(paths, scores, [0] * 4, flags, times, CullSettings(keep=2))  # not known as copies
+    assert "b.jpg" not in [r.path.name for r in rows if r.status == "pick"]

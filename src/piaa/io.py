@@ -184,3 +184,34 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes (``hashlib.file_digest``, streamed)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def written_by_piaa(path: str | os.PathLike[str]) -> bool:
+    """Whether an existing file is one of piaa's own results, which a rerun may replace: rows (a CSV with a
+    ``path`` column, a JSON list of rows with a ``path``), a profile explanation (a JSON object
+    with a ``profile``) or a page titled ``piaa``. Anything else is the user's, and results never
+    replace the user's files. A missing file is nobody's (``True``: nothing to lose)."""
+    import json
+
+    p = Path(path)
+    if not p.exists():
+        return True
+    if not p.is_file():
+        return False
+    try:
+        with p.open("rb") as f:
+            head = f.read(1024)
+        suffix = p.suffix.lower()
+        if suffix == ".csv":
+            first = head.decode("utf-8-sig", "replace").splitlines()[:1]
+            return bool(first) and "path" in [c.strip().strip('"') for c in first[0].split(",")]
+        if suffix == ".json":
+            data = json.loads(p.read_text(encoding="utf-8"))
+            if isinstance(data, list):
+                return all(isinstance(r, dict) and "path" in r for r in data[:1])
+            return isinstance(data, dict) and "profile" in data
+        if suffix in (".html", ".htm"):
+            return b"<title>piaa" in head
+    except (OSError, ValueError):
+        return False
+    return False

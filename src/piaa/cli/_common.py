@@ -25,6 +25,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from piaa.errors import UsageError
+from piaa.io import written_by_piaa
 
 if TYPE_CHECKING:
     import click
@@ -231,12 +232,24 @@ def writable_folder(folder: Path, what: str) -> None:
         raise UsageError(f"{folder}: cannot write {what} there ({e.strerror or e})") from None
 
 
+def check_results_folder(folder: Path, names: tuple[str, ...], option: str = "--out") -> None:
+    """Refuse, before the work, a results folder holding a file of the user's under one of the ``names``
+    piaa writes there (results never replace your files): ``UsageError`` naming the file."""
+    for name in names:
+        if not written_by_piaa(folder / name):
+            raise UsageError(
+                f"{folder / name}: {option} holds this file and piaa did not write it; choose another "
+                "folder (results never replace your files)"
+            )
+
+
 def check_output(
     path: Path | None, option: str = "--output", suffixes: tuple[str, ...] | None = (".csv", ".json")
 ) -> None:
     """Everything about an output file that can be known before the work: its suffix (one of
-    ``suffixes``), that it is not a folder, and that its folder can be written. ``ValueError`` naming
-    the file."""
+    ``suffixes``), that it is not a folder, that its folder can be written and, for results
+    (``suffixes`` given), that it is not a file of the user's (:func:`piaa.io.written_by_piaa`).
+    ``UsageError`` naming the file."""
     if path is None:
         return
     if suffixes and path.suffix.lower() not in suffixes:
@@ -250,6 +263,11 @@ def check_output(
         raise UsageError(f"{path}: {option} cannot be written ({parent} is not a folder)")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"{path}: {option} cannot be written (its folder is read-only)")
+    if suffixes and not written_by_piaa(path):
+        raise UsageError(
+            f"{path}: {option} exists and is not a file piaa wrote; choose another name or remove it "
+            "(results never replace your files)"
+        )
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -12,14 +12,17 @@ from piaa.cli._common import (
     app,
     friendly,
     say,
+    user_path,
 )
 
 
 @app.command("collect")
 @friendly
 def collect_cmd(
-    album: Annotated[Path, typer.Option(help="Folder of the person's photos.")],
-    store: Annotated[Path, typer.Option(help="Preference store (SQLite; created if missing).")],
+    album: Annotated[Path, typer.Option(parser=user_path, help="Folder of the person's photos.")],
+    store: Annotated[
+        Path, typer.Option(parser=user_path, help="Preference store (SQLite; created if missing).")
+    ],
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the page on this computer.")] = 8765,
     host: Annotated[str, typer.Option(help="Interface to bind (default: this computer only).")] = "127.0.0.1",
     target: Annotated[int, typer.Option(min=1, help="Judgements to aim for (training starts at 20).")] = 100,
@@ -31,7 +34,10 @@ def collect_cmd(
         typer.Option(help="Generic model to personalize: nima-ava (default) or a profile folder."),
     ] = None,
     reference: Annotated[
-        Path | None, typer.Option(help="Reference folder: the paper's KNN pipeline instead of --generic.")
+        Path | None,
+        typer.Option(
+            parser=user_path, help="Reference folder: the paper's KNN pipeline instead of --generic."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the pairs shown.")] = 0,
 ) -> None:

@@ -8,7 +8,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from piaa.cli._common import _write_and_report, app, cell, console, friendly, say, walk, write_rows
+from piaa.cli._common import (
+    _write_and_report,
+    app,
+    cell,
+    check_output,
+    check_results_folder,
+    console,
+    friendly,
+    say,
+    user_path,
+    walk,
+    write_rows,
+)
 from piaa.errors import UsageError
 from piaa.settings import RunSettings
 
@@ -25,13 +37,18 @@ def cull_rows(rows: list[Any], csv: bool) -> list[dict[str, Any]]:
 @app.command("cull")
 @friendly
 def cull_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Photos or folders (walked recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(parser=user_path, help="Photos or folders (walked recursively).")
+    ],
     profile: Annotated[str, typer.Option(help="Profile folder (`piaa personalize`) or nima-ava.")],
     out: Annotated[
-        Path | None, typer.Option(help="Folder for report.html (groups as strips) and cull.json.")
+        Path | None,
+        typer.Option(parser=user_path, help="Folder for report.html (groups as strips) and cull.json."),
     ] = None,
     keep: Annotated[int, typer.Option(min=1, help="Picks per group.")] = 1,
-    output: Annotated[Path | None, typer.Option(help="Write the rows to FILE.csv or FILE.json.")] = None,
+    output: Annotated[
+        Path | None, typer.Option(parser=user_path, help="Write the rows to FILE.csv or FILE.json.")
+    ] = None,
     xmp: Annotated[bool, typer.Option(help="Write XMP sidecars (rating, colour label, pick label).")] = False,
     sidecar: Annotated[
         str, typer.Option(help="Sidecar names: darktable (photo.ext.xmp) or adobe (photo.xmp).")
@@ -58,7 +75,7 @@ def cull_cmd(
     ] = 0.25,
     eyes: Annotated[
         bool,
-        typer.Option(help="Flag closed eyes (needs mediapipe: pip install 'piaa\\[eyes]', see the guide)."),
+        typer.Option(help="Flag closed eyes (needs mediapipe: pip install 'piaa[eyes]', see the guide)."),
     ] = True,
     reject_flagged: Annotated[bool, typer.Option(help="Flagged non-picks become rejects.")] = True,
     alternate_rating: Annotated[int, typer.Option(min=0, max=5, help="xmp:Rating of alternates.")] = 0,
@@ -69,7 +86,8 @@ def cull_cmd(
         bool, typer.Option(help="Then open the review page (piaa review); needs --store.")
     ] = False,
     store: Annotated[
-        Path | None, typer.Option(help="Preference store the review page's corrections go to.")
+        Path | None,
+        typer.Option(parser=user_path, help="Preference store the review page's corrections go to."),
     ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the review page.")] = 8766,
 ) -> None:
@@ -84,11 +102,11 @@ def cull_cmd(
         raise UsageError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
     if review and store is None:
         raise UsageError("--review needs --store S.sqlite (where the corrections go)")
-    if output is not None and output.suffix.lower() not in (".csv", ".json"):
-        raise UsageError(f"{output}: --output must end in .csv or .json")
+    check_output(output)
     if out is not None:
         if out.exists() and not out.is_dir():
             raise UsageError(f"{out}: --out exists and is not a folder")
+        check_results_folder(out, ("cull.json", "report.html"))
         out.mkdir(parents=True, exist_ok=True)
     settings = CullSettings(
         time_window=time_window, similarity=similarity, layout_similarity=layout_similarity, keep=keep,
@@ -139,7 +157,7 @@ def cull_cmd(
         assert store is not None
         _review_after(rows, store, profile, out, output, port, xmp, sidecar, pick_label, reject_label,
                       alternate_rating)  # fmt: skip
-    _write_and_report(output, cull_rows(rows, csv=suffix_csv), result.failures, "rows")
+    _write_and_report(output, cull_rows(rows, csv=suffix_csv), result.failures, "row")
 
 
 def _review_after(

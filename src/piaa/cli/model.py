@@ -16,6 +16,7 @@ from piaa.cli._common import (
     app,
     cell,
     check_output,
+    check_results_folder,
     console,
     friendly,
     on_interrupt,
@@ -388,10 +389,16 @@ def profile_explain_cmd(
     from piaa.models.profile import load_profile
 
     prof = load_profile(profile)
+    if prof.path is None:  # a built-in model: the crowd's taste, no person's pairs
+        raise UsageError(
+            f"{profile}: a built-in generic model holds no judgements: nothing to explain; explain a "
+            f"profile made from it (piaa personalize --generic {profile} ...)"
+        )
     if out is not None:
         photos = album or prof.config.data.get("album")
         if photos and Path(out).resolve().is_relative_to(Path(photos).resolve()):
             raise UsageError(f"{out}: --out is inside the album {photos}; choose a folder outside it")
+        check_results_folder(out, ("index.html", "explanation.json"))
         writable_folder(out, "--out")
     attribute_heads = None
     if heads is not None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from piaa.cli._common import app, friendly, report_failures, say, walk
+from piaa.cli._common import app, friendly, report_failures, say, user_path, walk
 from piaa.errors import UsageError
 from piaa.settings import RunSettings
 
@@ -17,9 +17,13 @@ from piaa.settings import RunSettings
 @app.command("retouch")
 @friendly
 def retouch_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Images or folders (walked recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(parser=user_path, help="Images or folders (walked recursively).")
+    ],
     profile: Annotated[str, typer.Option(help="Profile folder (`piaa personalize`) or nima-ava.")],
-    out: Annotated[Path, typer.Option(help="Folder for the results (never overwrites a file).")],
+    out: Annotated[
+        Path, typer.Option(parser=user_path, help="Folder for the results (never overwrites a file).")
+    ],
     ops: Annotated[str, typer.Option(help="Comma-separated: exposure, colour, dehaze.")] = (
         "exposure,colour,dehaze"
     ),
@@ -33,7 +37,10 @@ def retouch_cmd(
     ] = "auto",
     album: Annotated[
         Path | None,
-        typer.Option(help="learned: photos to train on (default: the profile's album, else the inputs)."),
+        typer.Option(
+            parser=user_path,
+            help="learned: photos to train on (default: the profile's album, else the inputs).",
+        ),
     ] = None,
     compare_generic: Annotated[
         bool, typer.Option(help="Also retouch with the generic model the profile was personalized from.")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from piaa.cli._common import app, friendly, say
+from piaa.cli._common import app, friendly, say, user_path
 from piaa.errors import UsageError
 
 if TYPE_CHECKING:
@@ -47,15 +47,23 @@ def open_review(
 @app.command("review")
 @friendly
 def review_cmd(
-    results: Annotated[Path, typer.Option(help="The JSON written by piaa cull --output F.json.")],
-    store: Annotated[Path, typer.Option(help="Preference store (SQLite; created if missing).")],
+    results: Annotated[
+        Path, typer.Option(parser=user_path, help="The JSON written by piaa cull --output F.json.")
+    ],
+    store: Annotated[
+        Path, typer.Option(parser=user_path, help="Preference store (SQLite; created if missing).")
+    ],
     profile: Annotated[str, typer.Option(help="The profile the cull used (a folder, or nima-ava).")],
     out: Annotated[
-        Path | None, typer.Option(help="Where 'Update my profile' saves (default: over --profile).")
+        Path | None,
+        typer.Option(parser=user_path, help="Where 'Update my profile' saves (default: over --profile)."),
     ] = None,
     album: Annotated[
         Path | None,
-        typer.Option(help="Folder 'Update my profile' trains on (default: the folder holding the photos)."),
+        typer.Option(
+            parser=user_path,
+            help="Folder 'Update my profile' trains on (default: the folder holding the photos).",
+        ),
     ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the review page.")] = 8766,
     host: Annotated[str, typer.Option(help="Interface to bind (default: this computer only).")] = "127.0.0.1",

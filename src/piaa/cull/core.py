@@ -291,13 +291,24 @@ def rank_groups(
     flags: Sequence[tuple[str, ...]],
     times: Sequence[tuple[datetime | None, str]],
     settings: CullSettings,
+    duplicates: Sequence[tuple[int, int]] = (),
 ) -> list[CullRow]:
     """Rank within each group: unflagged before flagged unless every member is flagged, then by score
     (best first). Equal scores (an exact duplicate in another format or under another name) go to the
     camera's original, the one whose capture time is in its EXIF, then to the name: the pick must not
     depend on what an export happened to be called. The best ``keep`` unflagged are picks (the best
-    ``keep`` when all are flagged); flagged non-picks are rejects when ``settings.reject_flagged``; the
-    rest are alternates."""
+    ``keep`` when all are flagged), never counting an exact duplicate (``duplicates``, index pairs) of a
+    photo already picked, which would spend a pick on the same pixels; flagged non-picks are rejects
+    when ``settings.reject_flagged``; the rest are alternates."""
+    copies: dict[int, int] = {}  # photo -> one photo of its set of exact duplicates (union-find root)
+
+    def root(i: int) -> int:
+        while copies.get(i, i) != i:
+            i = copies[i]
+        return i
+
+    for a, b in duplicates:
+        copies[root(a)] = root(b)
     members: dict[int, list[int]] = {}
     for i, g in enumerate(labels):
         members.setdefault(g, []).append(i)
@@ -313,10 +324,12 @@ def rank_groups(
                 str(paths[i]),
             )
         )
-        picks = 0
+        picks: set[int] = set()
         for rank, i in enumerate(idx, 1):
-            if picks < settings.keep and (all_flagged or not flags[i]):
-                status, picks = "pick", picks + 1
+            copy = any(root(i) == root(p) for p in picks)
+            if len(picks) < settings.keep and (all_flagged or not flags[i]) and not copy:
+                status = "pick"
+                picks.add(i)
             elif flags[i] and settings.reject_flagged:
                 status = "reject"
             else:
@@ -468,7 +481,7 @@ def cull(
         duplicates=dups, layout=layout_vectors(measures), layout_similarity=settings.layout_similarity,
     )  # fmt: skip
     flags = flag_photos(measures, labels, settings)
-    rows = rank_groups(files, scores.tolist(), labels, flags, times, settings)
+    rows = rank_groups(files, scores.tolist(), labels, flags, times, settings, dups)
     return CullResult(rows, failures, skipped, dict(zip(files, measures, strict=True)), notes)
 
 

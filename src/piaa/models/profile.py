@@ -146,6 +146,15 @@ def check_save_target(path: Path) -> None:
         raise ProfileError(f"{path}: exists and is not a folder")
     if path.is_dir() and not (path / CONFIG).exists() and any(path.iterdir()):
         raise ProfileError(f"{path}: a folder that is not a profile and is not empty; choose another")
+    parent = path.absolute().parent  # saving writes a sibling folder, then renames it into place
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        import tempfile
+
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot save the profile there ({e.strerror or e})") from None
 
 
 @dataclass
