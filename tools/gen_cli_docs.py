@@ -22,8 +22,7 @@ Every `piaa` command and option: each command's `--help`, generated from the pro
 `python tools/gen_cli_docs.py` (do not edit this page by hand; `tests/test_docs.py` fails when it is out
 of date). Guides to the commands: [score](guide/score.md), [collect](guide/collect.md),
 [personalize](guide/personalize.md), [cull](guide/cull.md), [review](guide/review.md),
-[retouch](guide/retouch.md),
-[reference corpora](guide/reference.md).
+[retouch](guide/retouch.md), [reference corpora](guide/reference.md).
 """
 
 
