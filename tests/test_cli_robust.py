@@ -210,9 +210,9 @@ def test_every_path_argument_and_option_refuses_an_empty_name():
     loose = []
     for fn in callbacks(app):
         for name, hint in typing.get_type_hints(fn, include_extras=True).items():
-            if typing.get_origin(hint) is typing.Annotated and "Path" in str(hint.__origin__):
-                if getattr(hint.__metadata__[0], "parser", None) is not user_path:
-                    loose.append(f"{fn.__name__} {name}")
+            path_like = typing.get_origin(hint) is typing.Annotated and "Path" in str(hint.__origin__)
+            if path_like and getattr(hint.__metadata__[0], "parser", None) is not user_path:
+                loose.append(f"{fn.__name__} {name}")
     assert len(list(callbacks(app))) > 10
     assert loose == []
     for args in (["cull", ""], ["retouch", "", "--out", "r"], ["collect", "--album", "", "--store", "s"]):
@@ -248,6 +248,16 @@ def test_a_rerun_replaces_its_own_results(tmp_path):
     for _ in range(2):
         res = run("cull", tmp_path / "album", "--profile", "nima-ava", "--no-eyes", "--out", tmp_path / "o")
         assert res.exit_code == 0, res.output
+
+
+def test_bad_sidecar_and_engine_values_are_refused_before_the_work(tmp_path, monkeypatch):
+    photos(tmp_path / "album", ["a.jpg"])
+    monkeypatch.setattr("piaa.models.profile.load_profile", boom)
+    res = run("score", tmp_path / "album", "--profile", "nima-ava", "--sidecar", "foo")  # even without --xmp
+    assert res.exit_code == 2 and "--sidecar foo: choose one of darktable, adobe" in res.output, res.output
+    for cmd in ("score", "cull"):
+        res = run(cmd, tmp_path / "album", "--profile", "nima-ava", "--engine", "foo")
+        assert res.exit_code == 2 and "unknown engine 'foo'" in res.output, (cmd, res.output)
 
 
 def test_explaining_a_built_in_model_says_it_has_no_judgements():

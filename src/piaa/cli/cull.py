@@ -103,6 +103,7 @@ def cull_cmd(
     if review and store is None:
         raise UsageError("--review needs --store S.sqlite (where the corrections go)")
     check_output(output)
+    RunSettings.from_env(engine=engine)  # a bad --engine before the walk
     if out is not None:
         if out.exists() and not out.is_dir():
             raise UsageError(f"{out}: --out exists and is not a folder")
@@ -145,8 +146,9 @@ def cull_cmd(
             if moved:
                 example = sidecar_path(moved[0], "adobe")
                 say(
-                    f"{len(moved)} photos share a base name with another photo (RAW + JPEG): the RAW's "
-                    f"sidecar is photo.xmp, the others' photo.ext.xmp, e.g. {example}"
+                    f"{len(moved)} photos share a base name with another photo (a RAW and its JPEG, or "
+                    f"two formats of one photo): one keeps photo.xmp, the others get photo.ext.xmp, e.g. "
+                    f"{example}"
                 )
     if out is not None and rows:
         write_rows(out / "cull.json", cull_rows(rows, csv=False))

@@ -201,12 +201,16 @@ def score_cmd(
     ] = "darktable",
 ) -> None:
     """Score photos with a profile (1-10, higher is better) and rank them."""
+    from piaa.cull.xmp import NAMINGS
     from piaa.data.images import FailureLog
     from piaa.models.profile import load_profile
 
     if copy_top is not None and link_top is not None:
         raise UsageError("give --copy-top or --link-top, not both")
+    if sidecar not in NAMINGS:
+        raise UsageError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
     check_output(output)
+    RunSettings.from_env(engine=engine, workers=workers)  # a bad --engine or --workers before the walk
     prof = load_profile(profile)
     files = walk(paths)
     folder = copy_top or link_top
