@@ -8,13 +8,16 @@ utility itself* — the continuous value the person's ratings are cut from, far 
 pairwise preferences say — as an offset on a crowd model plus a ridge regression on the pooled
 features (penalty by leave-one-out CV on the fitting photos only). The crowd model ("generic" below)
 is a ridge from the same features to the crowd mean, fitted on the world's reference half: a generic
-model of the same family. Nothing here is tuned on the test photos; every figure is the mean over 8
+model of the same family; with ``--piaa-generic`` also piaa's own generic model (its head on
+efficientnet-lite0, EMD on the reference half's real crowd histograms), the start piaa's
+personalization has. Nothing here is tuned on the test photos; every figure is the mean over 8
 persons x ``--draws`` draws.
 
 A check that the learner is able: the same fit on the world's true inputs (crowd mean, the five
 residual attributes, the eight emotion shares) from ``n`` photos.
 
-    python benchmarks/bench_taste_ceiling.py --feature-cache /tmp/taste22/cache
+    python benchmarks/bench_taste_ceiling.py --feature-cache /tmp/tceil/cache \\
+        --piaa-generic efficientnet-lite0,both
 """
 
 from __future__ import annotations
@@ -69,6 +72,26 @@ def _pair_ranker(g: np.ndarray, x: np.ndarray, ratings: np.ndarray, pairs: int, 
     return lambda g2, x2: np.c_[30 * g2, x2] @ fit.coef_[0]
 
 
+def _piaa_generic(taste, ref: np.ndarray, run) -> np.ndarray:  # noqa: ANN001 - HumanTaste, RunSettings
+    """piaa's own generic model (the head, EMD on the real crowd histograms) trained on the whole
+    reference half with the protocol's settings: mean scores (1-10) of every photo of the world."""
+    import torch
+
+    from piaa.models.train import TrainConfig, cached_source, fit_generic, new_head
+
+    channels = tuple(int(t.shape[1]) for t in taste.maps[:3])
+    cfg = TrainConfig()
+    head = new_head(channels, cfg, int(taste.maps.stats.shape[1]))
+    src = cached_source(taste.maps)
+    rows = torch.from_numpy(ref)
+    fit_generic(head, lambda i: src(rows[i]), torch.from_numpy(taste.dists[ref]).float(), cfg, run=run)
+    head.eval()
+    with torch.no_grad():
+        n = len(taste.files)
+        out = [head.score(src(torch.arange(i, min(i + 256, n)))) for i in range(0, n, 256)]
+    return torch.cat(out).numpy().astype(np.float64)
+
+
 def _ratings(noisy: np.ndarray) -> np.ndarray:
     return 1 + np.searchsorted(np.quantile(noisy, [0.1, 0.3, 0.7, 0.9]), noisy)
 
@@ -81,6 +104,12 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--ns", default="100,400,1600", help="fitting photos, comma-separated")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--piaa-generic",
+        default="",
+        help="also start from piaa's own generic model (its head on efficientnet-lite0, EMD on the "
+        "reference half) with these feature sets, comma-separated (e.g. efficientnet-lite0,both)",
+    )
     args = ap.parse_args()
     prov = Provenance()
 
@@ -108,11 +137,16 @@ def main() -> None:
         name: RidgeCV(alphas=ALPHAS).fit(x[ref], taste.crowd[ref]).predict(x)
         for name, x in feature_sets.items()
     }
+    starts = {name: (name, generic[name], "crowd ridge") for name in feature_sets}
+    if args.piaa_generic:
+        piaa_scores = _piaa_generic(taste, ref, run)
+        for name in args.piaa_generic.split(","):
+            starts[f"{name} + piaa's generic model"] = (name, piaa_scores, "piaa's head")
     rows: dict[str, list[float]] = {}
     rng = np.random.default_rng([args.seed, 21])
     for k, person in enumerate(human_persons(args.persons, args.seed)):
         u = person.utility(taste.human[pool], taste.mood[pool], taste.crowd[pool])
-        for _ in range(args.draws):
+        for draw in range(args.draws):
             noisy = u + rng.normal(0, person.noise, len(u))
             order = rng.permutation(len(pool))
             test, rest = order[:100], order[100:]
@@ -122,11 +156,12 @@ def main() -> None:
                 return float(spearmanr(pred, rated)[0])
 
             rows.setdefault("oracle (noise-free utility)", []).append(rho(u[test]))
-            for name, x in feature_sets.items():
-                g = generic[name][pool]
-                rows.setdefault(f"{name}: generic (crowd ridge)", []).append(rho(g[test]))
+            for j, (name, (features, start, kind)) in enumerate(starts.items()):
+                x, g = feature_sets[features], start[pool]
+                rows.setdefault(f"{name}: generic ({kind})", []).append(rho(g[test]))
                 fitting = rest[:100]
-                ranker = _pair_ranker(g[fitting], x[pool][fitting], _ratings(noisy[fitting]), 100, rng)
+                pairs_rng = np.random.default_rng([args.seed, 22, k, draw, j])  # the same whatever else runs
+                ranker = _pair_ranker(g[fitting], x[pool][fitting], _ratings(noisy[fitting]), 100, pairs_rng)
                 rows.setdefault(f"{name}: 100 pairs among 100 photos", []).append(
                     rho(ranker(g[test], x[pool][test]))
                 )
@@ -150,8 +185,8 @@ def main() -> None:
     for name, vals in rows.items():
         v = np.array(vals).reshape(per, args.draws).mean(1)  # per person
         base = name.split(":")[0]
-        gen = rows.get(f"{base}: generic (crowd ridge)")
-        if gen is not None and not name.endswith("(crowd ridge)"):
+        gen = next((v for key, v in rows.items() if key.startswith(f"{base}: generic (")), None)
+        if gen is not None and ": generic (" not in name:
             d = v - np.array(gen).reshape(per, args.draws).mean(1)
             diff = f"{d.mean():+.3f} ± {d.std(ddof=1) / np.sqrt(per):.3f}"
         else:
