@@ -180,6 +180,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     photos = sorted(a.photos.glob("*.JPEG"))
+    if len(photos) < a.bursts + a.unrelated:
+        ap.error(f"{a.photos}: {len(photos)} .JPEG photos, {a.bursts + a.unrelated} needed (give --photos)")
     s = build_shoot(a.out, photos, n_bursts=a.bursts, n_unrelated=a.unrelated, n_duplicates=a.duplicates,
                     seed=a.seed)  # fmt: skip
     print(f"{len(s.files)} files, {len(set(s.burst_of.values()))} bursts in {a.out}")
