@@ -154,6 +154,55 @@ def test_bad_results_are_one_line_errors(tmp_path):
     assert cfg.target() == tmp_path / "s-profile"  # a built-in profile is updated beside the store
 
 
+def test_cull_results_are_reviewed_from_any_folder(tmp_path, monkeypatch):
+    """``piaa cull shoot --output r.json`` run beside the shoot, reviewed from another folder: the rows
+    carry absolute paths, so review finds the photos (it used to look for them from its own folder)."""
+    folder, _ = write_shoot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(
+        cli_app, ["cull", "shoot", "--profile", "nima-ava", "--no-eyes", "--output", "r.json"]
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert {r["path"] for r in rows} == {str(p) for p in folder.rglob("*.jpg")}  # absolute
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = ReviewConfig(results=Path("../r.json"), store=Path("me.sqlite"), profile="nima-ava", out=Path("me"))
+    with TestClient(create_review_app(cfg), base_url="http://127.0.0.1") as c:
+        groups = c.get("/api/groups").json()["groups"]
+        shown = sorted(n for g in groups for n in names(g))
+        assert shown == ["a1.jpg", "a2.jpg", "a3.jpg", "b1.jpg", "b2.jpg", "day 2/c1.jpg", "not-culled.jpg"]
+        assert c.post("/api/accept", json={"group": 0}).status_code == 200
+    with PreferenceStore(tmp_path / "elsewhere" / "me.sqlite", readonly=True) as s:
+        assert all(Path(a).is_relative_to(folder) and Path(b).is_relative_to(folder) for a, b in s.pairs())
+
+
+def test_older_results_with_relative_paths_are_found_beside_them(shoot, tmp_path, monkeypatch):
+    """Results written by an older piaa hold the paths as typed on cull's command line, relative to where
+    it ran: review tries them from the results' folder when its own does not hold them, and names the
+    results file in one line when neither does."""
+    folder, results = shoot["folder"], shoot["results"]
+    rows = json.loads(results.read_text())
+    for r in rows:
+        r["path"] = os.path.relpath(r["path"], tmp_path)  # shoot/a1.jpg: cull ran beside the results
+    results.write_text(json.dumps(rows))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with client_for(shoot) as c:
+        assert [names(g) for g in c.get("/api/groups").json()["groups"]][0] == GROUPS[0]
+        c.post("/api/choose", json={"group": 0, "name": "a2.jpg"})
+    with PreferenceStore(shoot["store"], readonly=True) as s:
+        assert s.pairs() == [(f"{folder}/a2.jpg", f"{folder}/a1.jpg")]  # absolute, as always
+    (folder / "a2.jpg").unlink()
+    with pytest.raises(ValueError, match=r"cull\.json: row 2: shoot/a2\.jpg: photo not found \(tried from"):
+        load_results(results)
+    res = CliRunner().invoke(
+        cli_app,
+        ["review", "--results", str(results), "--store", str(shoot["store"]), "--profile", "nima-ava"],
+    )
+    assert res.exit_code == 2 and f"{results}: row 2: shoot/a2.jpg: photo not found" in res.output, res.output
+
+
 def wait_done(c: TestClient, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while True:

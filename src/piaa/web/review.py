@@ -98,10 +98,21 @@ class Frame:
     rating: int = 0  # the cull's xmp:Rating
 
 
+def photo_path(raw: str, results: Path) -> Path | None:
+    """The absolute path of a photo named in ``results``, or None when it is not there. ``piaa cull``
+    writes absolute paths; older results hold them as typed on its command line, relative to where it
+    ran, which is not recorded: the current folder is tried first, then the results file's folder (where
+    cull ran when ``--output`` was a bare file name)."""
+    tried = [Path(os.path.abspath(raw))]
+    if not Path(raw).is_absolute():
+        tried.append(Path(os.path.abspath(Path(results).parent / raw)))
+    return next((p for p in tried if p.is_file()), None)
+
+
 def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
     """The groups of a ``piaa cull --output F.json`` file, each its rows by rank, and ``keep`` (the
-    most picks a group has). Relative photo paths are taken from the current folder. Raises
-    ``ValueError`` naming the file for anything that is not such a list of rows."""
+    most picks a group has). Photo paths are made absolute (:func:`photo_path`). Raises ``ValueError``
+    naming the file for anything that is not such a list of rows, or a photo that is not found."""
     try:
         rows = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -113,8 +124,9 @@ def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
     groups: dict[int, list[dict[str, Any]]] = {}
     for i, row in enumerate(rows, 1):
         try:
+            raw = str(row["path"])
             item = {
-                "path": Path(os.path.abspath(str(row["path"]))),
+                "path": photo_path(raw, path),
                 "group": int(row["group"]),
                 "rank": int(row["rank"]),
                 "status": str(row["status"]),
@@ -126,6 +138,9 @@ def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
             raise UsageError(f"{path}: row {i} is not a cull row ({type(exc).__name__}: {exc})") from None
         if item["status"] not in ("pick", "alternate", "reject"):
             raise UsageError(f"{path}: row {i}: unknown status {item['status']!r}")
+        if item["path"] is None:
+            tried = "" if Path(raw).is_absolute() else " (tried from the current folder and the file's)"
+            raise UsageError(f"{path}: row {i}: {raw}: photo not found{tried}")
         groups.setdefault(item["group"], []).append(item)
     out = [sorted(groups[g], key=lambda r: r["rank"]) for g in sorted(groups)]
     keep = max(1, max(sum(r["status"] == "pick" for r in g) for g in out))
