@@ -237,6 +237,83 @@ def test_update_my_profile_retrains_from_the_store_and_reranks(shoot):
     assert (f"{folder}/a3.jpg".removeprefix(f"{folder}/"), "a1.jpg") in prof.pairs
 
 
+def save_profile(folder: Path, pairs: list[tuple[str, str]]) -> None:
+    """nima-ava saved as a profile trained on ``pairs``, as ``personalize`` records it (no training)."""
+    from piaa.models.profile import Profile, load_profile
+
+    base = load_profile("nima-ava")
+    data = {"pairs_stated": len(pairs)}
+    Profile(base.head, base.backbone, {"data": data}, pairs=pairs, generic_head=base.head).save(folder)
+
+
+def test_an_update_that_would_learn_less_keeps_the_profile_and_says_why(shoot):
+    """The store's 20 pairs name photos of another album (a profile was trained on them there); an update
+    from the shoot alone would learn from 3 corrections and replace it. It is refused at once, naming both
+    counts, the unused judgements and the remedies, and the profile stays byte for byte."""
+    other = [(f"other/{i}.jpg", f"other/{i + 1}.jpg") for i in range(20)]
+    with PreferenceStore(shoot["store"]) as s:
+        s.add_many(other, source="collect")
+    save_profile(shoot["out"], other)
+    before = {p.name: p.read_bytes() for p in shoot["out"].iterdir()}
+    with client_for(shoot) as c:
+        c.post("/api/choose", json={"group": 0, "name": "a3.jpg"})
+        c.post("/api/reject", json={"group": 1, "name": "b1.jpg"})
+        assert c.post("/api/update", json={}).status_code == 202
+        st = wait_done(c, timeout=10)  # from the names alone: nothing trained
+        assert st["state"] == "refused", st
+        assert (st["judgements"], st["unmatched"], st["previous"]) == (3, 20, 20)
+        assert st["message"] == (
+            f"kept {shoot['out']}: it was trained on 20 judgements, this update would train on only 3; not "
+            f"used: 20 stored judgements naming photos outside {shoot['folder']} (open piaa review again "
+            "with --album FOLDER holding those photos and the shoot, or with --out FOLDER to save this "
+            "update elsewhere)"
+        )
+        scores = {f["name"]: f["score"] for g in c.get("/api/groups").json()["groups"] for f in g["frames"]}
+        assert scores["a3.jpg"] == 3.0  # not re-ranked: the cull's scores
+        assert c.post("/api/update", json={}).status_code == 202  # may be asked again (more corrections)
+        assert wait_done(c, timeout=10)["state"] == "refused"
+    assert {p.name: p.read_bytes() for p in shoot["out"].iterdir()} == before
+
+
+def test_an_update_that_learns_as_much_replaces_the_profile_and_names_the_unused(shoot):
+    """The normal update: the profile at --out was trained on 3 pairs, the shoot's corrections give 3, so
+    it is replaced; the store's pairs of another album are counted and named on the page."""
+    with PreferenceStore(shoot["store"]) as s:
+        s.add_many([(f"other/{i}.jpg", f"other/{i + 1}.jpg") for i in range(5)], source="collect")
+    save_profile(shoot["out"], [("x.jpg", "y.jpg"), ("y.jpg", "z.jpg"), ("x.jpg", "z.jpg")])
+    with client_for(shoot) as c:
+        c.post("/api/choose", json={"group": 0, "name": "a3.jpg"})
+        c.post("/api/reject", json={"group": 1, "name": "b1.jpg"})
+        assert c.post("/api/update", json={}).status_code == 202
+        st = wait_done(c)
+        assert st["state"] == "done", st
+        assert (st["judgements"], st["unmatched"]) == (3, 5)
+        assert st["message"] == (
+            f"profile saved to {shoot['out']}; not used: 5 stored judgements naming photos outside "
+            f"{shoot['folder']} (to include them, open piaa review again with --album FOLDER holding those "
+            "photos and the shoot)"
+        )
+    from piaa.models.profile import load_profile
+
+    assert ("a3.jpg", "a1.jpg") in load_profile(shoot["out"]).pairs
+
+
+def test_photos_unreadable_at_training_that_leave_fewer_pairs_keep_the_profile(shoot):
+    """The names promise 3 pairs, but a3 cannot be read when training: 1 pair is left, fewer than the 3
+    the profile was trained on, so it is kept (checked again after training, before anything is saved)."""
+    save_profile(shoot["out"], [("x.jpg", "y.jpg"), ("y.jpg", "z.jpg"), ("x.jpg", "z.jpg")])
+    before = {p.name: p.read_bytes() for p in shoot["out"].iterdir()}
+    with client_for(shoot) as c:
+        c.post("/api/choose", json={"group": 0, "name": "a3.jpg"})
+        c.post("/api/reject", json={"group": 1, "name": "b1.jpg"})
+        (shoot["folder"] / "a3.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+        assert c.post("/api/update", json={}).status_code == 202
+        st = wait_done(c)
+        assert st["state"] == "refused" and (st["judgements"], st["previous"]) == (1, 3), st
+        assert "it was trained on 3 judgements, this update would train on only 1" in st["message"]
+    assert {p.name: p.read_bytes() for p in shoot["out"].iterdir()} == before
+
+
 @pytest.mark.slow
 def test_review_server_killed_mid_session_loses_nothing(shoot):
     """`piaa review` in its own process, SIGKILLed right after four corrections: all are in the store."""
