@@ -139,7 +139,7 @@ def cull_cmd(
         assert store is not None
         _review_after(rows, store, profile, out, output, port, xmp, sidecar, pick_label, reject_label,
                       alternate_rating)  # fmt: skip
-    _write_and_report(output, cull_rows(rows, csv=suffix_csv), result.failures, "rows")
+    _write_and_report(output, cull_rows(rows, csv=suffix_csv), result.failures, "row")
 
 
 def _review_after(
