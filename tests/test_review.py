@@ -154,6 +154,55 @@ def test_bad_results_are_one_line_errors(tmp_path):
     assert cfg.target() == tmp_path / "s-profile"  # a built-in profile is updated beside the store
 
 
+def test_cull_results_are_reviewed_from_any_folder(tmp_path, monkeypatch):
+    """``piaa cull shoot --output r.json`` run beside the shoot, reviewed from another folder: the rows
+    carry absolute paths, so review finds the photos (it used to look for them from its own folder)."""
+    folder, _ = write_shoot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(
+        cli_app, ["cull", "shoot", "--profile", "nima-ava", "--no-eyes", "--output", "r.json"]
+    )
+    assert res.exit_code == 0 and "wrote 7 rows to r.json" in res.output, res.output
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert {r["path"] for r in rows} == {str(p) for p in folder.rglob("*.jpg")}  # absolute
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    cfg = ReviewConfig(results=Path("../r.json"), store=Path("me.sqlite"), profile="nima-ava", out=Path("me"))
+    with TestClient(create_review_app(cfg), base_url="http://127.0.0.1") as c:
+        groups = c.get("/api/groups").json()["groups"]
+        shown = sorted(n for g in groups for n in names(g))
+        assert shown == ["a1.jpg", "a2.jpg", "a3.jpg", "b1.jpg", "b2.jpg", "day 2/c1.jpg", "not-culled.jpg"]
+        assert c.post("/api/accept", json={"group": 0}).status_code == 200
+    with PreferenceStore(tmp_path / "elsewhere" / "me.sqlite", readonly=True) as s:
+        assert all(Path(a).is_relative_to(folder) and Path(b).is_relative_to(folder) for a, b in s.pairs())
+
+
+def test_older_results_with_relative_paths_are_found_beside_them(shoot, tmp_path, monkeypatch):
+    """Results written by an older piaa hold the paths as typed on cull's command line, relative to where
+    it ran: review tries them from the results' folder when its own does not hold them, and names the
+    results file in one line when neither does."""
+    folder, results = shoot["folder"], shoot["results"]
+    rows = json.loads(results.read_text())
+    for r in rows:
+        r["path"] = os.path.relpath(r["path"], tmp_path)  # shoot/a1.jpg: cull ran beside the results
+    results.write_text(json.dumps(rows))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with client_for(shoot) as c:
+        assert [names(g) for g in c.get("/api/groups").json()["groups"]][0] == GROUPS[0]
+        c.post("/api/choose", json={"group": 0, "name": "a2.jpg"})
+    with PreferenceStore(shoot["store"], readonly=True) as s:
+        assert s.pairs() == [(f"{folder}/a2.jpg", f"{folder}/a1.jpg")]  # absolute, as always
+    (folder / "a2.jpg").unlink()
+    with pytest.raises(ValueError, match=r"cull\.json: row 2: shoot/a2\.jpg: photo not found \(tried from"):
+        load_results(results)
+    res = CliRunner().invoke(
+        cli_app,
+        ["review", "--results", str(results), "--store", str(shoot["store"]), "--profile", "nima-ava"],
+    )
+    assert res.exit_code == 2 and f"{results}: row 2: shoot/a2.jpg: photo not found" in res.output, res.output
+
+
 def wait_done(c: TestClient, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -186,6 +235,83 @@ def test_update_my_profile_retrains_from_the_store_and_reranks(shoot):
     prof = load_profile(shoot["out"])
     assert prof.generic() is not None  # carries its generic model forward for the next update
     assert (f"{folder}/a3.jpg".removeprefix(f"{folder}/"), "a1.jpg") in prof.pairs
+
+
+def save_profile(folder: Path, pairs: list[tuple[str, str]]) -> None:
+    """nima-ava saved as a profile trained on ``pairs``, as ``personalize`` records it (no training)."""
+    from piaa.models.profile import Profile, load_profile
+
+    base = load_profile("nima-ava")
+    data = {"pairs_stated": len(pairs)}
+    Profile(base.head, base.backbone, {"data": data}, pairs=pairs, generic_head=base.head).save(folder)
+
+
+def test_an_update_that_would_learn_less_keeps_the_profile_and_says_why(shoot):
+    """The store's 20 pairs name photos of another album (a profile was trained on them there); an update
+    from the shoot alone would learn from 3 corrections and replace it. It is refused at once, naming both
+    counts, the unused judgements and the remedies, and the profile stays byte for byte."""
+    other = [(f"other/{i}.jpg", f"other/{i + 1}.jpg") for i in range(20)]
+    with PreferenceStore(shoot["store"]) as s:
+        s.add_many(other, source="collect")
+    save_profile(shoot["out"], other)
+    before = {p.name: p.read_bytes() for p in shoot["out"].iterdir()}
+    with client_for(shoot) as c:
+        c.post("/api/choose", json={"group": 0, "name": "a3.jpg"})
+        c.post("/api/reject", json={"group": 1, "name": "b1.jpg"})
+        assert c.post("/api/update", json={}).status_code == 202
+        st = wait_done(c, timeout=10)  # from the names alone: nothing trained
+        assert st["state"] == "refused", st
+        assert (st["judgements"], st["unmatched"], st["previous"]) == (3, 20, 20)
+        assert st["message"] == (
+            f"kept {shoot['out']}: it was trained on 20 judgements, this update would train on only 3; not "
+            f"used: 20 stored judgements naming photos outside {shoot['folder']} (open piaa review again "
+            "with --album FOLDER holding those photos and the shoot, or with --out FOLDER to save this "
+            "update elsewhere)"
+        )
+        scores = {f["name"]: f["score"] for g in c.get("/api/groups").json()["groups"] for f in g["frames"]}
+        assert scores["a3.jpg"] == 3.0  # not re-ranked: the cull's scores
+        assert c.post("/api/update", json={}).status_code == 202  # may be asked again (more corrections)
+        assert wait_done(c, timeout=10)["state"] == "refused"
+    assert {p.name: p.read_bytes() for p in shoot["out"].iterdir()} == before
+
+
+def test_an_update_that_learns_as_much_replaces_the_profile_and_names_the_unused(shoot):
+    """The normal update: the profile at --out was trained on 3 pairs, the shoot's corrections give 3, so
+    it is replaced; the store's pairs of another album are counted and named on the page."""
+    with PreferenceStore(shoot["store"]) as s:
+        s.add_many([(f"other/{i}.jpg", f"other/{i + 1}.jpg") for i in range(5)], source="collect")
+    save_profile(shoot["out"], [("x.jpg", "y.jpg"), ("y.jpg", "z.jpg"), ("x.jpg", "z.jpg")])
+    with client_for(shoot) as c:
+        c.post("/api/choose", json={"group": 0, "name": "a3.jpg"})
+        c.post("/api/reject", json={"group": 1, "name": "b1.jpg"})
+        assert c.post("/api/update", json={}).status_code == 202
+        st = wait_done(c)
+        assert st["state"] == "done", st
+        assert (st["judgements"], st["unmatched"]) == (3, 5)
+        assert st["message"] == (
+            f"profile saved to {shoot['out']}; not used: 5 stored judgements naming photos outside "
+            f"{shoot['folder']} (to include them, open piaa review again with --album FOLDER holding those "
+            "photos and the shoot)"
+        )
+    from piaa.models.profile import load_profile
+
+    assert ("a3.jpg", "a1.jpg") in load_profile(shoot["out"]).pairs
+
+
+def test_photos_unreadable_at_training_that_leave_fewer_pairs_keep_the_profile(shoot):
+    """The names promise 3 pairs, but a3 cannot be read when training: 1 pair is left, fewer than the 3
+    the profile was trained on, so it is kept (checked again after training, before anything is saved)."""
+    save_profile(shoot["out"], [("x.jpg", "y.jpg"), ("y.jpg", "z.jpg"), ("x.jpg", "z.jpg")])
+    before = {p.name: p.read_bytes() for p in shoot["out"].iterdir()}
+    with client_for(shoot) as c:
+        c.post("/api/choose", json={"group": 0, "name": "a3.jpg"})
+        c.post("/api/reject", json={"group": 1, "name": "b1.jpg"})
+        (shoot["folder"] / "a3.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+        assert c.post("/api/update", json={}).status_code == 202
+        st = wait_done(c)
+        assert st["state"] == "refused" and (st["judgements"], st["previous"]) == (1, 3), st
+        assert "it was trained on 3 judgements, this update would train on only 1" in st["message"]
+    assert {p.name: p.read_bytes() for p in shoot["out"].iterdir()} == before
 
 
 @pytest.mark.slow

@@ -99,9 +99,11 @@ class CullRow:
     rating: int  # the xmp:Rating written by --xmp: picks 1-5, alternates settings.alternate_rating, -1
 
     def to_dict(self) -> dict[str, Any]:
-        """The CSV/JSON row (``docs/guide/cull.md``); flags as a list (``;``-joined in CSV)."""
+        """The CSV/JSON row (``docs/guide/cull.md``); flags as a list (``;``-joined in CSV). The path is
+        absolute, so the rows work from any folder (``piaa review`` runs anywhere), not only from where
+        the cull ran."""
         return {
-            "path": str(self.path),
+            "path": os.path.abspath(self.path),
             "group": self.group,
             "rank": self.rank,
             "status": self.status,

@@ -10,7 +10,8 @@ match any album that holds the shoot.
 "Update my profile" retrains the profile from everything in the store (collect's pairs and culling
 corrections) with ``piaa.personalize``, starting from the generic model the profile carries
 (``generic.safetensors``), saves it atomically over the profile (or to ``--out``), and re-ranks the
-groups with it, keeping what the photographer decided.
+groups with it, keeping what the photographer decided. A profile trained on more judgements than the
+update finds (pairs of another album, say) is kept, not replaced; the page says why and what to do.
 
 Security is collect's (:mod:`piaa.web.security`): only the photos listed in the results are served,
 each only while it still resolves to where it did at startup (:class:`piaa.web.album.ServedAlbum`);
@@ -20,6 +21,7 @@ names are accepted when bound locally.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -98,10 +100,21 @@ class Frame:
     rating: int = 0  # the cull's xmp:Rating
 
 
+def photo_path(raw: str, results: Path) -> Path | None:
+    """The absolute path of a photo named in ``results``, or None when it is not there. ``piaa cull``
+    writes absolute paths; older results hold them as typed on its command line, relative to where it
+    ran, which is not recorded: the current folder is tried first, then the results file's folder (where
+    cull ran when ``--output`` was a bare file name)."""
+    tried = [Path(os.path.abspath(raw))]
+    if not Path(raw).is_absolute():
+        tried.append(Path(os.path.abspath(Path(results).parent / raw)))
+    return next((p for p in tried if p.is_file()), None)
+
+
 def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
     """The groups of a ``piaa cull --output F.json`` file, each its rows by rank, and ``keep`` (the
-    most picks a group has). Relative photo paths are taken from the current folder. Raises
-    ``ValueError`` naming the file for anything that is not such a list of rows."""
+    most picks a group has). Photo paths are made absolute (:func:`photo_path`). Raises ``ValueError``
+    naming the file for anything that is not such a list of rows, or a photo that is not found."""
     try:
         rows = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -113,8 +126,9 @@ def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
     groups: dict[int, list[dict[str, Any]]] = {}
     for i, row in enumerate(rows, 1):
         try:
+            raw = str(row["path"])
             item = {
-                "path": Path(os.path.abspath(str(row["path"]))),
+                "path": photo_path(raw, path),
                 "group": int(row["group"]),
                 "rank": int(row["rank"]),
                 "status": str(row["status"]),
@@ -126,14 +140,33 @@ def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
             raise UsageError(f"{path}: row {i} is not a cull row ({type(exc).__name__}: {exc})") from None
         if item["status"] not in ("pick", "alternate", "reject"):
             raise UsageError(f"{path}: row {i}: unknown status {item['status']!r}")
+        if item["path"] is None:
+            tried = "" if Path(raw).is_absolute() else " (tried from the current folder and the file's)"
+            raise UsageError(f"{path}: row {i}: {raw}: photo not found{tried}")
         groups.setdefault(item["group"], []).append(item)
     out = [sorted(groups[g], key=lambda r: r["rank"]) for g in sorted(groups)]
     keep = max(1, max(sum(r["status"] == "pick" for r in g) for g in out))
     return out, keep
 
 
+def trained_on(folder: Path) -> int:
+    """How many pairs the profile saved in ``folder`` was trained on: its ``config.json``'s
+    ``data.pairs_stated`` (:class:`~piaa.models.personalize.PersonalizeReport`), else the rows of its
+    ``preferences.csv``; 0 where there is no profile."""
+    from piaa.models.profile import CONFIG, PREFS
+    from piaa.preferences import read_pairs_csv
+
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
+        return int(json.loads((folder / CONFIG).read_text(encoding="utf-8"))["data"]["pairs_stated"])
+    with contextlib.suppress(OSError, ValueError):  # a PreferenceError is a ValueError
+        return len(read_pairs_csv(folder / PREFS))
+    return 0
+
+
 class ProfileUpdate:
-    """``Update my profile`` as a background job: ``status()`` for the page, ``start()`` from a POST."""
+    """``Update my profile`` as a background job: ``status()`` for the page, ``start()`` from a POST.
+    States: ``idle``, ``running``, ``done``, ``refused`` (the profile kept, see :meth:`_refuse`),
+    ``error``."""
 
     def __init__(self, reviewer: Reviewer) -> None:
         self.reviewer = reviewer
@@ -164,6 +197,42 @@ class ProfileUpdate:
             traceback.print_exc()
             self._set(state="error", message=one_line(exc))
 
+    def _refuse(self, out: Path, pairs: int, inferred: int, unmatched: int) -> bool:
+        """Keep the profile at ``out`` when it was trained on more pairs than the update found: an update
+        from the shoot alone would quietly replace a profile trained on a whole album with a weak one.
+        Sets the state ``refused`` (the message names both counts and the remedies) and returns True."""
+        before = trained_on(out)
+        if pairs >= before:
+            return False
+        album = self.reviewer.album_root
+        why = self._unused(unmatched) or f"the store holds no more for {album}"
+        also = "--album FOLDER holding those photos and the shoot, or with " if unmatched else ""
+        self._set(
+            state="refused",
+            message=f"kept {out}: it was trained on {before} judgements, this update would train on only "
+            f"{pairs}; {why} (open piaa review again with {also}--out FOLDER to save this update elsewhere)",
+            judgements=pairs, inferred=inferred, unmatched=unmatched, previous=before, finished=time.time(),
+        )  # fmt: skip
+        return True
+
+    def _unused(self, unmatched: int) -> str:
+        """What the page says of the judgements that named photos outside the album ('' for none)."""
+        if not unmatched:
+            return ""
+        return f"not used: {unmatched} stored judgements naming photos outside {self.reviewer.album_root}"
+
+    def _matched(self) -> tuple[int, int]:
+        """The pairs and unmatched judgements an update will find, from the album's file names alone (no
+        photo read, so an immediate answer): never fewer pairs than training finds."""
+        from piaa.data.images import iter_image_files
+        from piaa.preferences import load_statements, match_names, resolve
+
+        album = self.reviewer.album_root
+        statements = load_statements(self.reviewer.cfg.store, album)
+        names = [normalize_name(os.path.abspath(f), album) for f in iter_image_files([album])]
+        matched, _ = match_names(statements, names)
+        return len(resolve(matched)[0]), len(statements) - len(matched)
+
     def _train(self) -> None:
         from piaa.models.personalize import personalize
         from piaa.models.profile import load_profile
@@ -171,17 +240,24 @@ class ProfileUpdate:
         rv = self.reviewer
         cfg = rv.cfg
         out = cfg.target()
+        pairs, unmatched = self._matched()
+        if self._refuse(out, pairs, 0, unmatched):  # before minutes of training
+            return
         base = load_profile(cfg.profile)
         generic = base.generic() or base  # a profile that carries no generic model: start from itself
         tmp = Path(tempfile.mkdtemp(prefix=".piaa-generic-", dir=out.parent if out.parent.is_dir() else None))
         try:
             generic.save(tmp / "generic")
             profile = personalize(
-                None, rv.album_root, prefs=cfg.store, out=out, generic=tmp / "generic", progress=False,
+                None, rv.album_root, prefs=cfg.store, generic=tmp / "generic", progress=False,
                 **cfg.train_overrides,
             )  # fmt: skip
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        rep = profile.report
+        if self._refuse(out, rep.pairs_stated, rep.pairs_inferred, rep.judgements_unmatched):
+            return  # photos that could not be read left fewer pairs than the names promised
+        profile.save(out)
         self.profile = profile
         scores = profile.report.album_scores
         if scores is None:  # not expected (the backbone is kept), but then score the shoot itself
@@ -193,10 +269,11 @@ class ProfileUpdate:
             if (key := normalize_name(str(f.path), rv.album_root)) in scores
         }
         rv.rerank(by_frame)
-        rep = profile.report
+        unused = self._unused(rep.judgements_unmatched)
+        remedy = "open piaa review again with --album FOLDER holding those photos and the shoot"
         self._set(
             state="done",
-            message=f"profile saved to {out}",
+            message=f"profile saved to {out}" + (f"; {unused} (to include them, {remedy})" if unused else ""),
             profile=str(out),
             judgements=rep.pairs_stated,
             inferred=rep.pairs_inferred,

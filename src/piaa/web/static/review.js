@@ -180,7 +180,9 @@ function poll() {
     if (st.state === "done") {
       await load();
       say(`profile updated: trained on ${st.judgements} judgements (+${st.inferred} inferred); ` +
-        `groups re-ranked · ${st.message}`);
+        `groups re-ranked · ${st.message}`, st.unmatched > 0);
+    } else if (st.state === "refused") {
+      say(`profile not updated: ${st.message}`, true);
     } else if (st.state === "error") {
       say(`update failed: ${st.message}`, true);
     }
