@@ -52,6 +52,47 @@ def targets(per_split: dict[str, dict[int, list[list[float]]]], generic: str = G
     return "\n".join(lines)
 
 
+def linear_ranker():  # noqa: ANN201 - a Method
+    """A diagnostic method, not piaa's (``--methods "linear ranker (generic + pooled)"``): a logistic
+    ranker on the pairs' differences of [the generic model's score, the pooled features
+    (:func:`piaa.models.attributes.pooled_features`)], columns standardized over the pool and the score
+    scaled up 30 times so that its weight is all but unpenalized (the generic model is where it starts),
+    penalty by 5-fold cross-validation (log-loss) over the pairs. Below ``fit_personal``'s 20 judged
+    photos it is the generic model. How far a plain linear fit on what the head reads goes."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegressionCV
+
+    from piaa.models.attributes import pooled_features
+
+    pooled: dict[int, np.ndarray] = {}  # per world (its pool's maps), computed once
+
+    def method(s):  # noqa: ANN001, ANN202 - a Split
+        world = s.world
+        g = s.head_scores(s.generic(), np.arange(len(world.photo_emb))).astype(np.float64)
+        if len(np.unique(s.pairs[: s.stated])) < s.cfg.min_fit_photos:
+            return g[s.test]
+        key = id(world.photo_maps)
+        if key not in pooled:
+            x = pooled_features(world.photo_maps).astype(np.float64)
+            pooled[key] = (x - x.mean(0)) / np.maximum(x.std(0), 1e-9)
+        design = np.c_[30 * (g - g.mean()) / max(g.std(), 1e-9), pooled[key]]
+        d = design[s.pairs[:, 0]] - design[s.pairs[:, 1]]
+        fit = LogisticRegressionCV(
+            Cs=np.logspace(-4, 1, 11), cv=5, fit_intercept=False, max_iter=2000, scoring="neg_log_loss"
+        )
+        with warnings.catch_warnings():  # scikit-learn 1.9's notice that its fitted attributes will change
+            warnings.simplefilter("ignore", FutureWarning)
+            fit.fit(np.r_[d, -d], np.r_[np.ones(len(d)), np.zeros(len(d))])
+        return design[s.test] @ fit.coef_[0]
+
+    return method
+
+
+DIAGNOSTICS = {"linear ranker (generic + pooled)": linear_ranker}
+"""Methods this benchmark adds to the registry for its run only (diagnostics, not piaa's methods)."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", default="photos", help="photos, para or para-human")
@@ -59,7 +100,11 @@ def main() -> None:
     ap.add_argument("--backbone", default="efficientnet-lite0")
     ap.add_argument("--persons", type=int, default=8)
     ap.add_argument("--splits", type=int, default=2)
-    ap.add_argument("--methods", default=f"piaa (full),{GENERIC},taste space")
+    ap.add_argument(
+        "--methods",
+        default=f"piaa (full),{GENERIC},taste space",
+        help=f"registered methods, or this benchmark's diagnostics: {', '.join(DIAGNOSTICS)}",
+    )
     ap.add_argument("--feature-cache", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--xs", default="10,100", help="training photos per album, comma-separated")
@@ -81,7 +126,7 @@ def main() -> None:
     calls: dict[str, list[tuple[int, float]]] = {m: [] for m in chosen}
 
     def recorder(name: str):
-        inner = registry.EVALUATION_METHODS.get(name)
+        inner = DIAGNOSTICS[name]() if name in DIAGNOSTICS else registry.EVALUATION_METHODS.get(name)
 
         def run(s):  # noqa: ANN001, ANN202 - a Split
             pred = inner(s)
