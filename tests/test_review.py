@@ -136,7 +136,12 @@ def test_another_site_cannot_embed_the_review_page_photos_or_call_its_api(shoot)
 
 
 def test_bad_results_are_one_line_errors(tmp_path):
-    for text, problem in [("{", "not JSON"), ("[]", "non-empty list"), ('[{"path": "x"}]', "row 1")]:
+    for text, problem in [
+        ("{", "not JSON"),
+        ("path,group\na.jpg,0\n", "reads JSON rows: piaa cull --output F.json"),  # the CSV rows given
+        ("[]", "non-empty list"),
+        ('[{"path": "x"}]', "row 1"),
+    ]:
         f = tmp_path / "r.json"
         f.write_text(text)
         with pytest.raises(ValueError, match=problem):

@@ -120,7 +120,8 @@ def load_results(path: Path) -> tuple[list[list[dict[str, Any]]], int]:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the cull results ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not a cull results file (not JSON: {exc})") from None
+        hint = "; the review page reads JSON rows: piaa cull --output F.json, or --out DIR's cull.json"
+        raise UsageError(f"{path}: not a cull results file (not JSON: {exc}){hint}") from None
     if not isinstance(rows, list) or not rows:
         raise UsageError(f"{path}: not a cull results file (expected a non-empty list of rows)")
     groups: dict[int, list[dict[str, Any]]] = {}
