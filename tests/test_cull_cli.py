@@ -180,3 +180,29 @@ def test_bad_options_are_one_line_errors(tmp_path, shoot):
     assert res.exit_code == 2 and "must end in .csv or .json" in res.output
     res = runner.invoke(app, ["cull", str(tmp_path / "nothing"), "--profile", "nima-ava"])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_a_sidecar_that_cannot_be_merged_is_reported_as_such_and_the_photo_still_culled(tmp_path):
+    rng = np.random.default_rng(9)
+    for k in range(2):
+        save(synthetic_photo(rng, 320, 240), tmp_path / f"IMG_{k}.JPG", T0 + timedelta(minutes=5 * k))
+    bad = tmp_path / "IMG_0.JPG.xmp"
+    bad.write_text("<x:xmpmeta not closed")
+    res = runner.invoke(
+        app,
+        ["cull", str(tmp_path), "--profile", "nima-ava", "--no-eyes", "--xmp",
+         "--output", str(tmp_path / "rows.json")],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "1 sidecar not written (the photos' results are kept)" in res.output, res.output
+    assert "IMG_0.JPG.xmp" in res.output and "skipped" not in res.output
+    assert bad.read_text() == "<x:xmpmeta not closed"  # never clobbered
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert sorted(Path(r["path"]).name for r in rows) == ["IMG_0.JPG", "IMG_1.JPG"]
+
+
+def test_nothing_readable_prints_no_empty_table(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    res = runner.invoke(app, ["cull", str(tmp_path), "--profile", "nima-ava", "--no-eyes"])
+    assert res.exit_code == 2 and "a.jpg" in res.output, res.output
+    assert "0 picks of 0 photos" not in res.output

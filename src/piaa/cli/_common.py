@@ -213,9 +213,15 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def report_failures(failures: Any, noun: str = "image") -> None:
+def report_failures(failures: Any, noun: str = "image", what: str = "skipped") -> None:
     if len(failures):
-        warn(failures.summary(noun))
+        warn(failures.summary(noun, what))
+
+
+def report_sidecar_failures(failures: Any) -> None:
+    """``--xmp``: the sidecars that could not be written (a malformed existing one, a read-only folder)
+    reported as such, not as skipped photos, whose results are kept. The caller exits 2 at the end."""
+    report_failures(failures, "sidecar", "not written (the photos' results are kept)")
 
 
 def writable_folder(folder: Path, what: str) -> None:

@@ -16,6 +16,7 @@ from piaa.cli._common import (
     check_results_folder,
     console,
     friendly,
+    report_sidecar_failures,
     say,
     user_path,
     walk,
@@ -96,6 +97,7 @@ def cull_cmd(
     from piaa.cull import CullSettings, cull
     from piaa.cull.report import write_report
     from piaa.cull.xmp import NAMINGS, sidecar_path, status_properties, write_sidecars
+    from piaa.data.images import FailureLog
     from piaa.models.profile import load_profile
 
     if sidecar not in NAMINGS:
@@ -128,19 +130,22 @@ def cull_cmd(
     for r in picks[:50]:
         size = sum(1 for x in rows if x.group == r.group)
         table.add_row(f"{r.group + 1} ({size})", f"{r.score:.2f}", cell(r.path), ", ".join(r.flags))
-    console.print(table)
+    if rows:
+        console.print(table)
     if len(picks) > 50:
         say(f"... {len(picks) - 50} more picks")
     rejects = sum(r.status == "reject" for r in rows)
     flagged = sum(bool(r.flags) for r in rows)
     say(f"{flagged} photos flagged, {rejects} rejected")
+    sidecar_failures = FailureLog()
     if xmp and rows:
         items = []
         for r in rows:
             label, pick = status_properties(r.status, pick_label or None, reject_label or None)
             items.append((r.path, r.rating, label, pick))
-        written = write_sidecars(items, sidecar, failures=result.failures)
+        written = write_sidecars(items, sidecar, failures=sidecar_failures)
         say(f"wrote {len(written)} XMP sidecars ({sidecar} names)")
+        report_sidecar_failures(sidecar_failures)
         if sidecar == "adobe":
             moved = [r.path for r in rows if sidecar_path(r.path, "adobe").name == r.path.name + ".xmp"]
             if moved:
@@ -160,6 +165,8 @@ def cull_cmd(
         _review_after(rows, store, profile, out, output, port, xmp, sidecar, pick_label, reject_label,
                       alternate_rating)  # fmt: skip
     _write_and_report(output, cull_rows(rows, csv=suffix_csv), result.failures, "row")
+    if len(sidecar_failures):
+        raise typer.Exit(2)
 
 
 def _review_after(

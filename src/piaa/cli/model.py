@@ -23,6 +23,7 @@ from piaa.cli._common import (
     parse_settings,
     plural,
     report_failures,
+    report_sidecar_failures,
     say,
     settings_help,
     train_option,
@@ -232,13 +233,15 @@ def score_cmd(
         on_interrupt(_save_partial(output, results, len(files)))
         raise
     results.sort(key=lambda r: -r.score)
+    sidecar_failures = FailureLog()
     if xmp:
         from piaa.cull.xmp import write_score_ratings
 
         done = write_score_ratings(
-            [Path(r.path) for r in results], [r.score for r in results], sidecar, failures=failures
+            [Path(r.path) for r in results], [r.score for r in results], sidecar, failures=sidecar_failures
         )
         say(f"wrote {len(done)} XMP sidecars ({sidecar} names)")
+        report_sidecar_failures(sidecar_failures)
     if top:
         results = results[:top]
     title = cell(f"{plural(len(results), 'photo')} ranked by {profile}")
@@ -256,6 +259,8 @@ def score_cmd(
             say(f"{'linked' if link_top else 'copied'} {plural(len(placed), 'photo')} to {folder}")
 
     _write_and_report(output, _rows(results), failures, "score", then=hand_on)
+    if len(sidecar_failures):
+        raise typer.Exit(2)
 
 
 def _rows(results: list) -> list[dict]:

@@ -303,10 +303,11 @@ class FailureLog:
         """One ``"<path>: <reason>"`` line per failure, in the order they were added."""
         return [f"{where(path)}: {reason}" for path, reason in self._entries]
 
-    def summary(self, noun: str = "image") -> str:
-        """Human report such as ``"2 images skipped:"`` plus one indented line each; ``""`` if none."""
+    def summary(self, noun: str = "image", what: str = "skipped") -> str:
+        """Human report such as ``"2 images skipped:"`` (``what`` befell them) plus one indented line
+        each; ``""`` if none."""
         if not self._entries:
             return ""
         count = len(self._entries)
-        header = f"{count} {noun if count == 1 else noun + 's'} skipped:"
+        header = f"{count} {noun if count == 1 else noun + 's'} {what}:"
         return "\n".join([header, *(f"  {line}" for line in self.lines())])
