@@ -418,6 +418,7 @@ def test_copy_top_and_link_top_hand_the_best_photos_on(tmp_path):
     assert all(p.stat().st_mtime == stamp for p in best.iterdir())
     res = run("score", tmp_path / "album", "--profile", "nima-ava", "--top", "4", "--copy-top", best)
     assert res.exit_code == 0 and len(list(best.iterdir())) == 4, res.output  # a re-run adds no duplicate
+    assert "copied 0 photos to" in res.output and "(4 already there)" in res.output, res.output
     links = tmp_path / "links"
     res = run("score", tmp_path / "album", "--profile", "nima-ava", "--top", "2", "--link-top", links)
     assert res.exit_code == 0 and "linked 2 photos to" in res.output, res.output

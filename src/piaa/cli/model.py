@@ -255,8 +255,12 @@ def score_cmd(
 
     def hand_on() -> None:  # after the ranking is safe in --output: a full disk here loses no score
         if folder is not None and results:
+            there = set(folder.iterdir())  # a rerun's copies are reused, not copied again
             placed = place_photos([Path(r.path) for r in results], folder, link=link_top is not None)
-            say(f"{'linked' if link_top else 'copied'} {plural(len(placed), 'photo')} to {folder}")
+            again = sum(p in there for p in placed)
+            note = f" ({again} already there)" if again else ""
+            verb = "linked" if link_top else "copied"
+            say(f"{verb} {plural(len(placed) - again, 'photo')} to {folder}{note}")
 
     _write_and_report(output, _rows(results), failures, "score", then=hand_on)
     if len(sidecar_failures):
