@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -105,7 +106,7 @@ def cull_cmd(
     if review and store is None:
         raise UsageError("--review needs --store S.sqlite (where the corrections go)")
     check_output(output)
-    RunSettings.from_env(engine=engine)  # a bad --engine before the walk
+    run = RunSettings.from_env(engine=engine)  # a bad --engine before the walk
     if out is not None:
         if out.exists() and not out.is_dir():
             raise UsageError(f"{out}: --out exists and is not a folder")
@@ -118,7 +119,7 @@ def cull_cmd(
     )  # fmt: skip
     prof = load_profile(profile)
     files = walk(paths)
-    result = cull(files, prof, settings, run=RunSettings.from_env(engine=engine, progress=len(files) > 16))
+    result = cull(files, prof, settings, run=dataclasses.replace(run, progress=len(files) > 16))
     for note in result.notes:
         say(note)
     rows = result.rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -211,7 +211,7 @@ def score_cmd(
     if sidecar not in NAMINGS:
         raise UsageError(f"--sidecar {sidecar}: choose one of {', '.join(NAMINGS)}")
     check_output(output)
-    RunSettings.from_env(engine=engine, workers=workers)  # a bad --engine or --workers before the walk
+    run = RunSettings.from_env(engine=engine, workers=workers, previews=previews)  # before the walk
     prof = load_profile(profile)
     files = walk(paths)
     folder = copy_top or link_top
@@ -220,7 +220,7 @@ def score_cmd(
         writable_folder(folder, "--copy-top" if copy_top else "--link-top")
     failures = FailureLog()
     results = []
-    run = RunSettings.from_env(engine=engine, workers=workers, previews=previews, progress=len(files) > 16)
+    run = replace(run, progress=len(files) > 16)
     try:
         if ray:
             from piaa.features.distributed import score_files_ray

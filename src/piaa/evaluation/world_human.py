@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from piaa.backbones import FeatureMaps, create_backbone
+from piaa.backbones import Backbone, FeatureMaps, create_backbone
 from piaa.data.labels import mean_score
 from piaa.errors import file_error
 from piaa.evaluation.simulate import SimulatedPerson
@@ -126,14 +126,15 @@ class HumanTaste:
 def load_human_taste(
     root: str | Path,
     *,
-    backbone: str = "efficientnet-lite0",
+    backbone: str | Backbone = "efficientnet-lite0",
     limit: int | None = None,
     cache_dir: str | Path | None = None,
     run: RunSettings = DEFAULTS,
 ) -> HumanTaste:
     """:class:`HumanTaste` over ``root`` (``labels.csv``, ``attributes.csv``, ``images/``), features by
-    ``backbone`` (kept in ``cache_dir``). Raises ``ValueError`` naming the file with fewer than 40 usable
-    photos or a missing column, ``LabelFormatError`` / ``AttributeHeadsError`` for malformed files."""
+    ``backbone`` (a name or one already built; kept in ``cache_dir``). Raises ``ValueError`` naming the
+    file with fewer than 40 usable photos or a missing column, ``LabelFormatError`` /
+    ``AttributeHeadsError`` for malformed files."""
     from piaa.data.labels import read_labels
     from piaa.evaluation.worlds import _take, extract_cached
     from piaa.models.attributes import read_attribute_table
@@ -145,7 +146,8 @@ def load_human_taste(
     has = set(table.images)
     keep = [i for i in range(n) if labels.files[i] in has]
     files = [root / "images" / labels.files[i] for i in range(n)]
-    kept, maps = extract_cached(files, create_backbone(backbone), cache_dir, run)
+    bb = create_backbone(backbone) if isinstance(backbone, str) else backbone
+    kept, maps = extract_cached(files, bb, cache_dir, run)
     pos = {k: i for i, k in enumerate(kept)}
     both = [i for i in keep if i in pos]
     if len(both) < 40:
@@ -196,17 +198,17 @@ def human_world(
     from piaa.evaluation.simulate import photo_attributes, standardize_attributes
     from piaa.evaluation.worlds import _pooled_world, other_pooled_loader
 
-    t = load_human_taste(root, backbone=backbone, limit=limit, cache_dir=cache_dir, run=run)
+    bb = create_backbone(backbone)
+    t = load_human_taste(root, backbone=bb, limit=limit, cache_dir=cache_dir, run=run)
     it = tqdm(t.files, desc="attributes", unit="img", disable=not run.progress)
     pixels = standardize_attributes(np.stack([photo_attributes(Image.open(f)) for f in it]))
     emb = normalize(t.maps.embedding.float().numpy())
     ref_idx, pool_idx, rng = t.split(seed)
     size = min(album_size, len(pool_idx))
-    human, mood, crowd = t.human, t.mood, t.crowd
     return _pooled_world(
-        create_backbone(backbone), t.files, t.maps, emb, t.dists, ref_idx, pool_idx, rng, size,
+        bb, t.files, t.maps, emb, t.dists, ref_idx, pool_idx, rng, size,
         human_persons(persons, seed),
-        lambda person, idx: person.rate(human[idx], mood[idx], crowd[idx], rng),
+        lambda person, idx: person.rate(t.human[idx], t.mood[idx], t.crowd[idx], rng),
         description=f"para-human world: {len(ref_idx)} reference photos with real crowd labels, {persons} "
         f"simulated persons with {size}-photo albums weighing PARA's real attribute ratings and emotion "
         f"votes ({Path(root)}, seed {seed})",

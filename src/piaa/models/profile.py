@@ -139,6 +139,30 @@ _CONFIG_FIELDS = tuple(f.name for f in fields(ProfileConfig) if f.name not in ("
 ``format``; ``extra`` holds the keys this piaa does not know)."""
 
 
+def read_config(path: str | os.PathLike[str]) -> ProfileConfig:
+    """A saved profile's metadata (``config.json``), read without building the network: what it was
+    trained on, its backbone and head. Raises :class:`ProfileError` naming the file for a missing folder
+    or file, or one that is not a piaa profile's config."""
+    path = Path(path)
+    _restore_interrupted_swap(path)
+    if not path.is_dir():
+        raise ProfileError(f"{path}: not a piaa profile (no such folder)")
+    cfg_path = path / CONFIG
+    if not cfg_path.is_file():
+        raise ProfileError(f"{path}: not a piaa profile, or a partial one ({CONFIG} is missing)")
+    try:
+        raw = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ProfileError(f"{cfg_path}: corrupt ({e})") from None
+    if not isinstance(raw, dict) or raw.get("format") is None:
+        raise ProfileError(
+            f"{cfg_path}: not a {FORMAT} profile (format None)"
+            if isinstance(raw, dict)
+            else f"{cfg_path}: corrupt (not a JSON object)"
+        )
+    return ProfileConfig.from_dict(raw, cfg_path)
+
+
 def check_save_target(path: Path) -> None:
     """Refuse, before any work, a place a profile cannot be saved to. Saving replaces the whole folder,
     so a folder of the user's own files (an album given as ``--out``) is refused, never replaced."""
@@ -360,23 +384,7 @@ class Profile:
         from piaa.preferences import PreferenceError, read_pairs_csv
 
         path = Path(path)
-        _restore_interrupted_swap(path)
-        if not path.is_dir():
-            raise ProfileError(f"{path}: not a piaa profile (no such folder)")
-        cfg_path = path / CONFIG
-        if not cfg_path.is_file():
-            raise ProfileError(f"{path}: not a piaa profile, or a partial one ({CONFIG} is missing)")
-        try:
-            raw = json.loads(cfg_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ProfileError(f"{cfg_path}: corrupt ({e})") from None
-        if not isinstance(raw, dict) or raw.get("format") is None:
-            raise ProfileError(
-                f"{cfg_path}: not a {FORMAT} profile (format None)"
-                if isinstance(raw, dict)
-                else f"{cfg_path}: corrupt (not a JSON object)"
-            )
-        config = ProfileConfig.from_dict(raw, cfg_path)
+        config = read_config(path)
         w_path = path / WEIGHTS
         if not w_path.is_file():
             raise ProfileError(f"{path}: partial profile ({WEIGHTS} is missing)")

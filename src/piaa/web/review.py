@@ -154,11 +154,13 @@ def trained_on(folder: Path) -> int:
     """How many pairs the profile saved in ``folder`` was trained on: its ``config.json``'s
     ``data.pairs_stated`` (:class:`~piaa.models.personalize.PersonalizeReport`), else the rows of its
     ``preferences.csv``; 0 where there is no profile."""
-    from piaa.models.profile import CONFIG, PREFS
+    from piaa.models.profile import PREFS, ProfileError, read_config
     from piaa.preferences import read_pairs_csv
 
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError, AttributeError):
-        return int(json.loads((folder / CONFIG).read_text(encoding="utf-8"))["data"]["pairs_stated"])
+    with contextlib.suppress(OSError, ValueError, TypeError, ProfileError):
+        stated = read_config(folder).data.get("pairs_stated")
+        if stated is not None:
+            return int(stated)
     with contextlib.suppress(OSError, ValueError):  # a PreferenceError is a ValueError
         return len(read_pairs_csv(folder / PREFS))
     return 0
